@@ -1,0 +1,30 @@
+GO      ?= go
+BIN     := bin/faultline
+LISTEN  ?= 127.0.0.1:7470
+
+.PHONY: run test bench lint build clean
+
+## run: start the proxy in front of its built-in echo upstream (Ctrl-C stops it)
+run: build
+	./$(BIN) demo --listen $(LISTEN)
+
+## build: build bin/faultline
+build:
+	$(GO) build -o $(BIN) ./cmd/faultline
+
+## test: every test with the race detector (leak checks are part of the tests)
+test: lint
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+## bench: Go benchmarks, then the relay benchmark table
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./proxy/
+	$(GO) run ./cmd/relaybench -faultline ./$(BIN)
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,240 @@
+package proxy
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// EventKind names what happened.
+type EventKind uint8
+
+// Event kinds. The fields of Event that each kind sets are listed beside it;
+// Seq, Time and Kind are always set.
+const (
+	EventAccepted    EventKind = iota + 1 // Conn
+	EventDialed                           // Conn, Upstream: a new upstream connection is open
+	EventDialFailed                       // Conn, Err: the upstream could not be dialed
+	EventBorrowed                         // Conn, Upstream, Reused, Idle (when reused)
+	EventRetried                          // Conn, Upstream (the dead one), Reason
+	EventHalfClosed                       // Conn, Upstream, Dir: a FIN was relayed in Dir
+	EventReset                            // Conn, Upstream, By: an RST from By was relayed to the other side
+	EventInterrupted                      // Conn, Upstream, Took: copy loops interrupted, Took until both stopped
+	EventReleased                         // Conn, Upstream: the upstream connection went back to the pool
+	EventDiscarded                        // Conn (0 if idle), Upstream, Reason, Err: the upstream connection was closed
+	EventClosed                           // Conn, Upstream, BytesUp, BytesDown, By, How, Err: the session ended
+)
+
+var eventKindNames = [...]string{
+	EventAccepted:    "accepted",
+	EventDialed:      "dialed",
+	EventDialFailed:  "dial-failed",
+	EventBorrowed:    "borrowed",
+	EventRetried:     "retried",
+	EventHalfClosed:  "half-closed",
+	EventReset:       "reset",
+	EventInterrupted: "interrupted",
+	EventReleased:    "released",
+	EventDiscarded:   "discarded",
+	EventClosed:      "closed",
+}
+
+func (k EventKind) String() string {
+	if int(k) < len(eventKindNames) && eventKindNames[k] != "" {
+		return eventKindNames[k]
+	}
+	return fmt.Sprintf("EventKind(%d)", uint8(k))
+}
+
+// MarshalText encodes the kind as its name.
+func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// Direction is the way bytes flow.
+type Direction uint8
+
+const (
+	Up   Direction = iota + 1 // client to upstream
+	Down                      // upstream to client
+)
+
+func (d Direction) String() string {
+	switch d {
+	case Up:
+		return "up"
+	case Down:
+		return "down"
+	}
+	return ""
+}
+
+// MarshalText encodes the direction as "up" or "down".
+func (d Direction) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Side names an end of a session.
+type Side uint8
+
+const (
+	Client   Side = iota + 1 // the downstream peer, the program under test
+	Upstream                 // the upstream peer
+	ByProxy                  // the proxy itself (Close, a failed dial)
+)
+
+func (s Side) String() string {
+	switch s {
+	case Client:
+		return "client"
+	case Upstream:
+		return "upstream"
+	case ByProxy:
+		return "proxy"
+	}
+	return ""
+}
+
+// MarshalText encodes the side as its name.
+func (s Side) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// CloseHow is how a connection ended.
+type CloseHow uint8
+
+const (
+	FIN CloseHow = iota + 1 // orderly close
+	RST                     // abortive close
+)
+
+func (h CloseHow) String() string {
+	switch h {
+	case FIN:
+		return "FIN"
+	case RST:
+		return "RST"
+	}
+	return ""
+}
+
+// MarshalText encodes how as "FIN" or "RST".
+func (h CloseHow) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// Reason says why an upstream connection was discarded or a borrow retried.
+type Reason string
+
+// Reasons an upstream connection is not reused.
+const (
+	ReasonUpstreamEOF   Reason = "upstream-eof"   // the upstream sent FIN
+	ReasonUpstreamReset Reason = "upstream-reset" // the upstream sent RST
+	ReasonError         Reason = "error"          // an error other than the proxy's own interrupt
+	ReasonStranded      Reason = "stranded"       // bytes read but not written when the loops stopped
+	ReasonUnread        Reason = "unread"         // bytes waiting unread in the upstream socket
+	ReasonHalfClosed    Reason = "half-closed"    // the proxy sent FIN to the upstream
+	ReasonMaxLifetime   Reason = "max-lifetime"   // older than PoolConfig.MaxLifetime
+	ReasonIdleTimeout   Reason = "idle-timeout"   // idle longer than PoolConfig.IdleTimeout
+	ReasonClientReset   Reason = "client-reset"   // the client aborted its connection mid-session
+	ReasonPoolFull      Reason = "pool-full"      // PoolConfig.MaxIdle connections already idle
+	ReasonProxyClosed   Reason = "proxy-closed"   // the proxy is closing
+)
+
+// Event is one thing that happened to a connection. Conn is the downstream
+// connection's ID and Upstream the upstream connection's; both count from 1
+// per Proxy, and 0 means none.
+type Event struct {
+	Seq       uint64        `json:"seq"`
+	Time      time.Time     `json:"time"`
+	Kind      EventKind     `json:"kind"`
+	Conn      uint64        `json:"conn,omitempty"`
+	Upstream  uint64        `json:"upstream,omitempty"`
+	Reused    bool          `json:"reused,omitempty"`
+	Idle      time.Duration `json:"idle,omitempty"`
+	Took      time.Duration `json:"took,omitempty"`
+	Reason    Reason        `json:"reason,omitempty"`
+	Dir       Direction     `json:"dir,omitempty"`
+	By        Side          `json:"by,omitempty"`
+	How       CloseHow      `json:"how,omitempty"`
+	BytesUp   int64         `json:"bytes_up,omitempty"`
+	BytesDown int64         `json:"bytes_down,omitempty"`
+	Err       string        `json:"err,omitempty"`
+}
+
+// String formats the event on one line for logs and failure messages.
+func (e Event) String() string {
+	s := fmt.Sprintf("#%d %s conn=%d", e.Seq, e.Kind, e.Conn)
+	if e.Upstream != 0 {
+		s += fmt.Sprintf(" up=%d", e.Upstream)
+	}
+	switch e.Kind {
+	case EventBorrowed:
+		s += fmt.Sprintf(" reused=%t idle=%s", e.Reused, e.Idle)
+	case EventInterrupted:
+		s += fmt.Sprintf(" took=%s", e.Took)
+	case EventHalfClosed:
+		s += " dir=" + e.Dir.String()
+	case EventReset:
+		s += " by=" + e.By.String()
+	case EventClosed:
+		s += fmt.Sprintf(" up=%dB down=%dB by=%s how=%s", e.BytesUp, e.BytesDown, e.By, e.How)
+	}
+	if e.Reason != "" {
+		s += " reason=" + string(e.Reason)
+	}
+	if e.Err != "" {
+		s += " err=" + e.Err
+	}
+	return s
+}
+
+// bus delivers events to subscribers in Seq order. With no subscriber,
+// emitting costs one atomic load.
+type bus struct {
+	n    atomic.Int32 // number of subscribers; read without mu on the fast path
+	mu   sync.Mutex   // guards subs and seq, and orders delivery
+	subs map[uint64]func(Event)
+	next uint64 // subscriber IDs
+	seq  uint64
+}
+
+func (b *bus) on() bool { return b.n.Load() > 0 }
+
+func (b *bus) emit(e Event) {
+	if b.n.Load() == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.subs) == 0 {
+		return
+	}
+	b.seq++
+	e.Seq = b.seq
+	e.Time = time.Now()
+	for _, fn := range b.subs {
+		fn(e)
+	}
+}
+
+func (b *bus) subscribe(fn func(Event)) (cancel func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.subs == nil {
+		b.subs = make(map[uint64]func(Event))
+	}
+	b.next++
+	id := b.next
+	b.subs[id] = fn
+	b.n.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			delete(b.subs, id)
+			b.n.Add(-1)
+		})
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -1,0 +1,270 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// upConn is one upstream connection and what the proxy knows of it.
+type upConn struct {
+	c       *net.TCPConn
+	id      uint64
+	created time.Time
+
+	// The fields below are owned by whoever holds the connection: the pool
+	// while it is idle, one session while it is borrowed.
+	idleSince  time.Time
+	delivered  uint64 // bytes read from c and written to clients, over all sessions
+	halfClosed bool   // the proxy sent FIN on c
+}
+
+// PoolStats is a snapshot of a pool's state and counters.
+type PoolStats struct {
+	Idle      int               `json:"idle"`      // connections waiting in the pool
+	Busy      int               `json:"busy"`      // connections lent to sessions
+	Dialed    uint64            `json:"dialed"`    // connections opened
+	Reused    uint64            `json:"reused"`    // borrows served by an idle connection
+	Retried   uint64            `json:"retried"`   // reused connections found dead before use and replaced
+	Discarded map[Reason]uint64 `json:"discarded"` // connections closed, by reason
+}
+
+// pool holds idle upstream connections for a ModePool proxy.
+type pool struct {
+	cfg  PoolConfig
+	dial func(ctx context.Context, conn uint64) (*upConn, error)
+	ev   *bus
+
+	mu      sync.Mutex // guards the fields below
+	idle    []*upConn  // most recently released last
+	open    int        // idle and busy connections
+	closed  bool
+	waiters int
+	wake    chan struct{} // closed and replaced when a slot frees, if waiters > 0
+	stats   PoolStats
+
+	stop chan struct{} // closed by close to stop the reaper
+	wg   sync.WaitGroup
+}
+
+func newPool(cfg PoolConfig, ev *bus, dial func(context.Context, uint64) (*upConn, error)) *pool {
+	p := &pool{
+		cfg:   cfg,
+		dial:  dial,
+		ev:    ev,
+		wake:  make(chan struct{}),
+		stop:  make(chan struct{}),
+		stats: PoolStats{Discarded: make(map[Reason]uint64)},
+	}
+	if every := reapInterval(cfg); every > 0 {
+		p.wg.Add(1)
+		go p.reapLoop(every)
+	}
+	return p
+}
+
+// reapInterval is how often idle connections are checked for expiry: half
+// the shortest limit, between 10ms and 1s; 0 when there is no limit.
+func reapInterval(cfg PoolConfig) time.Duration {
+	d := cfg.IdleTimeout
+	if cfg.MaxLifetime > 0 && (d == 0 || cfg.MaxLifetime < d) {
+		d = cfg.MaxLifetime
+	}
+	if d == 0 {
+		return 0
+	}
+	return min(max(d/2, 10*time.Millisecond), time.Second)
+}
+
+// get returns an idle connection that passes its checks, or a new one.
+// fresh skips the idle connections. conn is the downstream connection's ID,
+// for events.
+func (p *pool) get(ctx context.Context, conn uint64, fresh bool) (uc *upConn, reused bool, err error) {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, false, ErrProxyClosed
+		}
+		if n := len(p.idle); n > 0 && !fresh {
+			uc = p.idle[n-1]
+			p.idle[n-1] = nil
+			p.idle = p.idle[:n-1]
+			p.mu.Unlock()
+			if reason, err := p.check(uc, time.Now()); reason != "" {
+				p.discard(uc, conn, reason, err)
+				continue
+			}
+			p.mu.Lock()
+			p.stats.Reused++
+			p.mu.Unlock()
+			return uc, true, nil
+		}
+		if p.cfg.Size <= 0 || p.open < p.cfg.Size {
+			p.open++
+			p.stats.Dialed++
+			p.mu.Unlock()
+			uc, err = p.dial(ctx, conn)
+			if err != nil {
+				p.mu.Lock()
+				p.open--
+				p.stats.Dialed--
+				p.signalLocked()
+				p.mu.Unlock()
+				return nil, false, err
+			}
+			return uc, false, nil
+		}
+		p.waiters++
+		wake := p.wake
+		p.mu.Unlock()
+		select {
+		case <-wake:
+			p.mu.Lock()
+			p.waiters--
+			p.mu.Unlock()
+		case <-ctx.Done():
+			p.mu.Lock()
+			p.waiters--
+			p.mu.Unlock()
+			return nil, false, fmt.Errorf("%w: all %d connections busy: %w", ErrPoolExhausted, p.cfg.Size, context.Cause(ctx))
+		}
+	}
+}
+
+// check decides whether an idle connection may be handed out: not idle too
+// long, not too old, and a non-blocking peek finds it open with nothing to
+// read.
+func (p *pool) check(uc *upConn, now time.Time) (Reason, error) {
+	if p.cfg.IdleTimeout > 0 && now.Sub(uc.idleSince) > p.cfg.IdleTimeout {
+		return ReasonIdleTimeout, nil
+	}
+	if p.cfg.MaxLifetime > 0 && now.Sub(uc.created) > p.cfg.MaxLifetime {
+		return ReasonMaxLifetime, nil
+	}
+	return probe(uc.c)
+}
+
+// put returns a clean connection to the pool, or closes it when the pool is
+// full or closed.
+func (p *pool) put(uc *upConn, conn uint64) {
+	p.mu.Lock()
+	switch {
+	case p.closed:
+		p.mu.Unlock()
+		p.discard(uc, conn, ReasonProxyClosed, nil)
+		return
+	case len(p.idle) >= p.cfg.MaxIdle:
+		p.mu.Unlock()
+		p.discard(uc, conn, ReasonPoolFull, nil)
+		return
+	}
+	uc.idleSince = time.Now()
+	p.idle = append(p.idle, uc)
+	p.signalLocked()
+	p.mu.Unlock()
+	p.ev.emit(Event{Kind: EventReleased, Conn: conn, Upstream: uc.id})
+}
+
+// discard closes a connection that is not to be reused and records why.
+func (p *pool) discard(uc *upConn, conn uint64, reason Reason, err error) {
+	_ = uc.c.Close()
+	p.mu.Lock()
+	p.open--
+	p.stats.Discarded[reason]++
+	p.signalLocked()
+	p.mu.Unlock()
+	p.ev.emit(Event{Kind: EventDiscarded, Conn: conn, Upstream: uc.id, Reason: reason, Err: errString(err)})
+}
+
+// noteRetry counts a reused connection found dead before use.
+func (p *pool) noteRetry() {
+	p.mu.Lock()
+	p.stats.Retried++
+	p.mu.Unlock()
+}
+
+func (p *pool) signalLocked() {
+	if p.waiters > 0 {
+		close(p.wake)
+		p.wake = make(chan struct{})
+	}
+}
+
+// reapLoop closes idle connections past their idle timeout or lifetime, so
+// they do not wait for the next borrow to be found out.
+func (p *pool) reapLoop(every time.Duration) {
+	defer p.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-t.C:
+			p.reap(now)
+		}
+	}
+}
+
+func (p *pool) reap(now time.Time) {
+	type expired struct {
+		uc     *upConn
+		reason Reason
+	}
+	var gone []expired
+	p.mu.Lock()
+	kept := p.idle[:0]
+	for _, uc := range p.idle {
+		switch {
+		case p.cfg.IdleTimeout > 0 && now.Sub(uc.idleSince) > p.cfg.IdleTimeout:
+			gone = append(gone, expired{uc, ReasonIdleTimeout})
+		case p.cfg.MaxLifetime > 0 && now.Sub(uc.created) > p.cfg.MaxLifetime:
+			gone = append(gone, expired{uc, ReasonMaxLifetime})
+		default:
+			kept = append(kept, uc)
+		}
+	}
+	clear(p.idle[len(kept):])
+	p.idle = kept
+	p.mu.Unlock()
+	for _, g := range gone {
+		p.discard(g.uc, 0, g.reason, nil)
+	}
+}
+
+// statsSnapshot returns a copy of the pool's counters.
+func (p *pool) statsSnapshot() PoolStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stats
+	s.Idle = len(p.idle)
+	s.Busy = p.open - len(p.idle)
+	s.Discarded = make(map[Reason]uint64, len(p.stats.Discarded))
+	for k, v := range p.stats.Discarded {
+		s.Discarded[k] = v
+	}
+	return s
+}
+
+// close discards every idle connection, refuses later puts and stops the
+// reaper. Sessions still holding connections discard them when they end.
+func (p *pool) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	idle := p.idle
+	p.idle = nil
+	p.signalLocked()
+	p.mu.Unlock()
+	close(p.stop)
+	p.wg.Wait()
+	for _, uc := range idle {
+		p.discard(uc, 0, ReasonProxyClosed, nil)
+	}
+}

@@ -1,0 +1,184 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Proxy relays TCP connections from one listener to one upstream address.
+// Create one with Listen; it serves until Close.
+type Proxy struct {
+	cfg      Config
+	ln       *net.TCPListener
+	pool     *pool // nil in ModeDial
+	ev       bus
+	dialer   net.Dialer
+	ctx      context.Context // cancelled by Close; bounds dials
+	cancel   context.CancelFunc
+	connIDs  atomic.Uint64
+	upIDs    atomic.Uint64
+	acceptWG sync.WaitGroup // the accept loop
+
+	mu       sync.Mutex // guards sessions and closing
+	sessions map[*session]struct{}
+	closing  bool
+	sessWG   sync.WaitGroup // one per session goroutine
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// testHookRelease, if set, runs in a pool-mode session after both copy
+	// loops stopped and before the upstream connection is judged.
+	testHookRelease func(uc *upConn)
+}
+
+// Listen listens on addr (host:port; port 0 picks a free one) and starts
+// relaying every accepted connection to cfg.Upstream.
+func Listen(addr string, cfg Config) (*Proxy, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: listen: %w", err)
+	}
+	return serve(ln.(*net.TCPListener), cfg), nil
+}
+
+func serve(ln *net.TCPListener, cfg Config) *Proxy {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Proxy{
+		cfg:      cfg,
+		ln:       ln,
+		ctx:      ctx,
+		cancel:   cancel,
+		sessions: make(map[*session]struct{}),
+	}
+	if cfg.Mode == ModePool {
+		p.pool = newPool(cfg.Pool, &p.ev, p.dialUpstream)
+	}
+	p.acceptWG.Add(1)
+	go p.acceptLoop()
+	return p
+}
+
+// Addr returns the address the proxy listens on.
+func (p *Proxy) Addr() net.Addr { return p.ln.Addr() }
+
+// Config returns the proxy's configuration with defaults filled in.
+func (p *Proxy) Config() Config { return p.cfg }
+
+// Subscribe calls fn for every event from now until cancel is called.
+// Calls are made one at a time, in Seq order, from the goroutine where the
+// event happened: fn must be quick and must not call Subscribe or cancel.
+// With no subscriber, events cost nothing.
+func (p *Proxy) Subscribe(fn func(Event)) (cancel func()) { return p.ev.subscribe(fn) }
+
+// PoolStats returns the pool's counters; it is the zero value in ModeDial.
+func (p *Proxy) PoolStats() PoolStats {
+	if p.pool == nil {
+		return PoolStats{}
+	}
+	return p.pool.statsSnapshot()
+}
+
+// ActiveConns returns how many downstream connections are open.
+func (p *Proxy) ActiveConns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.sessions)
+}
+
+// Close stops accepting, ends every session, closes the pool's connections
+// and returns once every goroutine the proxy started has exited.
+func (p *Proxy) Close() error {
+	p.closeOnce.Do(func() {
+		p.closeErr = p.ln.Close()
+		p.acceptWG.Wait()
+		p.cancel()
+		p.mu.Lock()
+		p.closing = true
+		for s := range p.sessions {
+			s.shutdown()
+		}
+		p.mu.Unlock()
+		p.sessWG.Wait()
+		if p.pool != nil {
+			p.pool.close()
+		}
+	})
+	return p.closeErr
+}
+
+func (p *Proxy) acceptLoop() {
+	defer p.acceptWG.Done()
+	var backoff time.Duration
+	for {
+		c, err := p.ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Temporary trouble such as EMFILE: log, back off, go on.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			p.cfg.Logger.Warn("accept failed", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-p.ctx.Done():
+				return
+			}
+			continue
+		}
+		backoff = 0
+		s := &session{p: p, id: p.connIDs.Add(1), client: c}
+		p.mu.Lock()
+		if p.closing {
+			p.mu.Unlock()
+			_ = c.Close()
+			return
+		}
+		p.sessions[s] = struct{}{}
+		p.sessWG.Add(1)
+		p.mu.Unlock()
+		go s.run()
+	}
+}
+
+func (p *Proxy) sessionDone(s *session) {
+	p.mu.Lock()
+	delete(p.sessions, s)
+	p.mu.Unlock()
+	p.sessWG.Done()
+}
+
+// acquireContext bounds getting an upstream connection: Config.DialTimeout,
+// and Close.
+func (p *Proxy) acquireContext() (context.Context, context.CancelFunc) {
+	if p.cfg.DialTimeout > 0 {
+		return context.WithTimeout(p.ctx, p.cfg.DialTimeout)
+	}
+	return context.WithCancel(p.ctx)
+}
+
+// dialUpstream opens a new upstream connection for downstream connection
+// conn.
+func (p *Proxy) dialUpstream(ctx context.Context, conn uint64) (*upConn, error) {
+	c, err := p.dialer.DialContext(ctx, "tcp", p.cfg.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		_ = c.Close()
+		return nil, ErrNotTCP
+	}
+	uc := &upConn{c: tc, id: p.upIDs.Add(1), created: time.Now()}
+	p.ev.emit(Event{Kind: EventDialed, Conn: conn, Upstream: uc.id})
+	return uc, nil
+}

@@ -1,0 +1,395 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// session relays one downstream connection. Its goroutine runs the
+// client-to-upstream copy loop itself and owns one more goroutine for the
+// other direction; it returns only after both have.
+type session struct {
+	p      *Proxy
+	id     uint64
+	client *net.TCPConn
+
+	up, down loop
+	downDone chan struct{} // closed when copyDown returns
+
+	mu      sync.Mutex // guards the fields below
+	uc      *upConn    // the upstream connection, once there is one
+	shut    bool       // the proxy is closing
+	stopped bool       // the loops have been interrupted
+	stopAt  time.Time  // when they were
+	aborted bool       // both sockets were reset (dial mode)
+	ended   bool       // by, how and endErr are set
+	by      Side       // who ended the session first
+	how     CloseHow
+	endErr  error
+}
+
+// loop is one direction's copy loop and its outcome. err, eof and byUs are
+// written by the loop before it returns and read only after.
+type loop struct {
+	dir      Direction
+	src, dst *net.TCPConn
+	n        atomic.Int64 // bytes written to dst
+	err      error        // nil when the loop ended at EOF
+	byUs     bool         // err is the session's own interrupt
+}
+
+func (s *session) emit(e Event) {
+	if !s.p.ev.on() {
+		return
+	}
+	e.Conn = s.id
+	s.p.ev.emit(e)
+}
+
+func (s *session) run() {
+	defer s.p.sessionDone(s)
+	s.emit(Event{Kind: EventAccepted})
+
+	var uc *upConn
+	var err error
+	ctx, cancel := s.p.acquireContext()
+	if s.p.pool == nil {
+		uc, err = s.p.dialUpstream(ctx, s.id)
+	} else {
+		uc, err = s.borrow()
+	}
+	cancel()
+	if err != nil {
+		// A client must see a connection error, not a quiet EOF.
+		s.emit(Event{Kind: EventDialFailed, Err: err.Error()})
+		resetClose(s.client)
+		s.emit(Event{Kind: EventClosed, By: ByProxy, How: RST, Err: err.Error()})
+		return
+	}
+
+	s.mu.Lock()
+	s.uc = uc
+	shut := s.shut
+	s.mu.Unlock()
+	if !shut {
+		s.relay(uc)
+	}
+	if s.p.pool == nil {
+		s.finishDial(uc)
+	} else {
+		s.finishPool(uc)
+	}
+}
+
+// relay runs both copy loops and returns when both have stopped.
+func (s *session) relay(uc *upConn) {
+	s.up.dir, s.up.src, s.up.dst = Up, s.client, uc.c
+	s.down.dir, s.down.src, s.down.dst = Down, uc.c, s.client
+	s.downDone = make(chan struct{})
+	go copyDown(s)
+	copyUp(s)
+	<-s.downDone
+}
+
+// copyUp relays client to upstream.
+func copyUp(s *session) { s.copyLoop(&s.up) }
+
+// copyDown relays upstream to client.
+func copyDown(s *session) {
+	defer close(s.downDone)
+	s.copyLoop(&s.down)
+}
+
+// copyLoop moves bytes from l.src to l.dst until EOF or an error. Both ends
+// are *net.TCPConn, so ReadFrom splices in the kernel without copying
+// through user space.
+func (s *session) copyLoop(l *loop) {
+	n, err := l.dst.ReadFrom(l.src)
+	l.n.Add(n)
+	l.err = err
+	l.byUs = err != nil && errors.Is(err, os.ErrDeadlineExceeded) && s.isStopped()
+	if s.p.pool == nil {
+		s.dialLoopEnded(l)
+	} else {
+		s.poolLoopEnded(l)
+	}
+}
+
+// dialLoopEnded relays how a direction ended: EOF as a FIN on the other
+// side (the other direction keeps flowing), an error as an RST both ways.
+func (s *session) dialLoopEnded(l *loop) {
+	switch {
+	case l.byUs:
+	case l.err == nil:
+		s.noteEnd(s.sideOf(l.src), FIN, nil)
+		if err := l.dst.CloseWrite(); err != nil {
+			s.abort(l, err)
+			return
+		}
+		if l.dir == Up {
+			s.uc.halfClosed = true
+		}
+		s.emit(Event{Kind: EventHalfClosed, Upstream: s.uc.id, Dir: l.dir})
+	default:
+		s.abort(l, l.err)
+	}
+}
+
+// abort resets both connections after an error in loop l, once: whoever
+// reset (or broke) its side, the other side sees an RST too.
+func (s *session) abort(l *loop, err error) {
+	s.mu.Lock()
+	if s.aborted || s.shut {
+		s.mu.Unlock()
+		return
+	}
+	s.aborted = true
+	s.mu.Unlock()
+	by := s.blame(l)
+	s.noteEnd(by, RST, err)
+	resetClose(s.client)
+	resetClose(s.uc.c)
+	s.emit(Event{Kind: EventReset, Upstream: s.uc.id, By: by, Err: errString(err)})
+}
+
+// blame says which side broke a loop: the one whose socket the kernel has
+// closed (an RST arrived), else the loop's source.
+func (s *session) blame(l *loop) Side {
+	switch {
+	case tcpState(l.src) == tcpClose:
+		return s.sideOf(l.src)
+	case tcpState(l.dst) == tcpClose:
+		return s.sideOf(l.dst)
+	}
+	return s.sideOf(l.src)
+}
+
+func (s *session) sideOf(c *net.TCPConn) Side {
+	if c == s.client {
+		return Client
+	}
+	return Upstream
+}
+
+// finishDial closes both connections after both directions are done.
+func (s *session) finishDial(uc *upConn) {
+	_ = s.client.Close()
+	_ = uc.c.Close()
+	s.emitClosed(uc)
+}
+
+// poolLoopEnded ends the session when either direction ends: the other loop
+// is interrupted so that the upstream connection can be judged and reused.
+func (s *session) poolLoopEnded(l *loop) {
+	if !l.byUs {
+		switch {
+		case l.err == nil:
+			s.noteEnd(s.sideOf(l.src), FIN, nil)
+		default:
+			s.noteEnd(s.blame(l), how(l.err), l.err)
+		}
+	}
+	s.interrupt()
+}
+
+// finishPool returns the upstream connection to the pool if it is clean,
+// else closes it, and closes the client connection.
+func (s *session) finishPool(uc *upConn) {
+	if s.downDone != nil {
+		s.mu.Lock()
+		took := time.Since(s.stopAt)
+		s.mu.Unlock()
+		s.emit(Event{Kind: EventInterrupted, Upstream: uc.id, Took: took})
+	}
+	_ = uc.c.SetDeadline(time.Time{})
+	if h := s.p.testHookRelease; h != nil {
+		h(uc)
+	}
+	reason, err := s.judge(uc)
+	if reason == "" {
+		s.p.pool.put(uc, s.id)
+	} else {
+		s.p.pool.discard(uc, s.id, reason, err)
+	}
+	s.mu.Lock()
+	by, how := s.by, s.how
+	s.mu.Unlock()
+	if by == Upstream && how == RST {
+		resetClose(s.client)
+	} else {
+		_ = s.client.Close()
+	}
+	s.emitClosed(uc)
+}
+
+// judge decides whether an upstream connection may go back to the pool. It
+// returns "" for a clean connection, else the reason it is not. Only the
+// session's own interrupt is a harmless error: any other, a timeout
+// included, makes the connection invalid.
+func (s *session) judge(uc *upConn) (Reason, error) {
+	if s.downDone == nil {
+		// The loops never ran (the proxy closed first).
+		return s.judgeIdle(uc)
+	}
+	uc.delivered += uint64(s.down.n.Load())
+	if uc.halfClosed {
+		return ReasonHalfClosed, nil
+	}
+	for _, l := range []*loop{&s.up, &s.down} {
+		if l.err == nil || l.byUs {
+			continue
+		}
+		switch {
+		case tcpState(s.client) == tcpClose:
+			return ReasonClientReset, l.err
+		case tcpState(uc.c) == tcpClose:
+			return ReasonUpstreamReset, l.err
+		}
+		return ReasonError, l.err
+	}
+	if s.down.err == nil {
+		return ReasonUpstreamEOF, nil
+	}
+	ui, err := readSockInfo(uc.c)
+	if err != nil {
+		return ReasonError, err
+	}
+	switch {
+	case ui.state == tcpClose:
+		return ReasonUpstreamReset, nil
+	case ui.finReceived():
+		return ReasonUpstreamEOF, nil
+	case ui.readBytes() != uc.delivered:
+		return ReasonStranded, fmt.Errorf("%d bytes read from upstream, %d written to client", ui.readBytes(), uc.delivered)
+	}
+	ci, err := readSockInfo(s.client)
+	switch {
+	case err != nil:
+		return ReasonError, err
+	case ci.state == tcpClose:
+		return ReasonClientReset, nil
+	case ci.readBytes() != uint64(s.up.n.Load()):
+		return ReasonStranded, fmt.Errorf("%d bytes read from client, %d written to upstream", ci.readBytes(), s.up.n.Load())
+	case ui.inq > 0:
+		return ReasonUnread, fmt.Errorf("%d bytes unread", ui.inq)
+	}
+	return s.judgeAge(uc)
+}
+
+// judgeIdle judges a connection that no loop touched.
+func (s *session) judgeIdle(uc *upConn) (Reason, error) {
+	if r, err := probe(uc.c); r != "" {
+		return r, err
+	}
+	return s.judgeAge(uc)
+}
+
+func (s *session) judgeAge(uc *upConn) (Reason, error) {
+	if life := s.p.cfg.Pool.MaxLifetime; life > 0 && time.Since(uc.created) > life {
+		return ReasonMaxLifetime, nil
+	}
+	return "", nil
+}
+
+// borrow gets an upstream connection from the pool. A reused one is checked
+// once more when the client's first bytes arrive, just before any is
+// written to it; if it died while idle it is replaced by a fresh one, once.
+func (s *session) borrow() (*upConn, error) {
+	ctx, cancel := s.p.acquireContext()
+	uc, reused, err := s.p.pool.get(ctx, s.id, false)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	if !reused {
+		s.emit(Event{Kind: EventBorrowed, Upstream: uc.id})
+		return uc, nil
+	}
+	s.emit(Event{Kind: EventBorrowed, Upstream: uc.id, Reused: true, Idle: time.Since(uc.idleSince)})
+	if err := waitReadable(s.client); err != nil {
+		// The client is gone or the proxy is closing; the loops find out.
+		return uc, nil
+	}
+	reason, perr := probe(uc.c)
+	if reason == "" {
+		return uc, nil
+	}
+	s.p.pool.discard(uc, s.id, reason, perr)
+	s.p.pool.noteRetry()
+	s.emit(Event{Kind: EventRetried, Upstream: uc.id, Reason: reason})
+	ctx, cancel = s.p.acquireContext()
+	defer cancel()
+	uc, _, err = s.p.pool.get(ctx, s.id, true)
+	if err != nil {
+		return nil, err
+	}
+	s.emit(Event{Kind: EventBorrowed, Upstream: uc.id})
+	return uc, nil
+}
+
+// interrupt stops both copy loops: the flag first, then a deadline in the
+// past on both sockets, so a loop that sees os.ErrDeadlineExceeded knows the
+// session caused it.
+func (s *session) interrupt() {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.stopped = true
+	s.stopAt = time.Now()
+	uc := s.uc
+	s.mu.Unlock()
+	past := time.Unix(1, 0)
+	_ = s.client.SetDeadline(past)
+	if uc != nil {
+		_ = uc.c.SetDeadline(past)
+	}
+}
+
+func (s *session) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
+}
+
+// shutdown ends the session because the proxy is closing.
+func (s *session) shutdown() {
+	s.mu.Lock()
+	s.shut = true
+	s.mu.Unlock()
+	s.noteEnd(ByProxy, FIN, ErrProxyClosed)
+	s.interrupt()
+}
+
+// noteEnd records the first cause of the session's end.
+func (s *session) noteEnd(by Side, how CloseHow, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ended {
+		s.ended, s.by, s.how, s.endErr = true, by, how, err
+	}
+}
+
+func (s *session) emitClosed(uc *upConn) {
+	if !s.p.ev.on() {
+		return
+	}
+	s.mu.Lock()
+	by, how, err := s.by, s.how, s.endErr
+	s.mu.Unlock()
+	s.emit(Event{Kind: EventClosed, Upstream: uc.id, BytesUp: s.up.n.Load(), BytesDown: s.down.n.Load(), By: by, How: how, Err: errString(err)})
+}
+
+// how maps a loop error to how the connection ended.
+func how(err error) CloseHow {
+	if err == nil {
+		return FIN
+	}
+	return RST
+}

@@ -1,0 +1,147 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Linux TCP states, as reported in tcp_info.
+const (
+	tcpEstablished = 1
+	tcpTimeWait    = 6
+	tcpClose       = 7
+	tcpCloseWait   = 8
+	tcpLastAck     = 9
+	tcpClosing     = 11
+)
+
+// sockInfo is what the kernel knows of one TCP socket.
+type sockInfo struct {
+	state    uint8  // tcpEstablished, tcpCloseWait, ...
+	received uint64 // bytes taken into the receive queue in order, a FIN counting one
+	inq      int    // bytes in the receive queue not yet read
+}
+
+// readSockInfo reads tcp_info and SIOCINQ without blocking. It reads the
+// queue length before and after tcp_info so that bytes arriving in between
+// show up as a changed inq rather than as bytes that seem to have been read.
+func readSockInfo(c *net.TCPConn) (sockInfo, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return sockInfo{}, err
+	}
+	var si sockInfo
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		var inq1, inq2 int
+		var ti *unix.TCPInfo
+		if inq1, serr = unix.IoctlGetInt(int(fd), unix.SIOCINQ); serr != nil {
+			return
+		}
+		if ti, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); serr != nil {
+			return
+		}
+		if inq2, serr = unix.IoctlGetInt(int(fd), unix.SIOCINQ); serr != nil {
+			return
+		}
+		si = sockInfo{state: ti.State, received: ti.Bytes_received, inq: max(inq1, inq2)}
+		if inq1 != inq2 {
+			// Bytes arrived while we looked: report them as unread.
+			si.inq = max(si.inq, 1)
+		}
+	})
+	if err != nil {
+		return sockInfo{}, err
+	}
+	return si, serr
+}
+
+// readBytes is how many bytes the proxy has taken out of the socket:
+// everything received in order, less what is still queued and less one for
+// a FIN.
+func (si sockInfo) readBytes() uint64 {
+	n := si.received - uint64(si.inq)
+	if si.finReceived() && n > 0 {
+		n--
+	}
+	return n
+}
+
+// finReceived reports whether the state is one reached by receiving the
+// peer's FIN.
+func (si sockInfo) finReceived() bool {
+	switch si.state {
+	case tcpCloseWait, tcpLastAck, tcpClosing, tcpTimeWait:
+		return true
+	}
+	return false
+}
+
+// probe looks at an idle connection without blocking or consuming anything
+// (a MSG_PEEK|MSG_DONTWAIT read of one byte). It returns "" when the
+// connection is open with nothing to read, else why it is unusable.
+func probe(c *net.TCPConn) (Reason, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return ReasonError, err
+	}
+	var n int
+	var perr error
+	var b [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, perr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		return true // never wait
+	})
+	switch {
+	case err != nil:
+		return ReasonError, err
+	case perr == nil && n > 0:
+		return ReasonUnread, nil
+	case perr == nil:
+		return ReasonUpstreamEOF, nil
+	case errors.Is(perr, unix.EAGAIN):
+		return "", nil
+	case errors.Is(perr, unix.ECONNRESET):
+		return ReasonUpstreamReset, perr
+	}
+	return ReasonError, perr
+}
+
+// waitReadable blocks until c has a byte to read, EOF or an error, without
+// consuming anything. It honours c's read deadline and returns an error when
+// c is closed.
+func waitReadable(c *net.TCPConn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var b [1]byte
+	return rc.Read(func(fd uintptr) bool {
+		_, _, perr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		return !errors.Is(perr, unix.EAGAIN)
+	})
+}
+
+// isReset reports whether err means the peer sent an RST or the socket is
+// broken (a write after the peer went away).
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// resetClose closes c abortively: the peer gets an RST, not a FIN.
+func resetClose(c *net.TCPConn) {
+	_ = c.SetLinger(0)
+	_ = c.Close()
+}
+
+// tcpState returns c's TCP state, or 0 if it cannot be read.
+func tcpState(c *net.TCPConn) uint8 {
+	si, err := readSockInfo(c)
+	if err != nil {
+		return 0
+	}
+	return si.state
+}
