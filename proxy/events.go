@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -152,7 +153,16 @@ type Event struct {
 	How       CloseHow      `json:"how,omitempty"`
 	BytesUp   int64         `json:"bytes_up,omitempty"`
 	BytesDown int64         `json:"bytes_down,omitempty"`
-	Err       string        `json:"err,omitempty"`
+	Err       error         `json:"-"` // encoded in JSON as "err", its text
+}
+
+// MarshalJSON encodes the event with Err as its text.
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event
+	return json.Marshal(struct {
+		plain
+		Err string `json:"err,omitempty"`
+	}{plain(e), errString(e.Err)})
 }
 
 // String formats the event on one line for logs and failure messages.
@@ -176,8 +186,8 @@ func (e Event) String() string {
 	if e.Reason != "" {
 		s += " reason=" + string(e.Reason)
 	}
-	if e.Err != "" {
-		s += " err=" + e.Err
+	if e.Err != nil {
+		s += " err=" + e.Err.Error()
 	}
 	return s
 }

@@ -176,7 +176,7 @@ func (p *pool) discard(uc *upConn, conn uint64, reason Reason, err error) {
 	p.stats.Discarded[reason]++
 	p.signalLocked()
 	p.mu.Unlock()
-	p.ev.emit(Event{Kind: EventDiscarded, Conn: conn, Upstream: uc.id, Reason: reason, Err: errString(err)})
+	p.ev.emit(Event{Kind: EventDiscarded, Conn: conn, Upstream: uc.id, Reason: reason, Err: err})
 }
 
 // noteRetry counts a reused connection found dead before use.

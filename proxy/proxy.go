@@ -32,6 +32,9 @@ type Proxy struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// testHookRelay, if set, runs in a session just before its copy loops
+	// start.
+	testHookRelay func(uc *upConn)
 	// testHookRelease, if set, runs in a pool-mode session after both copy
 	// loops stopped and before the upstream connection is judged.
 	testHookRelease func(uc *upConn)

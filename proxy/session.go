@@ -66,9 +66,9 @@ func (s *session) run() {
 	cancel()
 	if err != nil {
 		// A client must see a connection error, not a quiet EOF.
-		s.emit(Event{Kind: EventDialFailed, Err: err.Error()})
+		s.emit(Event{Kind: EventDialFailed, Err: err})
 		resetClose(s.client)
-		s.emit(Event{Kind: EventClosed, By: ByProxy, How: RST, Err: err.Error()})
+		s.emit(Event{Kind: EventClosed, By: ByProxy, How: RST, Err: err})
 		return
 	}
 
@@ -88,6 +88,9 @@ func (s *session) run() {
 
 // relay runs both copy loops and returns when both have stopped.
 func (s *session) relay(uc *upConn) {
+	if h := s.p.testHookRelay; h != nil {
+		h(uc)
+	}
 	s.up.dir, s.up.src, s.up.dst = Up, s.client, uc.c
 	s.down.dir, s.down.src, s.down.dst = Down, uc.c, s.client
 	s.downDone = make(chan struct{})
@@ -154,7 +157,7 @@ func (s *session) abort(l *loop, err error) {
 	s.noteEnd(by, RST, err)
 	resetClose(s.client)
 	resetClose(s.uc.c)
-	s.emit(Event{Kind: EventReset, Upstream: s.uc.id, By: by, Err: errString(err)})
+	s.emit(Event{Kind: EventReset, Upstream: s.uc.id, By: by, Err: err})
 }
 
 // blame says which side broke a loop: the one whose socket the kernel has
@@ -383,7 +386,7 @@ func (s *session) emitClosed(uc *upConn) {
 	s.mu.Lock()
 	by, how, err := s.by, s.how, s.endErr
 	s.mu.Unlock()
-	s.emit(Event{Kind: EventClosed, Upstream: uc.id, BytesUp: s.up.n.Load(), BytesDown: s.down.n.Load(), By: by, How: how, Err: errString(err)})
+	s.emit(Event{Kind: EventClosed, Upstream: uc.id, BytesUp: s.up.n.Load(), BytesDown: s.down.n.Load(), By: by, How: how, Err: err})
 }
 
 // how maps a loop error to how the connection ended.

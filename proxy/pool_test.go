@@ -1,0 +1,390 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// startPool starts a pool-mode proxy in front of an echo upstream.
+func startPool(t *testing.T, pc PoolConfig, hooks ...func(*Proxy)) (*Proxy, *server, *recorder) {
+	t.Helper()
+	up := startServer(t, echoHandler)
+	p, err := Listen("127.0.0.1:0", Config{Upstream: up.addr(), Mode: ModePool, Pool: pc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hooks {
+		h(p) // before any connection, so sessions read the hooks race-free
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p, up, record(t, p)
+}
+
+// useOnce connects, echoes msg, closes with a FIN and waits for the session
+// to end. It returns the session's downstream connection ID.
+func useOnce(t *testing.T, p *Proxy, ev *recorder, msg string) uint64 {
+	t.Helper()
+	c := dial(t, p.Addr().String())
+	roundTrip(t, c, msg)
+	_ = c.Close()
+	// The echo came back, so this session's accepted event is the latest.
+	acc := ev.of(EventAccepted)
+	return ev.waitKind(t, EventClosed, acc[len(acc)-1].Conn).Conn
+}
+
+func TestPoolReusesCleanConnection(t *testing.T) {
+	p, up, ev := startPool(t, PoolConfig{})
+	first := useOnce(t, p, ev, "one")
+	rel := ev.waitKind(t, EventReleased, first)
+	second := useOnce(t, p, ev, "two")
+
+	b := ev.waitKind(t, EventBorrowed, second)
+	if !b.Reused || b.Upstream != rel.Upstream {
+		t.Errorf("second borrow = %s; want reused upstream %d", b, rel.Upstream)
+	}
+	if in := ev.waitKind(t, EventInterrupted, second); in.Took <= 0 {
+		t.Errorf("interrupted event = %s; want a positive took", in)
+	}
+	ev.waitKind(t, EventReleased, second)
+	st := p.PoolStats()
+	if st.Dialed != 1 || st.Reused != 1 || st.Idle != 1 || st.Busy != 0 || len(st.Discarded) != 0 {
+		t.Errorf("pool stats = %+v; want dialed 1, reused 1, idle 1, busy 0, nothing discarded", st)
+	}
+	up.mu.Lock()
+	n := len(up.conns)
+	up.mu.Unlock()
+	if n != 1 {
+		t.Errorf("upstream accepted %d connections, want 1", n)
+	}
+}
+
+// TestPoolDiscardReasons forces each reason an upstream connection is not
+// reused and checks it is discarded, with that reason, and never released.
+func TestPoolDiscardReasons(t *testing.T) {
+	tests := []struct {
+		name   string
+		want   Reason
+		pool   PoolConfig
+		hook   func(t *testing.T, up *server) func(*Proxy)
+		client func(t *testing.T, c *net.TCPConn, up *server)
+	}{
+		{
+			name: "upstream closes", want: ReasonUpstreamEOF,
+			client: func(t *testing.T, c *net.TCPConn, up *server) {
+				roundTrip(t, c, "x")
+				closeUpstreams(up, false)
+				if err := readErr(t, c); err != nil {
+					t.Errorf("client read = %v, want EOF", err)
+				}
+			},
+		},
+		{
+			name: "upstream resets", want: ReasonUpstreamReset,
+			client: func(t *testing.T, c *net.TCPConn, up *server) {
+				roundTrip(t, c, "x")
+				closeUpstreams(up, true)
+				if err := readErr(t, c); !errors.Is(err, syscall.ECONNRESET) {
+					t.Errorf("client read = %v, want ECONNRESET", err)
+				}
+			},
+		},
+		{
+			name: "client resets", want: ReasonClientReset,
+			client: func(t *testing.T, c *net.TCPConn, up *server) {
+				roundTrip(t, c, "x")
+				resetClose(c)
+			},
+		},
+		{
+			// A deadline the proxy did not set: the timeout is an error like
+			// any other, not the proxy's own harmless interrupt.
+			name: "foreign timeout", want: ReasonError,
+			hook: func(t *testing.T, up *server) func(*Proxy) {
+				return func(p *Proxy) {
+					p.testHookRelay = func(uc *upConn) { _ = uc.c.SetReadDeadline(time.Now().Add(100 * time.Millisecond)) }
+				}
+			},
+			client: func(t *testing.T, c *net.TCPConn, up *server) {
+				if err := readErr(t, c); !errors.Is(err, syscall.ECONNRESET) {
+					t.Errorf("client read = %v, want ECONNRESET", err)
+				}
+			},
+		},
+		{
+			name: "bytes stranded", want: ReasonStranded,
+			client: func(t *testing.T, c *net.TCPConn, up *server) {
+				// Ask for a large reply and read none of it, so the proxy's
+				// downstream writes block with bytes in hand; then end.
+				if _, err := io.WriteString(c, "big"); err != nil {
+					t.Fatal(err)
+				}
+				waitUpstreamBlocked(t, up)
+				_ = c.CloseWrite()
+			},
+		},
+		{
+			name: "bytes unread", want: ReasonUnread,
+			hook: func(t *testing.T, up *server) func(*Proxy) {
+				return func(p *Proxy) {
+					p.testHookRelease = func(uc *upConn) {
+						// The upstream speaks after the loops stopped.
+						up.mu.Lock()
+						_, _ = io.WriteString(up.conns[0], "late")
+						up.mu.Unlock()
+						waitInq(t, uc.c)
+					}
+				}
+			},
+			client: func(t *testing.T, c *net.TCPConn, up *server) {
+				roundTrip(t, c, "x")
+				_ = c.Close()
+			},
+		},
+		{
+			// What the half-close fault does to a pooled connection.
+			name: "half-closed", want: ReasonHalfClosed,
+			hook: func(t *testing.T, up *server) func(*Proxy) {
+				return func(p *Proxy) {
+					p.testHookRelay = func(uc *upConn) {
+						_ = uc.c.CloseWrite()
+						uc.halfClosed = true
+					}
+				}
+			},
+			client: func(t *testing.T, c *net.TCPConn, up *server) {
+				_ = c.Close()
+			},
+		},
+		{
+			name: "past max lifetime", want: ReasonMaxLifetime, pool: PoolConfig{MaxLifetime: 50 * time.Millisecond},
+			client: func(t *testing.T, c *net.TCPConn, up *server) {
+				roundTrip(t, c, "x")
+				time.Sleep(100 * time.Millisecond) // outlive MaxLifetime
+				_ = c.Close()
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := startServer(t, bigReplyEchoHandler)
+			p, err := Listen("127.0.0.1:0", Config{Upstream: up.addr(), Mode: ModePool, Pool: tt.pool})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.hook != nil {
+				tt.hook(t, up)(p)
+			}
+			t.Cleanup(func() { _ = p.Close() })
+			ev := record(t, p)
+
+			c := dial(t, p.Addr().String())
+			tt.client(t, c, up)
+			d := ev.waitKind(t, EventDiscarded, 0)
+			if d.Reason != tt.want {
+				t.Errorf("discarded reason = %q (err %v), want %q; events:\n%s", d.Reason, d.Err, tt.want, ev)
+			}
+			ev.waitKind(t, EventClosed, d.Conn)
+			if rel := ev.of(EventReleased); len(rel) != 0 {
+				t.Errorf("released %d connections, want none; events:\n%s", len(rel), ev)
+			}
+			if st := p.PoolStats(); st.Idle != 0 || st.Discarded[tt.want] != 1 {
+				t.Errorf("pool stats = %+v; want idle 0, discarded[%s] = 1", st, tt.want)
+			}
+		})
+	}
+}
+
+func TestPoolIdleTimeoutAndPoolFull(t *testing.T) {
+	t.Run("idle timeout", func(t *testing.T) {
+		p, _, ev := startPool(t, PoolConfig{IdleTimeout: 50 * time.Millisecond})
+		conn := useOnce(t, p, ev, "x")
+		rel := ev.waitKind(t, EventReleased, conn)
+		d := ev.waitFor(t, "discarded idle-timeout", func(e Event) bool { return e.Kind == EventDiscarded })
+		if d.Reason != ReasonIdleTimeout || d.Upstream != rel.Upstream {
+			t.Errorf("discarded = %s; want idle-timeout of upstream %d", d, rel.Upstream)
+		}
+	})
+	t.Run("pool full", func(t *testing.T) {
+		p, _, ev := startPool(t, PoolConfig{MaxIdle: 1})
+		a, b := dial(t, p.Addr().String()), dial(t, p.Addr().String())
+		roundTrip(t, a, "a")
+		roundTrip(t, b, "b") // both sessions hold an upstream connection now
+		_ = a.Close()
+		_ = b.Close()
+		ev.waitKind(t, EventReleased, 0)
+		d := ev.waitKind(t, EventDiscarded, 0)
+		if d.Reason != ReasonPoolFull {
+			t.Errorf("discarded = %s; want pool-full", d)
+		}
+	})
+}
+
+// TestPoolNeverHandsOutStale closes or resets an idle pooled connection
+// from the upstream's side: the next client must get a working connection
+// and the dead one must never be borrowed again.
+func TestPoolNeverHandsOutStale(t *testing.T) {
+	tests := []struct {
+		name  string
+		reset bool
+		want  Reason
+	}{
+		{"upstream closed while idle", false, ReasonUpstreamEOF},
+		{"upstream reset while idle", true, ReasonUpstreamReset},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, up, ev := startPool(t, PoolConfig{})
+			first := useOnce(t, p, ev, "one")
+			stale := ev.waitKind(t, EventReleased, first).Upstream
+			closeUpstreams(up, tt.reset)
+			waitPeerGone(t, p, ev)
+
+			second := useOnce(t, p, ev, "two")
+			d := ev.waitKind(t, EventDiscarded, second)
+			if d.Upstream != stale || d.Reason != tt.want {
+				t.Errorf("discarded = %s; want upstream %d with reason %s", d, stale, tt.want)
+			}
+			for _, b := range ev.of(EventBorrowed) {
+				if b.Upstream == stale && b.Conn == second {
+					t.Errorf("stale upstream %d was handed out: %s\nevents:\n%s", stale, b, ev)
+				}
+			}
+		})
+	}
+}
+
+// TestPoolRetriesConnectionThatDiesBeforeUse lets the upstream close a
+// pooled connection after it was borrowed but before the client's first
+// byte: the proxy must notice before writing and retry on a fresh one.
+func TestPoolRetriesConnectionThatDiesBeforeUse(t *testing.T) {
+	p, up, ev := startPool(t, PoolConfig{})
+	first := useOnce(t, p, ev, "one")
+	stale := ev.waitKind(t, EventReleased, first).Upstream
+
+	c := dial(t, p.Addr().String())
+	b := ev.waitFor(t, "reused borrow", func(e Event) bool { return e.Kind == EventBorrowed && e.Reused })
+	if b.Upstream != stale {
+		t.Fatalf("borrowed %s, want upstream %d", b, stale)
+	}
+	closeUpstreams(up, false)
+	waitPeerGone(t, p, ev)
+	roundTrip(t, c, "after the upstream went away")
+
+	r := ev.waitKind(t, EventRetried, b.Conn)
+	if r.Upstream != stale || r.Reason != ReasonUpstreamEOF {
+		t.Errorf("retried = %s; want upstream %d, reason upstream-eof", r, stale)
+	}
+	if st := p.PoolStats(); st.Retried != 1 || st.Dialed != 2 {
+		t.Errorf("pool stats = %+v; want retried 1, dialed 2", st)
+	}
+}
+
+// bigReplyEchoHandler echoes, except that "big" is answered with 64 MiB.
+func bigReplyEchoHandler(c *net.TCPConn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			_ = c.Close()
+			return
+		}
+		if string(buf[:n]) == "big" {
+			big := make([]byte, 64<<20)
+			_, _ = c.Write(big)
+			continue
+		}
+		if _, err := c.Write(buf[:n]); err != nil {
+			_ = c.Close()
+			return
+		}
+	}
+}
+
+// closeUpstreams closes every connection the upstream accepted, with an RST
+// if reset.
+func closeUpstreams(up *server, reset bool) {
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	for _, c := range up.conns {
+		if reset {
+			resetClose(c)
+		} else {
+			_ = c.Close()
+		}
+	}
+}
+
+// waitPeerGone waits until every upstream connection the proxy dialed has
+// seen its peer's FIN or RST, so the proxy's probe must find it.
+func waitPeerGone(t *testing.T, p *Proxy, ev *recorder) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		gone := true
+		p.pool.mu.Lock()
+		for _, uc := range p.pool.idle {
+			if st := tcpState(uc.c); st != tcpCloseWait && st != tcpClose {
+				gone = false
+			}
+		}
+		p.pool.mu.Unlock()
+		if gone {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle upstream connections still open after %s; events:\n%s", waitTimeout, ev)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitUpstreamBlocked waits until the upstream cannot send: its send queue
+// holds bytes that the proxy is not reading.
+func waitUpstreamBlocked(t *testing.T, up *server) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		up.mu.Lock()
+		var outq int
+		if len(up.conns) > 0 {
+			outq = sockIoctl(up.conns[0], unix.SIOCOUTQ)
+		}
+		up.mu.Unlock()
+		if outq > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("upstream never blocked in %s", waitTimeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitInq waits until c has unread bytes.
+func waitInq(t *testing.T, c *net.TCPConn) {
+	deadline := time.Now().Add(waitTimeout)
+	for sockIoctl(c, unix.SIOCINQ) == 0 {
+		if time.Now().After(deadline) {
+			t.Errorf("no bytes arrived in %s", waitTimeout)
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func sockIoctl(c *net.TCPConn, req uint) int {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var n int
+	_ = rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), req) })
+	return n
+}
+
