@@ -1,0 +1,76 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"testing"
+)
+
+// BenchmarkEmit measures the cost of an event with nobody listening (the
+// relay's normal case) and with one subscriber.
+func BenchmarkEmit(b *testing.B) {
+	b.Run("no subscriber", func(b *testing.B) {
+		var ev bus
+		b.ReportAllocs()
+		for b.Loop() {
+			ev.emit(Event{Kind: EventAccepted, Conn: 1})
+		}
+	})
+	b.Run("one subscriber", func(b *testing.B) {
+		var ev bus
+		var n int
+		cancel := ev.subscribe(func(Event) { n++ })
+		defer cancel()
+		b.ReportAllocs()
+		for b.Loop() {
+			ev.emit(Event{Kind: EventAccepted, Conn: 1})
+		}
+		if n == 0 {
+			b.Fatal("subscriber saw no event")
+		}
+	})
+}
+
+// BenchmarkChurn measures connect, one 64-byte echo, close through an
+// in-process proxy, with the client, proxy and echo server in one process.
+func BenchmarkChurn(b *testing.B) {
+	for _, mode := range []Mode{ModeDial, ModePool} {
+		b.Run(mode.String(), func(b *testing.B) {
+			up := startServer(b, echoHandler)
+			p := startProxy(b, Config{Upstream: up.addr(), Mode: mode})
+			msg := make([]byte, 64)
+			buf := make([]byte, 64)
+			for b.Loop() {
+				c, err := net.Dial("tcp", p.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, buf); err != nil {
+					b.Fatal(err)
+				}
+				_ = c.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkBulk measures one-way throughput of one connection through an
+// in-process proxy in dial mode; SetBytes makes it report MB/s.
+func BenchmarkBulk(b *testing.B) {
+	up := startServer(b, func(c *net.TCPConn) {
+		_, _ = io.Copy(io.Discard, c)
+		_ = c.Close()
+	})
+	p := startProxy(b, Config{Upstream: up.addr()})
+	c := dial(b, p.Addr().String())
+	chunk := make([]byte, 256<<10)
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		if _, err := c.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,76 @@
+// Package proxy is faultline's data plane: a TCP relay from one listener to
+// one upstream address that gets the socket-level details right and reports
+// what happened to every connection as events.
+//
+// Typical use in a test:
+//
+//	p, err := proxy.Listen("127.0.0.1:0", proxy.Config{Upstream: redisAddr})
+//	if err != nil {
+//		t.Fatal(err)
+//	}
+//	defer p.Close()
+//	cancel := p.Subscribe(func(e proxy.Event) { t.Log(e) })
+//	defer cancel()
+//	client := redis.NewClient(&redis.Options{Addr: p.Addr().String()})
+//
+// # Dial mode
+//
+// In ModeDial (the default) every client connection gets its own upstream
+// connection, and the two directions are relayed independently by two
+// named copy loops, copyUp and copyDown. A FIN is relayed as a FIN
+// (CloseWrite) and the other direction keeps flowing, so half-close works
+// both ways; the session ends when both directions are done. An RST, or any
+// other error, is relayed as an RST to the other side (SO_LINGER 0), never as
+// a clean EOF. When the upstream cannot be dialed, the client connection is
+// reset.
+//
+// With no fault active, each copy loop calls (*net.TCPConn).ReadFrom with
+// another *net.TCPConn, which Go implements with splice(2): bytes move from
+// socket to socket through a kernel pipe and never enter user space.
+//
+// # Pool mode
+//
+// In ModePool upstream connections are borrowed from a pool and, when the
+// client's connection ends, returned to it if they are clean. The session
+// ends when either side ends: a client FIN ends it too (the upstream
+// connection is kept for the next client), so protocols that depend on
+// half-close need ModeDial.
+//
+// At the end of a session both copy loops are interrupted with a read and
+// write deadline in the past, set after a flag so that the loops know the
+// timeout is the proxy's own. Once both have returned the deadline is
+// cleared and the connection judged. It goes back to the pool only if none
+// of these holds, each of which is recorded as the Reason of an
+// EventDiscarded: the upstream sent FIN (ReasonUpstreamEOF) or RST
+// (ReasonUpstreamReset); a copy loop failed with any error other than the
+// proxy's interrupt, a timeout included (ReasonError); bytes were read from
+// one socket but not written to the other, counted exactly from the
+// kernel's tcp_info (ReasonStranded); bytes wait unread in the upstream
+// socket (ReasonUnread); the proxy half-closed it (ReasonHalfClosed); the
+// client reset its connection (ReasonClientReset); it is older than
+// PoolConfig.MaxLifetime (ReasonMaxLifetime).
+//
+// Borrowing takes the most recently returned idle connection, checks its
+// idle time and lifetime and probes it without blocking (a one-byte
+// MSG_PEEK|MSG_DONTWAIT read): EOF, RST or unexpected bytes discard it and
+// the next one is tried; when none is left a new one is dialed. A reused
+// connection is probed once more when the client's first bytes arrive, just
+// before any of them is written to it; if it died in between it is replaced,
+// once, by a fresh connection (EventRetried), so the client never sees a
+// stale connection the proxy could have avoided.
+//
+// Pooling at the TCP level is only as safe as the protocol allows: the
+// proxy cannot see message boundaries, so a connection is reused only when
+// both directions are quiescent at the moment the client leaves.
+//
+// # Events
+//
+// Every downstream and upstream connection has an ID, counted from 1 per
+// Proxy. Subscribe receives every Event in Seq order; with no subscriber,
+// emitting an event costs one atomic load.
+//
+// # Closing
+//
+// Close stops accepting, ends every session, closes the pool's connections
+// and returns only when every goroutine the proxy started has exited.
+package proxy
