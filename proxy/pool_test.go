@@ -387,4 +387,3 @@ func sockIoctl(c *net.TCPConn, req uint) int {
 	_ = rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), req) })
 	return n
 }
-
