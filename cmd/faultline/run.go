@@ -142,7 +142,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "proxy listening on %s -> %s (%s mode)\n", p.Addr(), up.Addr(), pf.cfg.Mode)
 	fmt.Fprintf(stdout, "\nTry it in another terminal:\n")
 	fmt.Fprintf(stdout, "  nc %s %s            # type a line: the echo comes back through the proxy\n", host, port)
-	fmt.Fprintf(stdout, "  echo hello | nc -N %s %s   # half-close: the reply still arrives after your FIN\n", host, port)
+	if pf.cfg.Mode == proxy.ModeDial {
+		fmt.Fprintf(stdout, "  echo hello | nc -N %s %s   # half-close: the reply still arrives after your FIN\n", host, port)
+	} else {
+		fmt.Fprintf(stdout, "  nc %s %s            # again after closing the first: the proxy reuses the upstream connection\n", host, port)
+	}
 	fmt.Fprintf(stdout, "Press Ctrl-C to stop.\n")
 	<-ctx.Done()
 	return exitOK
