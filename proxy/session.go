@@ -10,9 +10,10 @@ import (
 	"time"
 )
 
-// session relays one downstream connection. Its goroutine runs the
-// client-to-upstream copy loop itself and owns one more goroutine for the
-// other direction; it returns only after both have.
+// session relays one downstream connection. Its first goroutine (run) gets
+// an upstream connection and starts the two copy loops; copyUp, once its
+// loop is done, waits for copyDown and ends the session, so the proxy's wait
+// for a session covers both.
 type session struct {
 	p      *Proxy
 	id     uint64
@@ -52,55 +53,64 @@ func (s *session) emit(e Event) {
 }
 
 func (s *session) run() {
-	defer s.p.sessionDone(s)
 	s.emit(Event{Kind: EventAccepted})
-
-	var uc *upConn
-	var err error
-	ctx, cancel := s.p.acquireContext()
-	if s.p.pool == nil {
-		uc, err = s.p.dialUpstream(ctx, s.id)
-	} else {
-		uc, err = s.borrow()
-	}
-	cancel()
+	uc, err := s.connect()
 	if err != nil {
 		// A client must see a connection error, not a quiet EOF.
 		s.emit(Event{Kind: EventDialFailed, Err: err})
 		resetClose(s.client)
 		s.emit(Event{Kind: EventClosed, By: ByProxy, How: RST, Err: err})
+		s.p.sessionDone(s)
 		return
 	}
-
 	s.mu.Lock()
 	s.uc = uc
 	shut := s.shut
 	s.mu.Unlock()
-	if !shut {
-		s.relay(uc)
+	if shut {
+		s.finish()
+		return
 	}
-	if s.p.pool == nil {
-		s.finishDial(uc)
-	} else {
-		s.finishPool(uc)
-	}
-}
-
-// relay runs both copy loops and returns when both have stopped.
-func (s *session) relay(uc *upConn) {
 	if h := s.p.testHookRelay; h != nil {
 		h(uc)
 	}
+	// Hand over to two fresh goroutines and return: dialing grew this
+	// goroutine's stack, and an idle session should cost two small ones.
+	// copyUp owns copyDown and ends the session.
 	s.up.dir, s.up.src, s.up.dst = Up, s.client, uc.c
 	s.down.dir, s.down.src, s.down.dst = Down, uc.c, s.client
 	s.downDone = make(chan struct{})
 	go copyDown(s)
-	copyUp(s)
-	<-s.downDone
+	go copyUp(s)
 }
 
-// copyUp relays client to upstream.
-func copyUp(s *session) { s.copyLoop(&s.up) }
+// connect dials or borrows the session's upstream connection.
+func (s *session) connect() (*upConn, error) {
+	if s.p.pool != nil {
+		return s.borrow()
+	}
+	ctx, cancel := s.p.acquireContext()
+	defer cancel()
+	return s.p.dialUpstream(ctx, s.id)
+}
+
+// finish ends the session once its copy loops, if any ran, have stopped.
+func (s *session) finish() {
+	if s.p.pool == nil {
+		s.finishDial(s.uc)
+	} else {
+		s.finishPool(s.uc)
+	}
+	s.p.sessionDone(s)
+}
+
+// copyUp relays client to upstream, then waits for copyDown and ends the
+// session.
+func copyUp(s *session) {
+	s.copyLoop(&s.up)
+	<-s.downDone
+	s.finish()
+}
 
 // copyDown relays upstream to client.
 func copyDown(s *session) {
