@@ -27,7 +27,7 @@ type Proxy struct {
 	mu       sync.Mutex // guards sessions and closing
 	sessions map[*session]struct{}
 	closing  bool
-	sessWG   sync.WaitGroup // one per session goroutine
+	sessWG   sync.WaitGroup // one per run and copyUp goroutine (copyUp waits for copyDown)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -153,11 +153,12 @@ func (p *Proxy) acceptLoop() {
 	}
 }
 
-func (p *Proxy) sessionDone(s *session) {
+// forget removes an ending session from the live ones; its goroutines
+// still count in sessWG until they return.
+func (p *Proxy) forget(s *session) {
 	p.mu.Lock()
 	delete(p.sessions, s)
 	p.mu.Unlock()
-	p.sessWG.Done()
 }
 
 // acquireContext bounds getting an upstream connection: Config.DialTimeout,

@@ -21,6 +21,7 @@ type session struct {
 
 	up, down loop
 	downDone chan struct{} // closed when copyDown returns
+	reused   bool          // the upstream connection came idle from the pool
 
 	mu      sync.Mutex // guards the fields below
 	uc      *upConn    // the upstream connection, once there is one
@@ -53,14 +54,11 @@ func (s *session) emit(e Event) {
 }
 
 func (s *session) run() {
+	defer s.p.sessWG.Done()
 	s.emit(Event{Kind: EventAccepted})
-	uc, err := s.connect()
+	uc, reused, err := s.connect()
 	if err != nil {
-		// A client must see a connection error, not a quiet EOF.
-		s.emit(Event{Kind: EventDialFailed, Err: err})
-		resetClose(s.client)
-		s.emit(Event{Kind: EventClosed, By: ByProxy, How: RST, Err: err})
-		s.p.sessionDone(s)
+		s.fail(err)
 		return
 	}
 	s.mu.Lock()
@@ -74,24 +72,39 @@ func (s *session) run() {
 	if h := s.p.testHookRelay; h != nil {
 		h(uc)
 	}
-	// Hand over to two fresh goroutines and return: dialing grew this
+	// Hand over to fresh goroutines and return: dialing grew this
 	// goroutine's stack, and an idle session should cost two small ones.
-	// copyUp owns copyDown and ends the session.
+	// copyUp owns copyDown and ends the session. On a reused connection
+	// copyUp starts copyDown only after its check before the first write.
 	s.up.dir, s.up.src, s.up.dst = Up, s.client, uc.c
 	s.down.dir, s.down.src, s.down.dst = Down, uc.c, s.client
 	s.downDone = make(chan struct{})
-	go copyDown(s)
+	s.reused = reused
+	if !reused {
+		go copyDown(s)
+	}
+	s.p.sessWG.Add(1)
 	go copyUp(s)
 }
 
+// fail ends a session that got no upstream connection: a client must see a
+// connection error, not a quiet EOF.
+func (s *session) fail(err error) {
+	s.emit(Event{Kind: EventDialFailed, Err: err})
+	resetClose(s.client)
+	s.p.forget(s)
+	s.emit(Event{Kind: EventClosed, By: ByProxy, How: RST, Err: err})
+}
+
 // connect dials or borrows the session's upstream connection.
-func (s *session) connect() (*upConn, error) {
+func (s *session) connect() (uc *upConn, reused bool, err error) {
 	if s.p.pool != nil {
 		return s.borrow()
 	}
 	ctx, cancel := s.p.acquireContext()
 	defer cancel()
-	return s.p.dialUpstream(ctx, s.id)
+	uc, err = s.p.dialUpstream(ctx, s.id)
+	return uc, false, err
 }
 
 // finish ends the session once its copy loops, if any ran, have stopped.
@@ -101,12 +114,20 @@ func (s *session) finish() {
 	} else {
 		s.finishPool(s.uc)
 	}
-	s.p.sessionDone(s)
 }
 
 // copyUp relays client to upstream, then waits for copyDown and ends the
 // session.
 func copyUp(s *session) {
+	defer s.p.sessWG.Done()
+	if s.reused {
+		if err := s.recheck(); err != nil {
+			close(s.downDone)
+			s.fail(err)
+			return
+		}
+		go copyDown(s)
+	}
 	s.copyLoop(&s.up)
 	<-s.downDone
 	s.finish()
@@ -193,6 +214,7 @@ func (s *session) sideOf(c *net.TCPConn) Side {
 func (s *session) finishDial(uc *upConn) {
 	_ = s.client.Close()
 	_ = uc.c.Close()
+	s.p.forget(s)
 	s.emitClosed(uc)
 }
 
@@ -237,6 +259,7 @@ func (s *session) finishPool(uc *upConn) {
 	} else {
 		_ = s.client.Close()
 	}
+	s.p.forget(s)
 	s.emitClosed(uc)
 }
 
@@ -309,40 +332,55 @@ func (s *session) judgeAge(uc *upConn) (Reason, error) {
 	return "", nil
 }
 
-// borrow gets an upstream connection from the pool. A reused one is checked
-// once more when the client's first bytes arrive, just before any is
-// written to it; if it died while idle it is replaced by a fresh one, once.
-func (s *session) borrow() (*upConn, error) {
+// borrow gets an upstream connection from the pool.
+func (s *session) borrow() (*upConn, bool, error) {
 	ctx, cancel := s.p.acquireContext()
-	uc, reused, err := s.p.pool.get(ctx, s.id, false)
-	cancel()
-	if err != nil {
-		return nil, err
-	}
-	if !reused {
-		s.emit(Event{Kind: EventBorrowed, Upstream: uc.id})
-		return uc, nil
-	}
-	s.emit(Event{Kind: EventBorrowed, Upstream: uc.id, Reused: true, Idle: time.Since(uc.idleSince)})
-	if err := waitReadable(s.client); err != nil {
-		// The client is gone or the proxy is closing; the loops find out.
-		return uc, nil
-	}
-	reason, perr := probe(uc.c)
-	if reason == "" {
-		return uc, nil
-	}
-	s.p.pool.discard(uc, s.id, reason, perr)
-	s.p.pool.noteRetry()
-	s.emit(Event{Kind: EventRetried, Upstream: uc.id, Reason: reason})
-	ctx, cancel = s.p.acquireContext()
 	defer cancel()
-	uc, _, err = s.p.pool.get(ctx, s.id, true)
+	uc, reused, err := s.p.pool.get(ctx, s.id, false)
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	e := Event{Kind: EventBorrowed, Upstream: uc.id, Reused: reused}
+	if reused {
+		e.Idle = time.Since(uc.idleSince)
+	}
+	s.emit(e)
+	return uc, reused, nil
+}
+
+// recheck probes a reused upstream connection once more when the client's
+// first bytes arrive, just before any is written to it. If it died while
+// the client was getting ready, it is replaced, once, by a fresh one; the
+// error is that of getting the fresh one.
+func (s *session) recheck() error {
+	if err := waitReadable(s.client); err != nil {
+		return nil // the client is gone or the proxy is closing; the loops find out
+	}
+	old := s.uc
+	reason, perr := probe(old.c)
+	if reason == "" {
+		return nil
+	}
+	s.p.pool.discard(old, s.id, reason, perr)
+	s.p.pool.noteRetry()
+	s.emit(Event{Kind: EventRetried, Upstream: old.id, Reason: reason})
+	ctx, cancel := s.p.acquireContext()
+	defer cancel()
+	uc, _, err := s.p.pool.get(ctx, s.id, true)
+	if err != nil {
+		return err
 	}
 	s.emit(Event{Kind: EventBorrowed, Upstream: uc.id})
-	return uc, nil
+	s.up.dst, s.down.src = uc.c, uc.c
+	s.mu.Lock()
+	s.uc = uc
+	stopped := s.stopped
+	s.mu.Unlock()
+	if stopped {
+		// The proxy began closing while we replaced the connection.
+		_ = uc.c.SetDeadline(time.Unix(1, 0))
+	}
+	return nil
 }
 
 // interrupt stops both copy loops: the flag first, then a deadline in the

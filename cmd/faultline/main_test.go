@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/faultline-proxy/faultline/internal/echo"
+)
+
+// waitTimeout bounds every wait in these tests. It is generous: a test that
+// reaches it has failed, not run slowly.
+const waitTimeout = 10 * time.Second
+
+// binary is the faultline binary that TestMain builds.
+var binary string
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+// testMain builds the binary, runs the tests, removes the binary and then
+// checks for leaked goroutines (what goleak.VerifyTestMain does, but with
+// the build directory cleaned up either way).
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "faultline-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "faultline")
+	out, err := exec.Command(goTool(), "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		return 1
+	}
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			return 1
+		}
+	}
+	return code
+}
+
+// goTool returns the go command: the one on PATH, else the one of the
+// toolchain that built this test.
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// listeningRE matches the line both commands print once the proxy listens.
+var listeningRE = regexp.MustCompile(`^proxy listening on (127\.0\.0\.1:[1-9][0-9]*) -> (\S+)`)
+
+// process is a running faultline binary.
+type process struct {
+	cmd    *exec.Cmd
+	stdout *bufio.Reader // a pipe that supports read deadlines
+	out    *os.File
+	stderr bytes.Buffer // read only after exited is closed
+	exited chan struct{}
+	err    error // from Wait, set before exited is closed
+}
+
+// start runs the binary with args. It is killed, if still running, when the
+// test ends.
+func start(t *testing.T, args ...string) *process {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: exec.Command(binary, args...), stdout: bufio.NewReader(r), out: r, exited: make(chan struct{})}
+	p.cmd.Stdout = w
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		_ = r.Close()
+		_ = w.Close()
+		t.Fatalf("start %s: %v", binary, err)
+	}
+	_ = w.Close() // the child has its own copy: EOF on r once it exits
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		_ = r.Close()
+	})
+	return p
+}
+
+// line reads one line of the process's standard output.
+func (p *process) line(t *testing.T) string {
+	t.Helper()
+	_ = p.out.SetReadDeadline(time.Now().Add(waitTimeout))
+	s, err := p.stdout.ReadString('\n')
+	if err != nil {
+		t.Fatalf("read stdout: got %q, %v; want a line", s, err)
+	}
+	return strings.TrimSuffix(s, "\n")
+}
+
+// listening reads stdout up to the listening line and returns the proxy's
+// and the upstream's address.
+func (p *process) listening(t *testing.T) (addr, upstream string) {
+	t.Helper()
+	for {
+		l := p.line(t)
+		if m := listeningRE.FindStringSubmatch(l); m != nil {
+			return m[1], m[2]
+		}
+	}
+}
+
+// wait waits for the process to exit and returns its exit code, failing the
+// test if it takes longer than waitTimeout.
+func (p *process) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(waitTimeout):
+		t.Fatalf("faultline did not exit within %s", waitTimeout)
+	}
+	var ee *exec.ExitError
+	if p.err != nil && !errors.As(p.err, &ee) {
+		t.Fatalf("wait: %v", p.err)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// rest returns what the process wrote to stdout after what was read, once
+// it exited.
+func (p *process) rest(t *testing.T) string {
+	t.Helper()
+	_ = p.out.SetReadDeadline(time.Now().Add(waitTimeout))
+	b, err := io.ReadAll(p.stdout)
+	if err != nil {
+		t.Fatalf("read stdout: %v", err)
+	}
+	return string(b)
+}
+
+// stop sends SIGTERM and checks that the process exits with status 0.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	if code := p.wait(t); code != exitOK {
+		t.Errorf("exit code after SIGTERM: got %d, want %d; stderr:\n%s", code, exitOK, &p.stderr)
+	}
+}
+
+// startEcho starts an echo server for the test.
+func startEcho(t *testing.T) string {
+	t.Helper()
+	s, err := echo.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("echo: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s.Addr().String()
+}
+
+// roundTrip connects to addr, sends msg and checks that msg comes back.
+// It reads the echo before it closes: in pool mode the client's FIN ends
+// the session.
+func roundTrip(t *testing.T, addr, msg string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, waitTimeout)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+		t.Fatalf("echo through %s: got %q, %v; want %q", addr, got, err, msg)
+	}
+}
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		name string
+		mode string
+		msg  string
+	}{
+		{name: "dial", mode: "dial", msg: "hello through the dial proxy"},
+		{name: "pool", mode: "pool", msg: "hello through the pool proxy"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := startEcho(t)
+			p := start(t, "run", "--listen", "127.0.0.1:0", "--upstream", up, "--mode", tt.mode)
+			line := p.line(t)
+			m := listeningRE.FindStringSubmatch(line)
+			if m == nil || m[0] != line {
+				t.Fatalf("first line: got %q, want %q", line, "proxy listening on 127.0.0.1:PORT -> "+up)
+			}
+			if m[2] != up {
+				t.Errorf("upstream in %q: got %s, want %s", line, m[2], up)
+			}
+			roundTrip(t, m[1], tt.msg)
+			p.stop(t)
+			if rest := p.rest(t); rest != "" {
+				t.Errorf("stdout after the listening line: got %q, want nothing", rest)
+			}
+		})
+	}
+}
+
+func TestDemo(t *testing.T) {
+	p := start(t, "demo", "--listen", "127.0.0.1:0")
+	line := p.line(t)
+	echoAddr, ok := strings.CutPrefix(line, "echo upstream listening on ")
+	if !ok {
+		t.Fatalf("first line: got %q, want %q", line, "echo upstream listening on 127.0.0.1:PORT")
+	}
+	addr, upstream := p.listening(t)
+	if upstream != echoAddr {
+		t.Errorf("proxy's upstream: got %s, want the echo server's %s", upstream, echoAddr)
+	}
+	roundTrip(t, addr, "hello through the demo proxy")
+	p.stop(t)
+}
+
+func TestUsageErrors(t *testing.T) {
+	const upstream = "127.0.0.1:1" // never dialed: the flags are rejected first
+	tests := []struct {
+		name       string
+		args       []string
+		wantStderr string // the problem, as named on stderr
+	}{
+		{
+			name:       "unknown flag",
+			args:       []string{"run", "--listen", "127.0.0.1:0", "--upstream", upstream, "--bogus"},
+			wantStderr: "flag provided but not defined: -bogus",
+		},
+		{
+			name:       "missing upstream",
+			args:       []string{"run", "--listen", "127.0.0.1:0"},
+			wantStderr: "--upstream is required",
+		},
+		{
+			name:       "bad mode",
+			args:       []string{"run", "--listen", "127.0.0.1:0", "--upstream", upstream, "--mode", "bogus"},
+			wantStderr: `unknown mode: "bogus"`,
+		},
+		{
+			name:       "duration without unit",
+			args:       []string{"run", "--listen", "127.0.0.1:0", "--upstream", upstream, "--pool-idle-timeout", "5"},
+			wantStderr: `invalid value "5" for flag -pool-idle-timeout`,
+		},
+		{
+			name:       "unknown command",
+			args:       []string{"serve"},
+			wantStderr: `unknown command "serve"`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := start(t, tt.args...)
+			if code := p.wait(t); code != exitUsage {
+				t.Errorf("exit code: got %d, want %d", code, exitUsage)
+			}
+			if stderr := p.stderr.String(); !strings.Contains(stderr, tt.wantStderr) {
+				t.Errorf("stderr: got %q, want it to contain %q", stderr, tt.wantStderr)
+			}
+			if out := p.rest(t); out != "" {
+				t.Errorf("stdout: got %q, want nothing", out)
+			}
+		})
+	}
+}

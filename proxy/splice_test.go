@@ -1,0 +1,150 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNoFaultPathSplices shows that with no fault active both copy loops of
+// a session relay through splice(2), not through a user-space buffer.
+//
+// It opens spliceConns sessions, does one echo on each and leaves them
+// idle, so that each session's two copy loops are blocked waiting for their
+// source to become readable. Two independent witnesses then say where they
+// are blocked:
+//
+//   - The goroutine stacks. A loop that splices is inside internal/poll.Splice
+//     (reached from (*net.TCPConn).ReadFrom through net.spliceFrom); a loop
+//     that copies through a buffer is in io.copyBuffer and
+//     (*net.conn).Read instead. Every copyUp and copyDown goroutine must
+//     have internal/poll.Splice on its stack. This is precise (per loop) and
+//     immune to the pipe cache below, but names unexported standard-library
+//     functions, which a Go release could rename.
+//   - The kernel's view. internal/poll.Splice takes a pipe (two
+//     descriptors) from a process-wide cache for the whole of a ReadFrom
+//     and gives it back only when ReadFrom returns, so 2*spliceConns
+//     blocked loops hold 2*spliceConns distinct pipes: at least
+//     4*spliceConns more "pipe:" entries in /proc/self/fd than before the
+//     sessions, once the cache has been emptied (the cached pipes are
+//     closed by finalizers after the garbage collector drops them). A
+//     buffered copy opens no pipe at all. The upstream echoes through a
+//     buffer too, so that its own pipes are not counted.
+//
+// Checked by hand: with copyLoop's l.dst.ReadFrom(l.src) replaced by
+// io.Copy(struct{ io.Writer }{l.dst}, struct{ io.Reader }{l.src}), which
+// hides the *net.TCPConn types and so disables splice, both checks fail.
+func TestNoFaultPathSplices(t *testing.T) {
+	const spliceConns = 8
+	tests := []struct {
+		name string
+		mode Mode
+		// reuse: first open spliceConns sessions and close them, so that
+		// the measured ones run on upstream connections reused from the
+		// pool.
+		reuse      bool
+		wantReused uint64 // PoolStats().Reused at the end
+	}{
+		{name: "dial", mode: ModeDial},
+		{name: "pool", mode: ModePool},
+		{name: "pool reused", mode: ModePool, reuse: true, wantReused: spliceConns},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			settledFDs(t)
+			pipesBefore := countPipes(t)
+
+			srv := startServer(t, bufferedEchoHandler)
+			p := startProxy(t, Config{Upstream: srv.addr(), Mode: tt.mode})
+			ev := record(t, p)
+			if tt.reuse {
+				// Open all at once: one after another, they would all
+				// reuse the first one's upstream connection.
+				warm := make([]*net.TCPConn, spliceConns)
+				for i := range warm {
+					warm[i] = dial(t, p.Addr().String())
+					roundTrip(t, warm[i], fmt.Sprintf("warm %d", i))
+				}
+				for i, c := range warm {
+					_ = c.Close()
+					ev.waitKind(t, EventReleased, uint64(i+1)) // IDs count from 1 in accept order
+				}
+			}
+			for i := range spliceConns {
+				c := dial(t, p.Addr().String())
+				roundTrip(t, c, fmt.Sprintf("splice %d", i))
+			}
+			if got := p.PoolStats().Reused; got != tt.wantReused {
+				t.Errorf("PoolStats().Reused: got %d, want %d", got, tt.wantReused)
+			}
+
+			// Both loops of every session are past their first bytes, so
+			// they are inside ReadFrom; wait until each has reached splice.
+			var up, down loopStacks
+			for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
+				up, down = copyLoopStacks("copyUp"), copyLoopStacks("copyDown")
+				if up.splicing == spliceConns && down.splicing == spliceConns || time.Now().After(deadline) {
+					break
+				}
+			}
+			if up.splicing != spliceConns || down.splicing != spliceConns {
+				t.Errorf("copy loops inside internal/poll.Splice: got up %d of %d, down %d of %d, want %d each; one that is not:\n%s",
+					up.splicing, up.total, down.splicing, down.total, spliceConns, up.other+down.other)
+			}
+
+			got := countPipes(t) - pipesBefore
+			t.Logf("%d pipe descriptors opened while %d sessions idle", got, spliceConns)
+			if want := 4 * spliceConns; got < want {
+				t.Errorf("pipe descriptors opened while %d sessions idle: got %d, want at least %d (one pipe, two descriptors, per blocked copy loop)", spliceConns, got, want)
+			}
+		})
+	}
+}
+
+// bufferedEchoHandler echoes like echoHandler but through a user-space
+// buffer: io.Copy(c, c) on a *net.TCPConn would splice and hold a pipe of
+// its own, which the pipe count must not see.
+func bufferedEchoHandler(c *net.TCPConn) {
+	_, _ = io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c})
+	_ = c.CloseWrite()
+	_ = c.Close()
+}
+
+// loopStacks sums up the goroutines of one kind of copy loop.
+type loopStacks struct {
+	total, splicing int
+	other           string // the stack of one that is not splicing, if any
+}
+
+// copyLoopStacks finds the goroutines whose stack has function name in
+// this package on it and says how many are inside internal/poll.Splice.
+func copyLoopStacks(name string) loopStacks {
+	var ls loopStacks
+	for _, g := range strings.Split(allStacks(), "\n\n") {
+		if !strings.Contains(g, "/proxy."+name+"(") {
+			continue
+		}
+		ls.total++
+		if strings.Contains(g, "\ninternal/poll.Splice(") {
+			ls.splicing++
+		} else if ls.other == "" {
+			ls.other = g + "\n"
+		}
+	}
+	return ls
+}
+
+// countPipes counts this process's open pipe descriptors.
+func countPipes(t testing.TB) int {
+	t.Helper()
+	n := 0
+	for _, target := range openFDs(t) {
+		if strings.HasPrefix(target, "pipe:") {
+			n++
+		}
+	}
+	return n
+}
