@@ -344,25 +344,30 @@ func waitPeerGone(t *testing.T, p *Proxy, ev *recorder) {
 	}
 }
 
-// waitUpstreamBlocked waits until the upstream cannot send: its send queue
-// holds bytes that the proxy is not reading.
+// waitUpstreamBlocked waits until the relay of the upstream's reply has
+// stalled: the upstream's send queue holds bytes and has not moved for a few
+// polls, so the proxy's downstream write is blocked with bytes in hand.
 func waitUpstreamBlocked(t *testing.T, up *server) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
-	for {
+	prev, same := -1, 0
+	for same < 5 {
 		up.mu.Lock()
 		var outq int
 		if len(up.conns) > 0 {
 			outq = sockIoctl(up.conns[0], unix.SIOCOUTQ)
 		}
 		up.mu.Unlock()
-		if outq > 0 {
-			return
+		if outq > 0 && outq == prev {
+			same++
+		} else {
+			same = 0
 		}
+		prev = outq
 		if time.Now().After(deadline) {
 			t.Fatalf("upstream never blocked in %s", waitTimeout)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

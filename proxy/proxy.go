@@ -47,7 +47,11 @@ func Listen(addr string, cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", addr)
+	// TCP keepalive is off on both sides: the peers are local, dead ones
+	// show up as EOF or RST, and it would cost four setsockopt calls on
+	// every connection.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: listen: %w", err)
 	}
@@ -61,6 +65,7 @@ func serve(ln *net.TCPListener, cfg Config) *Proxy {
 		ln:       ln,
 		ctx:      ctx,
 		cancel:   cancel,
+		dialer:   net.Dialer{KeepAlive: -1},
 		sessions: make(map[*session]struct{}),
 	}
 	if cfg.Mode == ModePool {

@@ -300,7 +300,7 @@ func (s *session) judge(uc *upConn) (Reason, error) {
 		return ReasonUpstreamReset, nil
 	case ui.finReceived():
 		return ReasonUpstreamEOF, nil
-	case ui.readBytes() != uc.delivered:
+	case ui.readBytes() > uc.delivered:
 		return ReasonStranded, fmt.Errorf("%d bytes read from upstream, %d written to client", ui.readBytes(), uc.delivered)
 	}
 	ci, err := readSockInfo(s.client)
@@ -309,9 +309,10 @@ func (s *session) judge(uc *upConn) (Reason, error) {
 		return ReasonError, err
 	case ci.state == tcpClose:
 		return ReasonClientReset, nil
-	case ci.readBytes() != uint64(s.up.n.Load()):
+	case ci.readBytes() > uint64(s.up.n.Load()):
 		return ReasonStranded, fmt.Errorf("%d bytes read from client, %d written to upstream", ci.readBytes(), s.up.n.Load())
-	case ui.inq > 0:
+	case ui.inq > 0 || ui.readBytes() < uc.delivered:
+		// (Fewer bytes read than delivered: more arrived while we looked.)
 		return ReasonUnread, fmt.Errorf("%d bytes unread", ui.inq)
 	}
 	return s.judgeAge(uc)
