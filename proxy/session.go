@@ -72,19 +72,27 @@ func (s *session) run() {
 	if h := s.p.testHookRelay; h != nil {
 		h(uc)
 	}
-	// Hand over to fresh goroutines and return: dialing grew this
-	// goroutine's stack, and an idle session should cost two small ones.
-	// copyUp owns copyDown and ends the session. On a reused connection
-	// copyUp starts copyDown only after its check before the first write.
+	// After a dial, hand over to fresh goroutines and return: dialing grew
+	// this goroutine's stack, and an idle session should cost two small
+	// ones. copyUp owns copyDown and ends the session. On a reused
+	// connection copyUp starts copyDown only after its check before the
+	// first write.
 	s.up.dir, s.up.src, s.up.dst = Up, s.client, uc.c
 	s.down.dir, s.down.src, s.down.dst = Down, uc.c, s.client
 	s.downDone = make(chan struct{})
 	s.reused = reused
-	if !reused {
-		go copyDown(s)
+	if reused {
+		// Borrowing an idle connection kept this stack small: relay from
+		// here rather than wake another goroutine.
+		copyUp(s)
+		return
 	}
+	go copyDown(s)
 	s.p.sessWG.Add(1)
-	go copyUp(s)
+	go func() {
+		defer s.p.sessWG.Done()
+		copyUp(s)
+	}()
 }
 
 // fail ends a session that got no upstream connection: a client must see a
@@ -119,7 +127,6 @@ func (s *session) finish() {
 // copyUp relays client to upstream, then waits for copyDown and ends the
 // session.
 func copyUp(s *session) {
-	defer s.p.sessWG.Done()
 	if s.reused {
 		if err := s.recheck(); err != nil {
 			close(s.downDone)
