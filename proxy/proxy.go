@@ -27,7 +27,7 @@ type Proxy struct {
 	mu       sync.Mutex // guards sessions and closing
 	sessions map[*session]struct{}
 	closing  bool
-	sessWG   sync.WaitGroup // one per session goroutine running run or copyUp (copyUp waits for copyDown)
+	sessWG   sync.WaitGroup // one per session goroutine: run, copyUp, copyDown
 
 	closeOnce sync.Once
 	closeErr  error

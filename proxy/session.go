@@ -11,17 +11,18 @@ import (
 )
 
 // session relays one downstream connection. Its first goroutine (run) gets
-// an upstream connection and starts the two copy loops; copyUp, once its
-// loop is done, waits for copyDown and ends the session, so the proxy's wait
-// for a session covers both.
+// an upstream connection and starts the two copy loops, copyUp and copyDown;
+// the one that stops last ends the session. Proxy.Close waits for all
+// three goroutines through Proxy.sessWG.
 type session struct {
 	p      *Proxy
 	id     uint64
 	client *net.TCPConn
 
-	up, down loop
-	downDone chan struct{} // closed when copyDown returns
-	reused   bool          // the upstream connection came idle from the pool
+	up, down  loop
+	loopsLeft atomic.Int32 // copy loops still running; the last to stop ends the session
+	ran       bool         // the copy loops were started
+	reused    bool         // the upstream connection came idle from the pool
 
 	mu      sync.Mutex // guards the fields below
 	uc      *upConn    // the upstream connection, once there is one
@@ -74,24 +75,27 @@ func (s *session) run() {
 	}
 	// After a dial, hand over to fresh goroutines and return: dialing grew
 	// this goroutine's stack, and an idle session should cost two small
-	// ones. copyUp owns copyDown and ends the session. On a reused
-	// connection copyUp starts copyDown only after its check before the
-	// first write.
+	// ones. Borrowing an idle connection keeps the stack small, so then
+	// this goroutine relays itself. Whichever copy loop stops last ends the
+	// session.
 	s.up.dir, s.up.src, s.up.dst = Up, s.client, uc.c
 	s.down.dir, s.down.src, s.down.dst = Down, uc.c, s.client
-	s.downDone = make(chan struct{})
-	s.reused = reused
+	s.ran, s.reused = true, reused
+	s.loopsLeft.Store(2)
 	if reused {
-		// Borrowing an idle connection kept this stack small: relay from
-		// here rather than wake another goroutine.
 		copyUp(s)
 		return
 	}
-	go copyDown(s)
+	s.spawn(copyDown)
+	s.spawn(copyUp)
+}
+
+// spawn runs loop in a new goroutine that Proxy.Close waits for.
+func (s *session) spawn(loop func(*session)) {
 	s.p.sessWG.Add(1)
 	go func() {
 		defer s.p.sessWG.Done()
-		copyUp(s)
+		loop(s)
 	}()
 }
 
@@ -124,27 +128,21 @@ func (s *session) finish() {
 	}
 }
 
-// copyUp relays client to upstream, then waits for copyDown and ends the
-// session.
+// copyUp relays client to upstream. On a reused upstream connection it
+// first checks the connection once more, then starts copyDown.
 func copyUp(s *session) {
 	if s.reused {
 		if err := s.recheck(); err != nil {
-			close(s.downDone)
 			s.fail(err)
 			return
 		}
-		go copyDown(s)
+		s.spawn(copyDown)
 	}
 	s.copyLoop(&s.up)
-	<-s.downDone
-	s.finish()
 }
 
 // copyDown relays upstream to client.
-func copyDown(s *session) {
-	defer close(s.downDone)
-	s.copyLoop(&s.down)
-}
+func copyDown(s *session) { s.copyLoop(&s.down) }
 
 // copyLoop moves bytes from l.src to l.dst until EOF or an error. Both ends
 // are *net.TCPConn, so ReadFrom splices in the kernel without copying
@@ -158,6 +156,9 @@ func (s *session) copyLoop(l *loop) {
 		s.dialLoopEnded(l)
 	} else {
 		s.poolLoopEnded(l)
+	}
+	if s.loopsLeft.Add(-1) == 0 {
+		s.finish()
 	}
 }
 
@@ -242,7 +243,7 @@ func (s *session) poolLoopEnded(l *loop) {
 // finishPool returns the upstream connection to the pool if it is clean,
 // else closes it, and closes the client connection.
 func (s *session) finishPool(uc *upConn) {
-	if s.downDone != nil {
+	if s.ran {
 		s.mu.Lock()
 		took := time.Since(s.stopAt)
 		s.mu.Unlock()
@@ -275,7 +276,7 @@ func (s *session) finishPool(uc *upConn) {
 // session's own interrupt is a harmless error: any other, a timeout
 // included, makes the connection invalid.
 func (s *session) judge(uc *upConn) (Reason, error) {
-	if s.downDone == nil {
+	if !s.ran {
 		// The loops never ran (the proxy closed first).
 		return s.judgeIdle(uc)
 	}
@@ -310,15 +311,21 @@ func (s *session) judge(uc *upConn) (Reason, error) {
 	case ui.readBytes() > uc.delivered:
 		return ReasonStranded, fmt.Errorf("%d bytes read from upstream, %d written to client", ui.readBytes(), uc.delivered)
 	}
-	ci, err := readSockInfo(s.client)
-	switch {
-	case err != nil:
-		return ReasonError, err
-	case ci.state == tcpClose:
-		return ReasonClientReset, nil
-	case ci.readBytes() > uint64(s.up.n.Load()):
-		return ReasonStranded, fmt.Errorf("%d bytes read from client, %d written to upstream", ci.readBytes(), s.up.n.Load())
-	case ui.inq > 0 || ui.readBytes() < uc.delivered:
+	if s.up.err != nil {
+		// The client's side was interrupted, not ended by its FIN (at
+		// EOF, splice has written all it read): check nothing of the
+		// client's was left behind.
+		ci, err := readSockInfo(s.client)
+		switch {
+		case err != nil:
+			return ReasonError, err
+		case ci.state == tcpClose:
+			return ReasonClientReset, nil
+		case ci.readBytes() > uint64(s.up.n.Load()):
+			return ReasonStranded, fmt.Errorf("%d bytes read from client, %d written to upstream", ci.readBytes(), s.up.n.Load())
+		}
+	}
+	if ui.inq > 0 || ui.readBytes() < uc.delivered {
 		// (Fewer bytes read than delivered: more arrived while we looked.)
 		return ReasonUnread, fmt.Errorf("%d bytes unread", ui.inq)
 	}
@@ -361,8 +368,12 @@ func (s *session) borrow() (*upConn, bool, error) {
 // the client was getting ready, it is replaced, once, by a fresh one; the
 // error is that of getting the fresh one.
 func (s *session) recheck() error {
-	if err := waitReadable(s.client); err != nil {
-		return nil // the client is gone or the proxy is closing; the loops find out
+	waited, err := waitReadable(s.client)
+	if err != nil || !waited {
+		// The client is gone or the proxy is closing, and the loops find
+		// out; or its bytes were already there, and borrow's probe is
+		// only microseconds old.
+		return nil
 	}
 	old := s.uc
 	reason, perr := probe(old.c)

@@ -101,18 +101,21 @@ func probe(c *net.TCPConn) (Reason, error) {
 }
 
 // waitReadable blocks until c has a byte to read, EOF or an error, without
-// consuming anything. It honours c's read deadline and returns an error when
-// c is closed.
-func waitReadable(c *net.TCPConn) error {
+// consuming anything, and reports whether it had to wait. It honours c's
+// read deadline and returns an error when c is closed.
+func waitReadable(c *net.TCPConn) (waited bool, err error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
-		return err
+		return false, err
 	}
 	var b [1]byte
-	return rc.Read(func(fd uintptr) bool {
+	calls := 0
+	err = rc.Read(func(fd uintptr) bool {
+		calls++
 		_, _, perr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
 		return !errors.Is(perr, unix.EAGAIN)
 	})
+	return calls > 1, err
 }
 
 // isReset reports whether err means the peer sent an RST or the socket is
