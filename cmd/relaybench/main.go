@@ -1,0 +1,249 @@
+// Command relaybench measures faultline's relay against a bare Go relay,
+// haproxy and socat, on loopback, in one run that ends by itself (about two
+// minutes with the defaults on 2 CPUs).
+//
+//	go build -o /tmp/faultline ./cmd/faultline
+//	go run ./cmd/relaybench -faultline /tmp/faultline [-json out.json]
+//	go run ./cmd/relaybench -quick -rows direct,bare   # smoke run, seconds
+//
+// # Rows
+//
+// Each row is a way for the client to reach the upstream:
+//
+//   - direct: no relay; what loopback and the harness alone reach.
+//   - bare: a relay written here (bare.go): per connection, dial the
+//     upstream, io.Copy both ways (the session goroutine and one more), close both sides when
+//     either copy ends. The floor faultline is held to.
+//   - faultline-dial, faultline-pool: the -faultline binary, run as
+//     "run --listen 127.0.0.1:0 --upstream ADDR --mode dial|pool".
+//   - haproxy, socat: when found in PATH; otherwise the row says why it was
+//     skipped.
+//
+// Every relay is a separate process (bare is this binary re-executed with
+// hidden flags), started fresh for each scenario and stopped after it, so
+// its RSS is its own and no scenario inherits another's heap, pool or
+// sockets. The harness process runs the load generator and the upstream
+// servers (an echo server and a bulk source/sink) in-process, so harness and
+// relay share the machine's CPUs alike in every row.
+//
+// The run is made of -rounds rounds; each round runs every scenario once for
+// every row, rows interleaved, and the table shows the median over rounds.
+// Drift of the machine during the run thus spreads over all rows.
+//
+// # Scenarios (columns)
+//
+//   - bulk MB/s: one connection; the client sends N MiB while the upstream
+//     sends N MiB back at the same time. Figure = bytes of both directions /
+//     wall time, 1 MB = 10^6 bytes; one timed run per round after an untimed
+//     warm-up. Both ends check the bytes (count and CRC-32C).
+//   - ping p50/p99 µs: one connection, a 64-byte request and its 64-byte
+//     echo, strictly sequential; latency of each round trip at the client.
+//     Harness and relay are pinned to one CPU (-ping-cpu): unpinned, on a
+//     small VM, a round trip flips between two modes far apart depending on
+//     whether the relay runs on the harness's CPU.
+//   - churn conn/s: connect, one 64-byte echo, close (FIN, never SO_LINGER),
+//     with -churn-concurrency workers (1: sequential), until -churn-count
+//     connections or -churn-duration, whichever comes first.
+//   - mem KiB/conn: hold -mem-conns idle relayed connections, each after one
+//     small echo so both copy loops sit in their idle state; (VmRSS after −
+//     VmRSS before) / connections. For socat, VmRSS is summed over the
+//     parent and its forked children. Not measured for direct.
+//
+// # Reading the table
+//
+// The first block holds absolute figures. The ratio blocks divide each row's
+// figure by the bare row's and by haproxy's: above 1 is better for bulk and
+// churn, below 1 is better for latency and memory. The targets block checks
+// faultline's goals (PASS, FAIL, or SKIP with the reason), shows the numbers
+// it compared and the spread of the ratio over rounds, a hint of the noise.
+// In a cell, "skip" means the row could not run, "ERR" that the scenario
+// failed (the error is listed below the table), "-" that it was not
+// measured. Progress goes to stderr; -json writes every per-round figure.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() { os.Exit(runMain()) }
+
+// runMain runs the program with the process's arguments and signals and
+// returns the exit code.
+func runMain() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop) // a second signal kills at once
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "relaybench:", err)
+		return 1
+	}
+	return 0
+}
+
+// run is the whole program; the hidden bare-relay flags turn it into the
+// bare relay subprocess instead.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if isBareRelayArgs(args) {
+		return runBareRelay(ctx, args, stdout)
+	}
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return bench(ctx, cfg, stdout, stderr)
+}
+
+type config struct {
+	faultline string
+	rows      []string
+	scenarios []string
+	jsonPath  string
+	quick     bool
+	rounds    int
+
+	bulkBytes   int64         // each way, per run
+	bulkTimeout time.Duration // per run
+
+	pingSize    int
+	pingWarmup  int
+	pingCount   int
+	pingTimeout time.Duration
+	pingCPU     int // -1: not pinned
+
+	churnSize        int
+	churnCount       int
+	churnDuration    time.Duration
+	churnConcurrency int
+
+	memConns       int
+	memSettle      time.Duration
+	memOpenTimeout time.Duration
+
+	poolSize      int
+	haproxySplice bool
+	startTimeout  time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := flag.NewFlagSet("relaybench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var rows, scens string
+	var bulkMiB int
+	fs.StringVar(&cfg.faultline, "faultline", "", "path to the faultline binary (rows faultline-* are skipped without it)")
+	fs.StringVar(&rows, "rows", strings.Join(allRows, ","), "comma-separated rows to run")
+	fs.StringVar(&scens, "scenarios", strings.Join(scenarioNames(), ","), "comma-separated scenarios to run")
+	fs.StringVar(&cfg.jsonPath, "json", "", "also write the results as JSON to this file")
+	fs.BoolVar(&cfg.quick, "quick", false, "smoke run: small defaults for every size and duration flag not given")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "every scenario runs once per row per round; the table shows the median over rounds")
+	fs.IntVar(&bulkMiB, "bulk-mib", 1024, "bulk: MiB sent each way per run")
+	fs.DurationVar(&cfg.bulkTimeout, "bulk-timeout", 20*time.Second, "bulk: time limit per run")
+	fs.IntVar(&cfg.pingSize, "ping-size", 64, "ping: request and echo size in bytes")
+	fs.IntVar(&cfg.pingWarmup, "ping-warmup", 1000, "ping: untimed round trips first, per round")
+	fs.IntVar(&cfg.pingCount, "ping-count", 10000, "ping: timed round trips per round")
+	fs.DurationVar(&cfg.pingTimeout, "ping-timeout", 30*time.Second, "ping: time limit per round")
+	fs.IntVar(&cfg.pingCPU, "ping-cpu", 0, "ping: pin harness and relay to this CPU, default 0 (-1: not pinned)")
+	fs.IntVar(&cfg.churnSize, "churn-size", 64, "churn: echo size in bytes")
+	fs.IntVar(&cfg.churnCount, "churn-count", 20000, "churn: at most this many connections per round")
+	fs.DurationVar(&cfg.churnDuration, "churn-duration", 2*time.Second, "churn: at most this long per round")
+	fs.IntVar(&cfg.churnConcurrency, "churn-concurrency", 1, "churn: concurrent workers (1: sequential)")
+	fs.IntVar(&cfg.memConns, "mem-conns", 2000, "mem: idle connections held")
+	fs.DurationVar(&cfg.memSettle, "mem-settle", time.Second, "mem: wait before each RSS reading")
+	fs.DurationVar(&cfg.memOpenTimeout, "mem-open-timeout", 60*time.Second, "mem: time limit for opening the connections")
+	fs.IntVar(&cfg.poolSize, "pool-size", 64, "faultline-pool: --pool-size")
+	fs.BoolVar(&cfg.haproxySplice, "haproxy-splice", false, "add 'option splice-auto' to the haproxy config (off: haproxy's default)")
+	fs.DurationVar(&cfg.startTimeout, "start-timeout", 10*time.Second, "time limit for a relay to start listening")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if cfg.quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		quick := map[string]func(){
+			"rounds":         func() { cfg.rounds = 1 },
+			"bulk-mib":       func() { bulkMiB = 16 },
+			"ping-warmup":    func() { cfg.pingWarmup = 100 },
+			"ping-count":     func() { cfg.pingCount = 1000 },
+			"churn-count":    func() { cfg.churnCount = 300 },
+			"churn-duration": func() { cfg.churnDuration = time.Second },
+			"mem-conns":      func() { cfg.memConns = 100 },
+			"mem-settle":     func() { cfg.memSettle = 200 * time.Millisecond },
+		}
+		for name, apply := range quick {
+			if !set[name] {
+				apply()
+			}
+		}
+	}
+	cfg.bulkBytes = int64(bulkMiB) << 20
+
+	var err error
+	if cfg.rows, err = parseList("-rows", rows, allRows); err != nil {
+		return nil, err
+	}
+	if cfg.scenarios, err = parseList("-scenarios", scens, scenarioNames()); err != nil {
+		return nil, err
+	}
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{
+		{"-bulk-mib", bulkMiB > 0},
+		{"-rounds", cfg.rounds > 0},
+		{"-ping-cpu", cfg.pingCPU >= -1},
+		{"-ping-size", cfg.pingSize > 0 && cfg.pingSize <= patternLen},
+		{"-ping-count", cfg.pingCount > 0 && cfg.pingWarmup >= 0},
+		{"-churn-size", cfg.churnSize > 0 && cfg.churnSize <= patternLen},
+		{"-churn-count", cfg.churnCount > 0},
+		{"-churn-concurrency", cfg.churnConcurrency > 0},
+		{"-mem-conns", cfg.memConns > 0},
+		{"-pool-size", cfg.poolSize > 0},
+		{"-bulk-timeout, -ping-timeout, -churn-duration, -mem-open-timeout, -start-timeout",
+			min(cfg.bulkTimeout, cfg.pingTimeout, cfg.churnDuration, cfg.memOpenTimeout, cfg.startTimeout) > 0},
+	} {
+		if !c.ok {
+			return nil, fmt.Errorf("%s: value out of range", c.name)
+		}
+	}
+	return cfg, nil
+}
+
+// parseList splits a comma-separated list and checks every item is known;
+// the result keeps the order of known.
+func parseList(flagName, s string, known []string) ([]string, error) {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if !slices.Contains(known, item) {
+			return nil, fmt.Errorf("%s: unknown %q (known: %s)", flagName, item, strings.Join(known, ","))
+		}
+		if !slices.Contains(out, item) {
+			out = append(out, item)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: empty", flagName)
+	}
+	slices.SortFunc(out, func(a, b string) int { return slices.Index(known, a) - slices.Index(known, b) })
+	return out, nil
+}

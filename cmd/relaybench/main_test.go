@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	// The bare row re-executes this binary as the relay.
+	if isBareRelayArgs(os.Args[1:]) {
+		os.Exit(runMain())
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// TestQuickRun runs the whole harness in quick mode on the rows that need
+// nothing installed and checks the figures are there and positive. No
+// timing assertions.
+func TestQuickRun(t *testing.T) {
+	jsonPath := filepath.Join(t.TempDir(), "out.json")
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := run(ctx, []string{"-quick", "-rows", "direct,bare", "-json", jsonPath}, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, &stderr)
+	}
+	t.Logf("table:\n%s", &stdout)
+
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(rep.Rows); got != 2 {
+		t.Fatalf("got %d rows, want 2", got)
+	}
+	for _, r := range rep.Rows {
+		if r.Skipped != "" || len(r.Errors) > 0 || len(r.Notes) > 0 {
+			t.Errorf("%s: skipped %q, errors %v, notes %v", r.Name, r.Skipped, r.Errors, r.Notes)
+			continue
+		}
+		if r.Bulk == nil || r.Ping == nil || r.Churn == nil {
+			t.Errorf("%s: missing results: bulk %v, ping %v, churn %v", r.Name, r.Bulk, r.Ping, r.Churn)
+			continue
+		}
+		if r.Bulk.MBps <= 0 || r.Bulk.BytesEachWay != 16<<20 {
+			t.Errorf("%s: bulk %+v, want positive MB/s and 16 MiB each way", r.Name, *r.Bulk)
+		}
+		if r.Ping.P50us <= 0 || r.Ping.P99us < r.Ping.P50us {
+			t.Errorf("%s: ping %+v, want 0 < p50 <= p99", r.Name, *r.Ping)
+		}
+		if r.Churn.ConnsPerS <= 0 || len(r.Churn.RoundsConns) != 1 || r.Churn.RoundsConns[0] <= 0 {
+			t.Errorf("%s: churn %+v, want positive", r.Name, *r.Churn)
+		}
+	}
+	if m := rep.Rows[1].Mem; m == nil || m.KiBPerConn <= 0 || len(m.RoundsBeforeKiB) != 1 || m.RoundsBeforeKiB[0] <= 0 || m.Conns != 100 {
+		t.Errorf("bare: mem %+v, want positive KiB/conn over 100 connections", m)
+	}
+	if rep.Rows[0].Mem != nil {
+		t.Errorf("direct: mem %+v, want none (no relay process)", *rep.Rows[0].Mem)
+	}
+	for _, want := range []string{"bulk MB/s", "ratio to bare", "targets", "SKIP"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	if kids := childPIDs(t); len(kids) > 0 {
+		t.Errorf("child processes left behind: %v", kids)
+	}
+}
+
+// TestBulkBytesBothEnds checks through the bare relay subprocess that the
+// bytes the client counts are the bytes the upstream counts, both ways.
+func TestBulkBytesBothEnds(t *testing.T) {
+	cfg := quickConfig(t)
+	var bs bulkServer
+	srv, err := startServer(bs.serve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx := context.Background()
+	r, err := relaySpecs(cfg)[rowBare].start(ctx, srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := r.Stop(); err != nil {
+			t.Errorf("stopping bare relay: %v", err)
+		}
+	}()
+
+	const n = 8<<20 + 12345 // not a multiple of any buffer size
+	for range 2 {
+		if _, err := bulkOnce(ctx, r.addr, n, 30*time.Second); err != nil {
+			t.Fatalf("bulkOnce: %v", err)
+		}
+	}
+	if got, want := bs.received.Load(), int64(2*n); got != want {
+		t.Errorf("upstream received %d verified bytes, want %d", got, want)
+	}
+	if got, want := bs.sent.Load(), int64(2*n); got != want {
+		t.Errorf("upstream sent %d bytes, want %d", got, want)
+	}
+	if got := bs.failed.Load(); got != 0 {
+		t.Errorf("upstream saw %d failed sessions, want 0", got)
+	}
+}
+
+// TestBulkDetectsCorruption checks that a relay flipping one byte is caught,
+// in either direction.
+func TestBulkDetectsCorruption(t *testing.T) {
+	var bs bulkServer
+	srv, err := startServer(bs.serve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for _, up := range []bool{true, false} {
+		addr, stop := corruptingRelay(t, srv.Addr(), up, 5<<20)
+		_, err := bulkOnce(context.Background(), addr, 8<<20, 30*time.Second)
+		stop()
+		if !errors.Is(err, errCorrupt) {
+			t.Errorf("corrupting up=%v: got %v, want errCorrupt", up, err)
+		}
+	}
+}
+
+func TestParseListenLine(t *testing.T) {
+	tests := []struct {
+		line string
+		addr string
+		ok   bool
+	}{
+		{"proxy listening on 127.0.0.1:41234 -> 127.0.0.1:5432", "127.0.0.1:41234", true},
+		{"proxy listening on 127.0.0.1:1 -> x", "127.0.0.1:1", true},
+		{"listening on 127.0.0.1:41234", "", false},
+		{"proxy listening on 127.0.0.1:41234", "", false},
+	}
+	for _, tt := range tests {
+		addr, ok := parseListenLine(tt.line)
+		if addr != tt.addr || ok != tt.ok {
+			t.Errorf("parseListenLine(%q) = %q, %v; want %q, %v", tt.line, addr, ok, tt.addr, tt.ok)
+		}
+	}
+}
+
+func quickConfig(t *testing.T) *config {
+	t.Helper()
+	cfg, err := parseFlags([]string{"-quick"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// corruptingRelay relays one connection to upstream and flips the byte at
+// offset at in one direction (client to upstream if up).
+func corruptingRelay(t *testing.T, upstream string, up bool, at int64) (addr string, stop func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex // guards open
+		open []net.Conn
+	)
+	keep := func(c net.Conn) {
+		mu.Lock()
+		open = append(open, c)
+		mu.Unlock()
+	}
+	wg.Go(func() {
+		down, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		keep(down)
+		upc, err := net.Dial("tcp", upstream)
+		if err != nil {
+			return
+		}
+		keep(upc)
+		src, dst := net.Conn(down), net.Conn(upc)
+		if !up {
+			src, dst = upc, down
+		}
+		var cw sync.WaitGroup
+		cw.Go(func() { io.Copy(dst, &flipReader{r: src, at: at}); down.Close(); upc.Close() })
+		cw.Go(func() { io.Copy(src, dst); down.Close(); upc.Close() })
+		cw.Wait()
+	})
+	return ln.Addr().String(), func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}
+}
+
+type flipReader struct {
+	r   io.Reader
+	at  int64
+	off int64
+}
+
+func (f *flipReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if f.at >= f.off && f.at < f.off+int64(n) {
+		p[f.at-f.off] ^= 0xff
+	}
+	f.off += int64(n)
+	return n, err
+}
+
+// childPIDs lists live processes whose parent is this one.
+func childPIDs(t *testing.T) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []int
+	me := strconv.Itoa(os.Getpid())
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "PPid:"); ok && strings.TrimSpace(v) == me {
+				pid, _ := strconv.Atoi(e.Name())
+				kids = append(kids, pid)
+			}
+		}
+	}
+	return kids
+}

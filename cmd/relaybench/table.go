@@ -1,0 +1,441 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+type report struct {
+	Meta    meta           `json:"meta"`
+	Rows    []*rowResult   `json:"rows"`
+	Targets []targetResult `json:"targets"`
+	Notes   []string       `json:"notes"`
+	cfg     *config
+}
+
+type meta struct {
+	Go       string    `json:"go"`
+	Platform string    `json:"platform"`
+	CPUs     int       `json:"cpus"`
+	CPU      string    `json:"cpu"`
+	Kernel   string    `json:"kernel"`
+	Start    time.Time `json:"start"`
+	ElapsedS float64   `json:"elapsed_s"`
+	Args     []string  `json:"args"`
+}
+
+type rowResult struct {
+	Name    string            `json:"name"`
+	Skipped string            `json:"skipped,omitempty"` // why the row did not run
+	Bulk    *bulkResult       `json:"bulk,omitempty"`
+	Ping    *pingResult       `json:"ping,omitempty"`
+	Churn   *churnResult      `json:"churn,omitempty"`
+	Mem     *memResult        `json:"mem,omitempty"`
+	Errors  map[string]string `json:"errors,omitempty"`  // by scenario
+	NotRun  map[string]string `json:"not_run,omitempty"` // by scenario: why it does not apply
+	Notes   []string          `json:"notes,omitempty"`
+}
+
+func newMeta(cfg *config) meta {
+	m := meta{
+		Go:       runtime.Version(),
+		Platform: runtime.GOOS + "/" + runtime.GOARCH,
+		CPUs:     runtime.NumCPU(),
+		CPU:      "?",
+		Kernel:   "?",
+		Start:    time.Now(),
+		Args:     os.Args[1:],
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// metric is one column of the table.
+type metric struct {
+	key      string
+	title    string
+	unit     string
+	scenario string
+	higher   bool // higher is better
+	format   string
+	rounds   func(*rowResult) []float64 // one sample per round
+}
+
+var metrics = []metric{
+	{"bulk", "bulk MB/s", "MB/s", scBulk, true, "%.0f", func(r *rowResult) []float64 {
+		if r.Bulk == nil {
+			return nil
+		}
+		return r.Bulk.RoundsMBps
+	}},
+	{"p50", "ping p50 µs", "µs", scPing, false, "%.1f", func(r *rowResult) []float64 {
+		if r.Ping == nil {
+			return nil
+		}
+		return r.Ping.RoundsP50us
+	}},
+	{"p99", "ping p99 µs", "µs", scPing, false, "%.1f", func(r *rowResult) []float64 {
+		if r.Ping == nil {
+			return nil
+		}
+		return r.Ping.RoundsP99us
+	}},
+	{"churn", "churn conn/s", "conn/s", scChurn, true, "%.0f", func(r *rowResult) []float64 {
+		if r.Churn == nil {
+			return nil
+		}
+		return r.Churn.RoundsConnsPerS
+	}},
+	{"mem", "mem KiB/conn", "KiB/conn", scMem, false, "%.1f", func(r *rowResult) []float64 {
+		if r.Mem == nil {
+			return nil
+		}
+		return r.Mem.RoundsKiBPerConn
+	}},
+}
+
+// value is the row's figure for m: the median over rounds. A scenario that
+// failed in any round has none: its other rounds are in -json only.
+func (m metric) value(r *rowResult) (float64, bool) {
+	v := m.rounds(r)
+	if len(v) == 0 || r.Errors[m.scenario] != "" {
+		return 0, false
+	}
+	return median(v), true
+}
+
+func metricByKey(key string) metric {
+	i := slices.IndexFunc(metrics, func(m metric) bool { return m.key == key })
+	return metrics[i]
+}
+
+// cell says why a row has no value for m: "skip", "ERR" or "-".
+func (r *rowResult) missing(m metric) string {
+	switch {
+	case r.Skipped != "":
+		return "skip"
+	case r.Errors[m.scenario] != "":
+		return "ERR"
+	}
+	return "-"
+}
+
+func (rep *report) row(name string) *rowResult {
+	for _, r := range rep.Rows {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+const (
+	nameW = 16
+	colW  = 14
+)
+
+func (rep *report) writeTable(w io.Writer) {
+	m := rep.Meta
+	fmt.Fprintf(w, "relaybench  %s %s, %d CPUs (%s), kernel %s, %s, run took %s\n\n",
+		m.Go, m.Platform, m.CPUs, m.CPU, m.Kernel, m.Start.Format(time.DateTime), time.Duration(m.ElapsedS*float64(time.Second)).Round(time.Second))
+
+	fmt.Fprintf(w, "%-*s", nameW, "row")
+	for _, mt := range metrics {
+		fmt.Fprintf(w, "%*s", colW, mt.title)
+	}
+	fmt.Fprintln(w)
+	for _, r := range rep.Rows {
+		fmt.Fprintf(w, "%-*s", nameW, r.Name)
+		for _, mt := range metrics {
+			if v, ok := mt.value(r); ok {
+				fmt.Fprintf(w, "%*s", colW, fmt.Sprintf(mt.format, v))
+			} else {
+				fmt.Fprintf(w, "%*s", colW, r.missing(mt))
+			}
+		}
+		fmt.Fprintln(w)
+	}
+
+	for _, ref := range []string{rowBare, rowHAProxy} {
+		rep.writeRatios(w, ref)
+	}
+
+	fmt.Fprintf(w, "\ntargets\n")
+	for _, t := range rep.Targets {
+		fmt.Fprintf(w, "  %-4s  %-42s %s\n", t.Status, t.Target, t.Detail)
+	}
+
+	var problems []string
+	for _, r := range rep.Rows {
+		if r.Skipped != "" {
+			problems = append(problems, fmt.Sprintf("%s: skipped: %s", r.Name, r.Skipped))
+		}
+		for _, sc := range scenarioNames() {
+			if e := r.Errors[sc]; e != "" {
+				problems = append(problems, fmt.Sprintf("%s %s: ERROR: %s", r.Name, sc, e))
+			}
+		}
+		for _, sc := range scenarioNames() {
+			if why := r.NotRun[sc]; why != "" && r.Name != rowDirect {
+				problems = append(problems, fmt.Sprintf("%s %s: not measured: %s", r.Name, sc, why))
+			}
+		}
+		for _, n := range r.Notes {
+			problems = append(problems, fmt.Sprintf("%s: %s", r.Name, n))
+		}
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(w, "\nskipped rows, errors, warnings\n")
+		for _, p := range problems {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+	}
+
+	fmt.Fprintf(w, "\nnotes\n")
+	for i, n := range rep.Notes {
+		fmt.Fprintf(w, "  [%d] %s\n", i+1, wrap(n, 100, "      "))
+	}
+}
+
+func (rep *report) writeRatios(w io.Writer, refName string) {
+	ref := rep.row(refName)
+	fmt.Fprintf(w, "\nratio to %s (row / %s; bulk, churn: higher is better; ping, mem: lower is better)\n", refName, refName)
+	if ref == nil || ref.Skipped != "" {
+		why := "row not selected"
+		if ref != nil {
+			why = ref.Skipped
+		}
+		fmt.Fprintf(w, "  none: %s\n", why)
+		return
+	}
+	fmt.Fprintf(w, "%-*s", nameW, "row")
+	for _, mt := range metrics {
+		fmt.Fprintf(w, "%*s", colW, mt.key)
+	}
+	fmt.Fprintln(w)
+	for _, r := range rep.Rows {
+		fmt.Fprintf(w, "%-*s", nameW, r.Name)
+		for _, mt := range metrics {
+			fmt.Fprintf(w, "%*s", colW, ratioCell(r, ref, mt))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func ratioCell(r, ref *rowResult, mt metric) string {
+	v, ok := mt.value(r)
+	if !ok {
+		return r.missing(mt)
+	}
+	rv, ok := mt.value(ref)
+	if !ok || rv <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", v/rv)
+}
+
+func (rep *report) writeJSON(path string) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// evaluate fills in the targets and the notes.
+func (rep *report) evaluate() {
+	rep.Targets = nil
+	for _, t := range targets {
+		rep.Targets = append(rep.Targets, rep.check(t))
+	}
+	rep.Notes = rep.notes()
+}
+
+func (rep *report) notes() []string {
+	cfg := rep.cfg
+	pin := "harness and relay unpinned"
+	if cfg.pingCPU >= 0 {
+		pin = fmt.Sprintf("harness and relay pinned to CPU %d (GOMAXPROCS 1; unpinned, cross-CPU wake-ups on this "+
+			"machine make a round trip flip between two modes far apart)", cfg.pingCPU)
+	}
+	n := []string{
+		fmt.Sprintf("Rounds: %d. Each round runs every scenario once for every row, rows interleaved, in a fresh "+
+			"relay process each time; the table shows the median over rounds (per-round figures are in -json). "+
+			"The load generator and the upstream servers (echo; bulk source/sink) run "+
+			"inside the harness process, so harness and relay share the machine's CPUs in every row.", cfg.rounds),
+		fmt.Sprintf("bulk: one connection, %d MiB client->upstream and %d MiB upstream->client at the same time; "+
+			"MB/s = bytes of both directions / wall time (1 MB = 10^6 B); one timed run per round after an untimed "+
+			"warm-up; byte count and CRC-32C checked at both ends.", cfg.bulkBytes>>20, cfg.bulkBytes>>20),
+		fmt.Sprintf("ping: one connection, %d B request, %d B echo, sequential; per round %d untimed then %d timed "+
+			"round trips, p50/p99 by nearest rank; %s.", cfg.pingSize, cfg.pingSize, cfg.pingWarmup, cfg.pingCount, pin),
+		fmt.Sprintf("churn: %d worker(s) (1 = sequential): connect, one %d B echo, close (FIN, no SO_LINGER); "+
+			"per round, stops at %d connections or %v, whichever is first; conn/s = connections / elapsed.",
+			cfg.churnConcurrency, cfg.churnSize, cfg.churnCount, cfg.churnDuration),
+		fmt.Sprintf("mem: (VmRSS after - VmRSS before) / %d idle relayed connections, each after one 16 B echo; "+
+			"readings %v after a warm-up connection and %v after the last connection opened. "+
+			"For socat: sum of VmRSS of the parent and its forked children (one per connection), which counts "+
+			"shared pages once per process.", cfg.memConns, cfg.memSettle, cfg.memSettle),
+	}
+	if r := rep.row(rowHAProxy); r != nil && r.Skipped == "" {
+		splice := "no splice (haproxy's default)"
+		if cfg.haproxySplice {
+			splice = "option splice-auto"
+		}
+		maxconn := fmt.Sprintf("maxconn %d", haproxyMaxconn(cfg.haproxySplice))
+		if haproxyMaxconn(cfg.haproxySplice) < 10000 {
+			maxconn += " (not 10000: haproxy then wants more fds than the hard limit)"
+		}
+		n = append(n, "haproxy -db: mode tcp, "+maxconn+", timeouts connect 10s, client/server 1h, "+splice+
+			", one frontend and one server; no connection reuse (haproxy has no TCP pooling).")
+	}
+	if r := rep.row(rowSocat); r != nil && r.Skipped == "" {
+		n = append(n, "socat: TCP-LISTEN:PORT,bind=127.0.0.1,reuseaddr,fork TCP:UPSTREAM, default options (8 KiB buffer, one process per connection).")
+	}
+	if r := rep.row(rowFaultlinePool); r != nil && r.Skipped == "" {
+		n = append(n, fmt.Sprintf("faultline-pool: --pool-size %d.", cfg.poolSize))
+	}
+	return n
+}
+
+// targetSpec is one of faultline's goals: row's metric compared with factor
+// times ref's, or with factor itself when ref is empty.
+type targetSpec struct {
+	row     string
+	metric  string
+	ref     string
+	factor  float64
+	atLeast bool
+}
+
+var targets = []targetSpec{
+	{rowFaultlineDial, "bulk", rowBare, 0.9, true},
+	{rowFaultlineDial, "bulk", rowHAProxy, 2, true},
+	{rowFaultlineDial, "p50", rowBare, 1.1, false},
+	{rowFaultlineDial, "churn", rowBare, 0.9, true},
+	{rowFaultlinePool, "churn", rowHAProxy, 1.3, true},
+	{rowFaultlineDial, "mem", "", 12, false},
+}
+
+type targetResult struct {
+	Target string `json:"target"`
+	Status string `json:"status"` // PASS, FAIL or SKIP
+	Detail string `json:"detail"`
+}
+
+func (t targetSpec) String() string {
+	op := "<="
+	if t.atLeast {
+		op = ">="
+	}
+	mt := metricByKey(t.metric)
+	if t.ref == "" {
+		return fmt.Sprintf("%s %s %s %g %s", t.row, t.metric, op, t.factor, mt.unit)
+	}
+	return fmt.Sprintf("%s %s %s %gx %s", t.row, t.metric, op, t.factor, t.ref)
+}
+
+func (rep *report) check(t targetSpec) targetResult {
+	res := targetResult{Target: t.String(), Status: "SKIP"}
+	mt := metricByKey(t.metric)
+	v, why := rep.value(t.row, mt)
+	if why != "" {
+		res.Detail = why
+		return res
+	}
+	bound, detail := t.factor, ""
+	if t.ref != "" {
+		rv, why := rep.value(t.ref, mt)
+		if why != "" {
+			res.Detail = why
+			return res
+		}
+		bound = t.factor * rv
+		detail = fmt.Sprintf(" (%s: "+mt.format+", ratio %.2fx%s)", t.ref, rv, v/rv, rep.roundRatios(t.row, t.ref, mt))
+	} else if rs := mt.rounds(rep.row(t.row)); len(rs) > 1 {
+		detail = fmt.Sprintf(" (rounds "+mt.format+"-"+mt.format+")", slices.Min(rs), slices.Max(rs))
+	}
+	ok := v >= bound
+	if !t.atLeast {
+		ok = v <= bound
+	}
+	res.Status = map[bool]string{true: "PASS", false: "FAIL"}[ok]
+	op := map[bool]string{true: ">=", false: "<="}[t.atLeast]
+	res.Detail = fmt.Sprintf(mt.format+" %s "+mt.format+" %s%s", v, op, bound, mt.unit, detail)
+	return res
+}
+
+// value is row's figure for mt, or why there is none.
+func (rep *report) value(row string, mt metric) (float64, string) {
+	r := rep.row(row)
+	switch {
+	case r == nil:
+		return 0, row + " not selected (-rows)"
+	case r.Skipped != "":
+		return 0, row + " skipped: " + r.Skipped
+	case r.Errors[mt.scenario] != "":
+		return 0, row + " " + mt.scenario + " failed (see errors)"
+	case r.NotRun[mt.scenario] != "":
+		return 0, row + " " + mt.scenario + " not measured: " + r.NotRun[mt.scenario]
+	}
+	v, ok := mt.value(r)
+	if !ok {
+		return 0, row + " " + mt.scenario + " not run (-scenarios)"
+	}
+	return v, ""
+}
+
+// wrap breaks s into lines of at most width bytes at spaces; lines after the
+// first start with indent.
+func wrap(s string, width int, indent string) string {
+	var b strings.Builder
+	line := 0
+	for i, word := range strings.Fields(s) {
+		if i > 0 {
+			if line+1+len(word) > width {
+				b.WriteString("\n" + indent)
+				line = 0
+			} else {
+				b.WriteByte(' ')
+				line++
+			}
+		}
+		b.WriteString(word)
+		line += len(word)
+	}
+	return b.String()
+}
+
+// roundRatios describes the spread of row/ref over rounds, pairing the
+// samples of the same round, as a hint of how much noise the ratio has.
+func (rep *report) roundRatios(row, ref string, mt metric) string {
+	a, b := mt.rounds(rep.row(row)), mt.rounds(rep.row(ref))
+	if len(a) < 2 || len(a) != len(b) {
+		return ""
+	}
+	var q []float64
+	for i := range a {
+		if b[i] > 0 {
+			q = append(q, a[i]/b[i])
+		}
+	}
+	if len(q) < 2 {
+		return ""
+	}
+	return fmt.Sprintf("; by round %.2f-%.2fx", slices.Min(q), slices.Max(q))
+}
