@@ -36,8 +36,9 @@ type session struct {
 	endErr  error
 }
 
-// loop is one direction's copy loop and its outcome. err, eof and byUs are
-// written by the loop before it returns and read only after.
+// loop is one direction's copy loop and its outcome. err and byUs are
+// written by the loop before it counts itself out of loopsLeft, and read
+// only after all loops have.
 type loop struct {
 	dir      Direction
 	src, dst *net.TCPConn
