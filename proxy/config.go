@@ -69,6 +69,10 @@ type Config struct {
 	// Pool configures the upstream pool; it is used only in ModePool.
 	Pool PoolConfig
 
+	// Seed seeds the random choices of faults that bring no seed of their
+	// own, so that a run can be replayed. If zero, 1 is used.
+	Seed uint64
+
 	// Logger receives the proxy's own log lines. If nil, nothing is logged.
 	Logger *slog.Logger
 }
@@ -126,6 +130,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	p.IdleTimeout = durationOr(p.IdleTimeout, DefaultPoolIdleTimeout)
 	p.MaxLifetime = durationOr(p.MaxLifetime, DefaultPoolMaxLifetime)
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

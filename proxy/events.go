@@ -14,31 +14,37 @@ type EventKind uint8
 // Event kinds. The fields of Event that each kind sets are listed beside it;
 // Seq, Time and Kind are always set.
 const (
-	EventAccepted    EventKind = iota + 1 // Conn
-	EventDialed                           // Conn, Upstream: a new upstream connection is open
-	EventDialFailed                       // Conn, Err: the upstream could not be dialed
-	EventBorrowed                         // Conn, Upstream, Reused, Idle (when reused)
-	EventRetried                          // Conn, Upstream (the dead one), Reason
-	EventHalfClosed                       // Conn, Upstream, Dir: a FIN was relayed in Dir
-	EventReset                            // Conn, Upstream, By: an RST from By was relayed to the other side
-	EventInterrupted                      // Conn, Upstream, Took: copy loops interrupted, Took until both stopped
-	EventReleased                         // Conn, Upstream: the upstream connection went back to the pool
-	EventDiscarded                        // Conn (0 if idle), Upstream, Reason, Err: the upstream connection was closed
-	EventClosed                           // Conn, Upstream, BytesUp, BytesDown, By, How, Err: the session ended
+	EventAccepted     EventKind = iota + 1 // Conn
+	EventDialed                            // Conn, Upstream: a new upstream connection is open
+	EventDialFailed                        // Conn, Err: the upstream could not be dialed
+	EventBorrowed                          // Conn, Upstream, Reused, Idle (when reused)
+	EventRetried                           // Conn, Upstream (the dead one), Reason
+	EventHalfClosed                        // Conn, Upstream, Dir: a FIN was relayed in Dir
+	EventReset                             // Conn, Upstream, By: an RST from By was relayed to the other side
+	EventInterrupted                       // Conn, Upstream, Took: copy loops interrupted, Took until both stopped
+	EventReleased                          // Conn, Upstream: the upstream connection went back to the pool
+	EventDiscarded                         // Conn (0 if idle), Upstream, Reason, Err: the upstream connection was closed
+	EventClosed                            // Conn, Upstream, BytesUp, BytesDown, By, How, Err: the session ended
+	EventFaultApplied                      // Conn, Dir, Fault: a fault is in force on a connection's direction
+	EventFaultFired                        // Conn, Dir, Fault: a fault acted (reset sent, FIN sent, stall began)
+	EventFaultCleared                      // Conn, Dir, Fault: a fault no longer acts on a connection's direction
 )
 
 var eventKindNames = [...]string{
-	EventAccepted:    "accepted",
-	EventDialed:      "dialed",
-	EventDialFailed:  "dial-failed",
-	EventBorrowed:    "borrowed",
-	EventRetried:     "retried",
-	EventHalfClosed:  "half-closed",
-	EventReset:       "reset",
-	EventInterrupted: "interrupted",
-	EventReleased:    "released",
-	EventDiscarded:   "discarded",
-	EventClosed:      "closed",
+	EventAccepted:     "accepted",
+	EventDialed:       "dialed",
+	EventDialFailed:   "dial-failed",
+	EventBorrowed:     "borrowed",
+	EventRetried:      "retried",
+	EventHalfClosed:   "half-closed",
+	EventReset:        "reset",
+	EventInterrupted:  "interrupted",
+	EventReleased:     "released",
+	EventDiscarded:    "discarded",
+	EventClosed:       "closed",
+	EventFaultApplied: "fault-applied",
+	EventFaultFired:   "fault-fired",
+	EventFaultCleared: "fault-cleared",
 }
 
 func (k EventKind) String() string {
@@ -133,6 +139,7 @@ const (
 	ReasonClientReset   Reason = "client-reset"   // the client aborted its connection mid-session
 	ReasonPoolFull      Reason = "pool-full"      // PoolConfig.MaxIdle connections already idle
 	ReasonProxyClosed   Reason = "proxy-closed"   // the proxy is closing
+	ReasonFault         Reason = "fault"          // a fault reset the session
 )
 
 // Event is one thing that happened to a connection. Conn is the downstream
@@ -153,6 +160,7 @@ type Event struct {
 	How       CloseHow      `json:"how,omitempty"`
 	BytesUp   int64         `json:"bytes_up,omitempty"`
 	BytesDown int64         `json:"bytes_down,omitempty"`
+	Fault     string        `json:"fault,omitempty"`
 	Err       error         `json:"-"` // encoded in JSON as "err", its text
 }
 
@@ -178,6 +186,11 @@ func (e Event) String() string {
 		s += fmt.Sprintf(" took=%s", e.Took)
 	case EventHalfClosed:
 		s += " dir=" + e.Dir.String()
+	case EventFaultApplied, EventFaultFired, EventFaultCleared:
+		s += " fault=" + e.Fault
+		if e.Dir != 0 {
+			s += " dir=" + e.Dir.String()
+		}
 	case EventReset:
 		s += " by=" + e.By.String()
 	case EventClosed:

@@ -17,6 +17,7 @@ type Proxy struct {
 	ln       *net.TCPListener
 	pool     *pool // nil in ModeDial
 	ev       bus
+	faults   faultSet
 	dialer   net.Dialer
 	ctx      context.Context // cancelled by Close; bounds dials
 	cancel   context.CancelFunc
@@ -109,6 +110,7 @@ func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
 		p.closeErr = p.ln.Close()
 		p.acceptWG.Wait()
+		p.closeFaults()
 		p.cancel()
 		p.mu.Lock()
 		p.closing = true
@@ -145,15 +147,22 @@ func (p *Proxy) acceptLoop() {
 		}
 		backoff = 0
 		s := &session{p: p, id: p.connIDs.Add(1), client: c}
+		s.up.wake, s.down.wake = make(chan struct{}, 1), make(chan struct{}, 1)
+		// The fault mutex makes the epoch and the registration one step
+		// for AddFault, which looks at live sessions under it.
+		p.faults.mu.Lock()
+		s.faultEpoch = p.faults.seq
 		p.mu.Lock()
 		if p.closing {
 			p.mu.Unlock()
+			p.faults.mu.Unlock()
 			_ = c.Close()
 			return
 		}
 		p.sessions[s] = struct{}{}
 		p.sessWG.Add(1)
 		p.mu.Unlock()
+		p.faults.mu.Unlock()
 		go s.run()
 	}
 }

@@ -24,16 +24,21 @@ type session struct {
 	ran       bool         // the copy loops were started
 	reused    bool         // the upstream connection came idle from the pool
 
-	mu      sync.Mutex // guards the fields below
-	uc      *upConn    // the upstream connection, once there is one
-	shut    bool       // the proxy is closing
-	stopped bool       // the loops have been interrupted
-	stopAt  time.Time  // when they were
-	aborted bool       // both sockets were reset (dial mode)
-	ended   bool       // by, how and endErr are set
-	by      Side       // who ended the session first
-	how     CloseHow
-	endErr  error
+	faultEpoch uint64 // the proxy's fault count when s was accepted
+	faultReady bool   // faults attach to the loops now; guarded by the proxy's fault mutex
+
+	mu         sync.Mutex // guards the fields below
+	uc         *upConn    // the upstream connection, once there is one
+	shut       bool       // the proxy is closing
+	stopped    bool       // the loops have been interrupted
+	stopAt     time.Time  // when they were
+	aborted    bool       // both sockets were reset (dial mode)
+	ended      bool       // by, how and endErr are set
+	by         Side       // who ended the session first
+	how        CloseHow
+	endErr     error
+	faultDirty bool          // a fault reset the session
+	appliedC   chan struct{} // closed and replaced when a loop applies a chain or stops; nil until needed
 }
 
 // loop is one direction's copy loop and its outcome. err and byUs are
@@ -45,6 +50,15 @@ type loop struct {
 	n        atomic.Int64 // bytes written to dst
 	err      error        // nil when the loop ended at EOF
 	byUs     bool         // err is the session's own interrupt
+
+	active     []*activeFault        // faults in force; guarded by the proxy's fault mutex
+	chain      atomic.Pointer[chain] // what active does; nil: the splice path
+	kick       atomic.Bool           // the chain changed and src has a past read deadline
+	wake       chan struct{}         // (cap 1) poked on chain changes and when the session stops
+	gen        atomic.Uint64         // chain changes published; bumped before chain is stored
+	applied    atomic.Uint64         // the gen the loop runs under; see session.waitApplied
+	stoppedRun atomic.Bool           // the loop has returned for good
+	halfClosed bool                  // a half-close fault sent FIN on dst; owned by the loop
 }
 
 func (s *session) emit(e Event) {
@@ -83,6 +97,7 @@ func (s *session) run() {
 	s.down.dir, s.down.src, s.down.dst = Down, uc.c, s.client
 	s.ran, s.reused = true, reused
 	s.loopsLeft.Store(2)
+	s.setupFaults()
 	if reused {
 		copyUp(s)
 		return
@@ -149,10 +164,27 @@ func copyDown(s *session) { s.copyLoop(&s.down) }
 // are *net.TCPConn, so ReadFrom splices in the kernel without copying
 // through user space.
 func (s *session) copyLoop(l *loop) {
-	n, err := l.dst.ReadFrom(l.src)
-	l.n.Add(n)
+	var err error
+	for {
+		if g := l.gen.Load(); l.applied.Load() != g {
+			l.applied.Store(g) // the chain loaded below is at least g's
+			s.signalApplied()
+		}
+		if c := l.chain.Load(); c == nil && !l.halfClosed {
+			var n int64
+			n, err = l.dst.ReadFrom(l.src)
+			l.n.Add(n)
+		} else {
+			err = s.copyThrough(l, c)
+		}
+		if !s.resume(l, err) {
+			break
+		}
+	}
 	l.err = err
-	l.byUs = err != nil && errors.Is(err, os.ErrDeadlineExceeded) && s.isStopped()
+	l.byUs = err != nil && s.isStopped() && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, errStopped))
+	l.stoppedRun.Store(true)
+	s.signalApplied()
 	if s.p.pool == nil {
 		s.dialLoopEnded(l)
 	} else {
@@ -168,6 +200,8 @@ func (s *session) copyLoop(l *loop) {
 func (s *session) dialLoopEnded(l *loop) {
 	switch {
 	case l.byUs:
+	case l.err == nil && l.halfClosed:
+		// A half-close fault sent the FIN already.
 	case l.err == nil:
 		s.noteEnd(s.sideOf(l.src), FIN, nil)
 		if err := l.dst.CloseWrite(); err != nil {
@@ -193,6 +227,7 @@ func (s *session) abort(l *loop, err error) {
 	}
 	s.aborted = true
 	s.mu.Unlock()
+	s.wakeLoops()
 	by := s.blame(l)
 	s.noteEnd(by, RST, err)
 	resetClose(s.client)
@@ -282,6 +317,12 @@ func (s *session) judge(uc *upConn) (Reason, error) {
 		return s.judgeIdle(uc)
 	}
 	uc.delivered += uint64(s.down.n.Load())
+	s.mu.Lock()
+	dirty := s.faultDirty
+	s.mu.Unlock()
+	if dirty {
+		return ReasonFault, nil
+	}
 	if uc.halfClosed {
 		return ReasonHalfClosed, nil
 	}
@@ -421,6 +462,7 @@ func (s *session) interrupt() {
 	if uc != nil {
 		_ = uc.c.SetDeadline(past)
 	}
+	s.wakeLoops()
 }
 
 func (s *session) isStopped() bool {

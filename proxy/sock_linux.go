@@ -138,3 +138,40 @@ func tcpState(c *net.TCPConn) uint8 {
 	}
 	return si.state
 }
+
+// sockInq returns how many bytes wait unread in c's socket, 0 if unknown.
+func sockInq(c *net.TCPConn) int {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+	return n
+}
+
+// discardQueued drops the bytes waiting unread in c's socket without
+// copying them and without blocking: recv(2) with MSG_TRUNC, which on TCP
+// discards up to len bytes and needs no buffer. It ignores c's deadlines.
+func discardQueued(c *net.TCPConn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var rerr error
+	err = rc.Control(func(fd uintptr) {
+		n, ierr := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+		if ierr != nil || n == 0 {
+			rerr = ierr
+			return
+		}
+		_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, 0, uintptr(n), unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
+		if errno != 0 {
+			rerr = errno
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return rerr
+}

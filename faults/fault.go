@@ -1,0 +1,191 @@
+package faults
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Errors returned by Validate; each is wrapped with the detail.
+var (
+	// ErrUnknownKind is returned for a Kind this package does not know.
+	ErrUnknownKind = errors.New("faults: unknown kind")
+	// ErrBadFault is returned for a field out of range or not allowed for
+	// the kind.
+	ErrBadFault = errors.New("faults: invalid fault")
+)
+
+// Kind names what a fault does.
+type Kind string
+
+// The kinds. Each one's exact socket-level effect is in the doc comment of
+// its constructor.
+const (
+	KindLatency   Kind = "latency"
+	KindStall     Kind = "stall"
+	KindBlackhole Kind = "blackhole"
+	KindReset     Kind = "reset"
+	KindHalfClose Kind = "half-close"
+)
+
+var kinds = []Kind{KindLatency, KindStall, KindBlackhole, KindReset, KindHalfClose}
+
+// Direction says which way the bytes a fault acts on flow.
+type Direction string
+
+const (
+	Up   Direction = "up"   // client to upstream
+	Down Direction = "down" // upstream to client
+	Both Direction = "both" // both ways
+)
+
+// Has reports whether d covers the direction one ("up" or "down").
+func (d Direction) Has(one Direction) bool { return d == Both || d == one }
+
+// Side names the end of a connection a fault acts toward.
+type Side string
+
+const (
+	ToClient   Side = "client"   // the downstream peer
+	ToUpstream Side = "upstream" // the upstream peer
+	ToBoth     Side = "both"
+)
+
+// Has reports whether s covers one ("client" or "upstream").
+func (s Side) Has(one Side) bool { return s == ToBoth || s == one }
+
+// Which selects the connections a fault applies to.
+type Which string
+
+const (
+	All      Which = "all"      // live connections and new ones
+	New      Which = "new"      // only connections accepted after the fault is added
+	Existing Which = "existing" // only connections live when the fault is added
+	ByID     Which = "ids"      // only the downstream connection IDs in Target.IDs
+)
+
+// Target selects connections. The zero value selects all.
+type Target struct {
+	Which Which    `json:"which,omitempty"`
+	IDs   []uint64 `json:"ids,omitempty"` // for ByID
+}
+
+// Fault is one fault: what it does (Kind and the parameters that kind
+// reads), which way (Dir), to which connections (Target), and for how long
+// (For; zero means until removed). Faults are values: build one with a
+// constructor and the With methods, or fill the fields, then add it to a
+// proxy.
+type Fault struct {
+	// Name identifies the fault among a proxy's faults. If empty, the
+	// proxy names it after its kind and a number.
+	Name string    `json:"name,omitempty"`
+	Kind Kind      `json:"kind"`
+	Dir  Direction `json:"dir,omitempty"`  // byte faults; default Both
+	Side Side      `json:"side,omitempty"` // reset; default ToBoth
+
+	Delay  time.Duration `json:"delay,omitempty"`  // latency: added to every chunk
+	Jitter time.Duration `json:"jitter,omitempty"` // latency: up to this much more, drawn per chunk
+	Drop   bool          `json:"drop,omitempty"`   // stall: discard what was held when the stall ends
+
+	Target Target        `json:"target,omitzero"`
+	For    time.Duration `json:"for,omitempty"` // how long the fault lasts; 0: until removed
+	Seed   uint64        `json:"seed,omitempty"` // for jitter; 0: the proxy's seed
+}
+
+// Latency delays every chunk of bytes read in the fault's direction by
+// delay plus a random part of jitter before it is written on. Bytes keep
+// their order; the connection stays open.
+func Latency(delay, jitter time.Duration) Fault {
+	return Fault{Kind: KindLatency, Delay: delay, Jitter: jitter}
+}
+
+// Stall stops bytes in the fault's direction: the proxy reads nothing more
+// from the sending side, so its socket buffers fill and the sender's writes
+// block, while the connection stays open. When the stall ends (removed, or
+// after For), bytes flow again and nothing is lost; with drop, the bytes
+// that arrived during the stall are read and discarded instead.
+func Stall(drop bool) Fault { return Fault{Kind: KindStall, Drop: drop} }
+
+// Blackhole reads every byte in the fault's direction and discards it; the
+// connection stays open and the sender's writes succeed.
+func Blackhole() Fault { return Fault{Kind: KindBlackhole} }
+
+// Reset aborts the connection with an RST (SO_LINGER 0, then close) toward
+// side: ToClient makes the client see ECONNRESET as if the upstream had
+// reset, ToUpstream the reverse, ToBoth both. It acts once on each
+// connection it targets, live ones included.
+func Reset(side Side) Fault { return Fault{Kind: KindReset, Side: side} }
+
+// HalfClose sends a FIN in the fault's direction (shutdown(SHUT_WR) on the
+// socket that direction writes to) while the other direction keeps
+// flowing. Bytes that arrive for the closed direction afterwards are read
+// and discarded, also after the fault is removed: a FIN cannot be taken
+// back. Dir must be Up or Down.
+func HalfClose(dir Direction) Fault { return Fault{Kind: KindHalfClose, Dir: dir} }
+
+// WithName returns f named name.
+func (f Fault) WithName(name string) Fault { f.Name = name; return f }
+
+// WithDir returns f acting in direction d.
+func (f Fault) WithDir(d Direction) Fault { f.Dir = d; return f }
+
+// WithTarget returns f applied to the connections t selects.
+func (f Fault) WithTarget(t Target) Fault { f.Target = t; return f }
+
+// WithFor returns f lasting d.
+func (f Fault) WithFor(d time.Duration) Fault { f.For = d; return f }
+
+// WithSeed returns f drawing its random choices from seed.
+func (f Fault) WithSeed(seed uint64) Fault { f.Seed = seed; return f }
+
+// Normalized returns f with defaults filled in (Dir Both, Side ToBoth,
+// Target All), after checking it.
+func (f Fault) Normalized() (Fault, error) {
+	if !slices.Contains(kinds, f.Kind) {
+		return f, fmt.Errorf("%w %q", ErrUnknownKind, f.Kind)
+	}
+	if f.Dir == "" {
+		f.Dir = Both
+	}
+	if f.Side == "" {
+		f.Side = ToBoth
+	}
+	if f.Target.Which == "" {
+		f.Target.Which = All
+	}
+	bad := func(format string, a ...any) (Fault, error) {
+		return f, fmt.Errorf("%w: %s: %s", ErrBadFault, f.Kind, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case f.Dir != Up && f.Dir != Down && f.Dir != Both:
+		return bad("dir %q (want up, down or both)", f.Dir)
+	case f.Side != ToClient && f.Side != ToUpstream && f.Side != ToBoth:
+		return bad("side %q (want client, upstream or both)", f.Side)
+	case f.Delay < 0 || f.Jitter < 0 || f.For < 0:
+		return bad("negative duration")
+	case f.Kind != KindLatency && (f.Delay != 0 || f.Jitter != 0):
+		return bad("delay and jitter are for latency")
+	case f.Kind != KindStall && f.Drop:
+		return bad("drop is for stall")
+	case f.Kind == KindHalfClose && f.Dir == Both:
+		return bad("dir must be up or down")
+	}
+	switch f.Target.Which {
+	case All, New, Existing:
+		if len(f.Target.IDs) > 0 {
+			return bad("target ids need which %q", ByID)
+		}
+	case ByID:
+		if len(f.Target.IDs) == 0 {
+			return bad("target %q needs ids", ByID)
+		}
+	default:
+		return bad("target which %q (want all, new, existing or ids)", f.Target.Which)
+	}
+	return f, nil
+}
+
+// OneShot reports whether the kind acts once on a connection when applied
+// (reset) rather than on the bytes that flow while it is in force.
+func (k Kind) OneShot() bool { return k == KindReset }

@@ -1,0 +1,231 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/faultline-proxy/faultline/faults"
+)
+
+// errRechain means a loop's fault chain changed: go round and load it.
+var errRechain = errors.New("proxy: fault chain changed")
+
+// errDeadline is what a read interrupted by a past deadline returns.
+var errDeadline = os.ErrDeadlineExceeded
+
+// errStopped means the session stopped a fault loop while it waited.
+var errStopped = errors.New("proxy: session stopped")
+
+// bufPool holds the buffers of copy loops that run through faults; the
+// splice path needs none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (l *loop) fdir() faults.Direction {
+	if l.dir == Up {
+		return faults.Up
+	}
+	return faults.Down
+}
+
+// setChain publishes a new fault chain and interrupts the loop so it takes
+// it: the kick flag first, then a read deadline in the past on the loop's
+// source, so no byte is read under the old chain from now on; a read
+// already in the kernel completes, and the loop switches before the next.
+// The flag and the deadline change together under s.mu, against resume.
+func (s *session) setChain(l *loop, c *chain) uint64 {
+	s.mu.Lock()
+	g := l.gen.Add(1)
+	l.chain.Store(c)
+	l.kick.Store(true)
+	_ = l.src.SetReadDeadline(time.Unix(1, 0))
+	s.mu.Unlock()
+	l.poke()
+	return g
+}
+
+// faultApplyTimeout bounds how long AddFault and RemoveFault wait for one
+// copy loop to switch chains. A loop parked in a read switches at once; one
+// blocked writing to a peer that does not read cannot read either, and
+// switches before its next read, so waiting for it longer buys nothing.
+const faultApplyTimeout = time.Second
+
+// pendingApply is a loop that was given chain generation gen.
+type pendingApply struct {
+	s   *session
+	l   *loop
+	gen uint64
+}
+
+// wait waits until the loop runs under gen or later, or has stopped, or
+// faultApplyTimeout passed.
+func (pa pendingApply) wait() {
+	s, l := pa.s, pa.l
+	timer := time.NewTimer(faultApplyTimeout)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		if l.applied.Load() >= pa.gen || l.stoppedRun.Load() {
+			s.mu.Unlock()
+			return
+		}
+		if s.appliedC == nil {
+			s.appliedC = make(chan struct{})
+		}
+		ch := s.appliedC
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+// signalApplied wakes the waiters of pendingApply.wait.
+func (s *session) signalApplied() {
+	s.mu.Lock()
+	if s.appliedC != nil {
+		close(s.appliedC)
+		s.appliedC = nil
+	}
+	s.mu.Unlock()
+}
+
+// poke wakes the loop if it waits on its wake channel.
+func (l *loop) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *session) wakeLoops() {
+	s.up.poke()
+	s.down.poke()
+}
+
+// resume decides whether a copy loop that returned err goes round again:
+// after a chain change, or after the read deadline of a kick (which it then
+// clears), unless the session is stopping.
+func (s *session) resume(l *loop, err error) bool {
+	switch {
+	case errors.Is(err, errRechain):
+		return !s.isStopped()
+	case errors.Is(err, errStopped):
+		return false
+	case !l.kick.Load() || !errors.Is(err, errDeadline):
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	l.kick.Store(false)
+	_ = l.src.SetReadDeadline(time.Time{})
+	return true
+}
+
+// copyThrough relays one direction through its fault chain in user space
+// until EOF (nil), an error, or a chain change (errRechain).
+func (s *session) copyThrough(l *loop, c *chain) error {
+	if c != nil && c.halfClose != nil && !l.halfClosed {
+		s.fireHalfClose(l, c.halfClose)
+	}
+	switch {
+	case l.halfClosed:
+		return s.discard(l, c, nil)
+	case c.stall != nil:
+		return s.stall(l, c)
+	case c.blackhole != nil:
+		return s.discard(l, c, c.blackhole)
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for l.chain.Load() == c {
+		n, err := l.src.Read(buf)
+		if n > 0 {
+			if d := c.delay(); d > 0 {
+				if werr := s.hold(l, d); werr != nil {
+					return werr
+				}
+			}
+			w, werr := l.dst.Write(buf[:n])
+			l.n.Add(int64(w))
+			if werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return errRechain
+}
+
+// hold waits d with a chunk in hand. A chain change does not cut it short
+// (the chunk was read under the old chain); the session stopping does.
+func (s *session) hold(l *loop, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return nil
+		case <-l.wake:
+			if s.isStopped() {
+				return errStopped
+			}
+			defer l.poke() // pass the wake-up on to the loop
+		}
+	}
+}
+
+// stall reads nothing until the chain changes or the session stops. (A
+// stall with drop discards what was queued when it is removed: detach.)
+func (s *session) stall(l *loop, c *chain) error {
+	s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: c.stall.f.Name})
+	for l.chain.Load() == c {
+		<-l.wake
+		if s.isStopped() {
+			return errStopped
+		}
+	}
+	return errRechain
+}
+
+// discard reads and drops bytes until EOF, an error or a chain change.
+func (s *session) discard(l *loop, c *chain, bh *activeFault) error {
+	if bh != nil {
+		s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: bh.f.Name})
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	for l.chain.Load() == c {
+		_, err := l.src.Read(*bp)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return errRechain
+}
+
+// fireHalfClose sends the FIN of a half-close fault, once per loop.
+func (s *session) fireHalfClose(l *loop, af *activeFault) {
+	l.halfClosed = true
+	_ = l.dst.CloseWrite()
+	if l.dir == Up {
+		s.uc.halfClosed = true
+	}
+	s.emit(Event{Kind: EventFaultFired, Upstream: s.uc.id, Dir: l.dir, Fault: af.f.Name})
+}

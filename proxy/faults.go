@@ -1,0 +1,307 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/faultline-proxy/faultline/faults"
+)
+
+var (
+	// ErrFaultExists is returned by AddFault for a name already in use.
+	ErrFaultExists = errors.New("proxy: fault name taken")
+	// ErrNoFault is returned by RemoveFault for a name not in use.
+	ErrNoFault = errors.New("proxy: no such fault")
+)
+
+// activeFault is a fault added to a proxy.
+type activeFault struct {
+	f     faults.Fault // normalized
+	seq   uint64       // order of adding, from 1
+	timer *time.Timer  // removes the fault after f.For; nil if none
+
+	rngMu sync.Mutex // guards rng
+	rng   *rand.Rand
+}
+
+// jitter draws a duration in [0, f.Jitter].
+func (af *activeFault) jitter() time.Duration {
+	if af.f.Jitter <= 0 {
+		return 0
+	}
+	af.rngMu.Lock()
+	defer af.rngMu.Unlock()
+	return time.Duration(af.rng.Int64N(int64(af.f.Jitter) + 1))
+}
+
+// faultSet is a proxy's faults. Its mutex also orders attaching faults to
+// sessions, so a session never misses a fault or keeps a removed one.
+type faultSet struct {
+	mu     sync.Mutex // guards the fields below and every loop's active list
+	list   []*activeFault
+	seq    uint64
+	timers sync.WaitGroup // running For timers
+	closed bool
+}
+
+// AddFault adds a fault and returns it with its defaults filled in. It
+// returns once the fault is in force on every live connection it targets:
+// each targeted copy loop is interrupted (a read deadline in the past on
+// its source) and AddFault waits until the loop runs under the new fault,
+// so a byte sent after AddFault returns goes through it. A loop blocked
+// writing to a peer that does not read cannot read either and switches
+// before its next read; AddFault waits at most faultApplyTimeout for it.
+// New connections the fault targets get it before their first byte.
+func (p *Proxy) AddFault(f faults.Fault) (faults.Fault, error) {
+	nf, err := f.Normalized()
+	if err != nil {
+		return f, err
+	}
+	fs := &p.faults
+	var pending []pendingApply
+	defer func() {
+		for _, pa := range pending {
+			pa.wait()
+		}
+	}()
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.closed {
+		return f, ErrProxyClosed
+	}
+	fs.seq++
+	if nf.Name == "" {
+		nf.Name = fmt.Sprintf("%s-%d", nf.Kind, fs.seq)
+	}
+	if slices.ContainsFunc(fs.list, func(af *activeFault) bool { return af.f.Name == nf.Name }) {
+		return f, fmt.Errorf("%w: %q", ErrFaultExists, nf.Name)
+	}
+	seed := nf.Seed
+	if seed == 0 {
+		seed = p.cfg.Seed
+	}
+	af := &activeFault{f: nf, seq: fs.seq, rng: rand.New(rand.NewPCG(seed, fs.seq))}
+	fs.list = append(fs.list, af)
+	for _, s := range p.liveSessions() {
+		if s.targetedBy(af) {
+			pending = append(pending, s.attach(af)...)
+		}
+	}
+	if nf.For > 0 {
+		fs.timers.Add(1)
+		af.timer = time.AfterFunc(nf.For, func() {
+			defer fs.timers.Done()
+			_ = p.RemoveFault(nf.Name)
+		})
+	}
+	return nf, nil
+}
+
+// RemoveFault removes the named fault from the proxy and from every
+// connection it acts on, and returns once it acts on none (waiting as
+// AddFault does). Bytes a latency fault already holds are still delivered
+// after their delay. A direction left without faults goes back to splice.
+func (p *Proxy) RemoveFault(name string) error {
+	fs := &p.faults
+	var pending []pendingApply
+	defer func() {
+		for _, pa := range pending {
+			pa.wait()
+		}
+	}()
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	i := slices.IndexFunc(fs.list, func(af *activeFault) bool { return af.f.Name == name })
+	if i < 0 {
+		return fmt.Errorf("%w: %q", ErrNoFault, name)
+	}
+	af := fs.list[i]
+	fs.list = slices.Delete(fs.list, i, i+1)
+	if af.timer != nil && af.timer.Stop() {
+		fs.timers.Done()
+	}
+	for _, s := range p.liveSessions() {
+		pending = append(pending, s.detach(af)...)
+	}
+	return nil
+}
+
+// Faults returns the proxy's faults in the order they were added.
+func (p *Proxy) Faults() []faults.Fault {
+	p.faults.mu.Lock()
+	defer p.faults.mu.Unlock()
+	out := make([]faults.Fault, len(p.faults.list))
+	for i, af := range p.faults.list {
+		out[i] = af.f
+	}
+	return out
+}
+
+// closeFaults stops the For timers and waits for any that fired.
+func (p *Proxy) closeFaults() {
+	fs := &p.faults
+	fs.mu.Lock()
+	fs.closed = true
+	for _, af := range fs.list {
+		if af.timer != nil && af.timer.Stop() {
+			fs.timers.Done()
+		}
+	}
+	fs.mu.Unlock()
+	fs.timers.Wait()
+}
+
+func (p *Proxy) liveSessions() []*session {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*session, 0, len(p.sessions))
+	for s := range p.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
+// targetedBy reports whether af applies to s.
+func (s *session) targetedBy(af *activeFault) bool {
+	switch t := af.f.Target; t.Which {
+	case faults.New: // added before s was accepted
+		return af.seq <= s.faultEpoch
+	case faults.Existing: // added while s was live
+		return af.seq > s.faultEpoch
+	case faults.ByID:
+		return slices.Contains(t.IDs, s.id)
+	}
+	return true
+}
+
+// attach puts af in force on s. Called with the proxy's fault mutex held.
+// A session whose copy loops are not set up yet gets its faults at setup.
+func (s *session) attach(af *activeFault) (pending []pendingApply) {
+	if !s.faultReady {
+		return nil
+	}
+	if af.f.Kind.OneShot() {
+		s.fireReset(af)
+		return nil
+	}
+	for _, l := range []*loop{&s.up, &s.down} {
+		if !af.f.Dir.Has(l.fdir()) || slices.Contains(l.active, af) {
+			continue
+		}
+		l.active = append(slices.Clip(l.active), af)
+		pending = append(pending, pendingApply{s, l, s.setChain(l, buildChain(l.active))})
+		s.emit(Event{Kind: EventFaultApplied, Dir: l.dir, Fault: af.f.Name})
+	}
+	return pending
+}
+
+// detach takes af off s. Called with the proxy's fault mutex held.
+func (s *session) detach(af *activeFault) (pending []pendingApply) {
+	for _, l := range []*loop{&s.up, &s.down} {
+		i := slices.Index(l.active, af)
+		if i < 0 {
+			continue
+		}
+		l.active = slices.Delete(slices.Clone(l.active), i, i+1)
+		if af.f.Kind == faults.KindStall && af.f.Drop {
+			// The loop reads nothing while the stall is in its chain, so
+			// what is queued came during the stall: drop it here, before
+			// the loop may read again.
+			_ = discardQueued(l.src)
+		}
+		pending = append(pending, pendingApply{s, l, s.setChain(l, buildChain(l.active))})
+		s.emit(Event{Kind: EventFaultCleared, Dir: l.dir, Fault: af.f.Name})
+	}
+	return pending
+}
+
+// setupFaults attaches the proxy's faults that target s, before its copy
+// loops start.
+func (s *session) setupFaults() {
+	fs := &s.p.faults
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	s.faultReady = true
+	for _, af := range fs.list {
+		if s.targetedBy(af) {
+			s.attach(af) // the loops have not started: nothing to wait for
+		}
+	}
+}
+
+// fireReset aborts the session with an RST toward the sides af names and
+// an ordinary close toward the others.
+func (s *session) fireReset(af *activeFault) {
+	s.mu.Lock()
+	if s.aborted || s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.aborted, s.faultDirty = true, true
+	uc := s.uc
+	s.mu.Unlock()
+	s.noteEnd(ByProxy, RST, fmt.Errorf("fault %q", af.f.Name))
+	s.emit(Event{Kind: EventFaultFired, Upstream: uc.id, Fault: af.f.Name})
+	closeSide(s.client, af.f.Side.Has(faults.ToClient))
+	closeSide(uc.c, af.f.Side.Has(faults.ToUpstream))
+	s.wakeLoops()
+}
+
+func closeSide(c interface{ Close() error }, reset bool) {
+	if tc, ok := c.(interface{ SetLinger(int) error }); ok && reset {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+}
+
+// chain is what the faults on one direction do, in a fixed order: a
+// half-close wins over everything (the direction is closed); then a stall
+// (nothing moves); then a blackhole (bytes are dropped); then latency
+// (every latency fault's delay adds up). It is immutable.
+type chain struct {
+	halfClose *activeFault
+	stall     *activeFault
+	blackhole *activeFault
+	latency   []*activeFault
+}
+
+func buildChain(active []*activeFault) *chain {
+	if len(active) == 0 {
+		return nil
+	}
+	c := &chain{}
+	for _, af := range active {
+		switch af.f.Kind {
+		case faults.KindHalfClose:
+			c.halfClose = cmpFirst(c.halfClose, af)
+		case faults.KindStall:
+			c.stall = cmpFirst(c.stall, af)
+		case faults.KindBlackhole:
+			c.blackhole = cmpFirst(c.blackhole, af)
+		case faults.KindLatency:
+			c.latency = append(c.latency, af)
+		}
+	}
+	return c
+}
+
+func cmpFirst(have, af *activeFault) *activeFault {
+	if have != nil {
+		return have
+	}
+	return af
+}
+
+// delay is how long to hold a chunk: the sum of the latency faults' delays
+// and jitters.
+func (c *chain) delay() time.Duration {
+	var d time.Duration
+	for _, af := range c.latency {
+		d += af.f.Delay + af.jitter()
+	}
+	return d
+}

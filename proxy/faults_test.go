@@ -1,0 +1,388 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/faultline-proxy/faultline/faults"
+)
+
+// faultFixture is a dial-mode proxy with one live connection: the client
+// end c and the upstream end u.
+type faultFixture struct {
+	p    *Proxy
+	ev   *recorder
+	c, u *net.TCPConn
+	conn uint64
+}
+
+func newFaultFixture(t *testing.T, cfg Config) *faultFixture {
+	t.Helper()
+	up := startServer(t, nil)
+	cfg.Upstream = up.addr()
+	p := startProxy(t, cfg)
+	ev := record(t, p)
+	c := dial(t, p.Addr().String())
+	u := up.next(t)
+	roundTripVia(t, c, u, "hello")
+	return &faultFixture{p: p, ev: ev, c: c, u: u, conn: ev.waitKind(t, EventAccepted, 0).Conn}
+}
+
+func (fx *faultFixture) add(t *testing.T, f faults.Fault) faults.Fault {
+	t.Helper()
+	nf, err := fx.p.AddFault(f)
+	if err != nil {
+		t.Fatalf("AddFault(%+v): %v", f, err)
+	}
+	return nf
+}
+
+func (fx *faultFixture) remove(t *testing.T, name string) {
+	t.Helper()
+	if err := fx.p.RemoveFault(name); err != nil {
+		t.Fatalf("RemoveFault(%q): %v", name, err)
+	}
+}
+
+// readWithin reads len(want) bytes from c within d and fails unless they
+// are want.
+func readWithin(t *testing.T, c net.Conn, want string, d time.Duration) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	defer c.SetReadDeadline(time.Time{})
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
+		t.Fatalf("read %q, %v; want %q", got, err, want)
+	}
+}
+
+// expectNothing checks that nothing arrives on c for d: the read must end
+// with c's own deadline.
+func expectNothing(t *testing.T, c net.Conn, d time.Duration) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	defer c.SetReadDeadline(time.Time{})
+	var b [64]byte
+	if n, err := c.Read(b[:]); !errors.Is(err, errDeadline) {
+		t.Fatalf("read %q, %v; want nothing until the deadline", b[:n], err)
+	}
+}
+
+func TestFaultToggleLatencyLosesNothing(t *testing.T) {
+	const toggles = 1000
+	const size = 128 << 20 // each way
+	fx := newFaultFixture(t, Config{})
+
+	toggled := make(chan struct{})
+	go func() {
+		defer close(toggled)
+		for range toggles {
+			if _, err := fx.p.AddFault(faults.Latency(0, 0).WithName("lat")); err != nil {
+				t.Errorf("AddFault: %v", err)
+				return
+			}
+			if err := fx.p.RemoveFault("lat"); err != nil {
+				t.Errorf("RemoveFault: %v", err)
+				return
+			}
+		}
+	}()
+	// Each end sends half its stream, waits until the toggling is over,
+	// sends the rest and half-closes, all while reading the other's.
+	type result struct {
+		sent, got        digest
+		sendErr, recvErr error
+	}
+	run := func(c *net.TCPConn, seed [32]byte) <-chan result {
+		out := make(chan result, 1)
+		go func() {
+			_ = c.SetDeadline(time.Now().Add(bulkTimeout))
+			var r result
+			sent := make(chan struct{})
+			go func() {
+				defer close(sent)
+				w := &halfGate{w: c, gateAt: size / 2, gate: toggled}
+				r.sent, r.sendErr = sendStream(w, seed, size)
+				_ = c.CloseWrite()
+			}()
+			r.got, r.recvErr = recvStream(c, -1)
+			<-sent
+			out <- r
+		}()
+		return out
+	}
+	cr, ur := run(fx.c, clientSeed), run(fx.u, upstreamSeed)
+	client, upstream := <-cr, <-ur
+	if client.sent != upstream.got || upstream.sent != client.got || client.sent.n != size || upstream.sent.n != size {
+		t.Errorf("up: sent %v (%v), received %v (%v); down: sent %v (%v), received %v (%v); events:\n%s", client.sent, client.sendErr, upstream.got, upstream.recvErr, upstream.sent, upstream.sendErr, client.got, client.recvErr, tail(fx.ev, 12))
+	}
+	applied := 0
+	for _, e := range fx.ev.of(EventFaultApplied) {
+		if e.Conn == fx.conn {
+			applied++
+		}
+	}
+	if applied != 2*toggles {
+		t.Errorf("fault-applied events on conn %d = %d, want %d (both directions, %d toggles)", fx.conn, applied, 2*toggles, toggles)
+	}
+}
+
+// halfGate passes writes to w but, once gateAt bytes went through, blocks
+// until gate is closed.
+type halfGate struct {
+	w      io.Writer
+	n      int64
+	gateAt int64
+	gate   <-chan struct{}
+}
+
+func (h *halfGate) Write(b []byte) (int, error) {
+	if h.n >= h.gateAt {
+		<-h.gate
+	}
+	n, err := h.w.Write(b)
+	h.n += int64(n)
+	return n, err
+}
+
+func TestFaultRemovedReturnsToSplice(t *testing.T) {
+	fx := newFaultFixture(t, Config{})
+	f := fx.add(t, faults.Latency(time.Millisecond, 0))
+	roundTripVia(t, fx.c, fx.u, "through the fault")
+	if ls := copyLoopStacks("copyUp"); ls.splicing != 0 {
+		t.Fatalf("with a fault, %d of %d copyUp loops splice, want 0", ls.splicing, ls.total)
+	}
+	fx.remove(t, f.Name)
+	roundTripVia(t, fx.c, fx.u, "spliced again")
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		up, down := copyLoopStacks("copyUp"), copyLoopStacks("copyDown")
+		if up.total == 1 && down.total == 1 && up.splicing == 1 && down.splicing == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after removing the fault: copyUp %d/%d splicing, copyDown %d/%d; a loop not splicing:\n%s%s",
+				up.splicing, up.total, down.splicing, down.total, up.other, down.other)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestFaultLatencyDelays(t *testing.T) {
+	const delay = 200 * time.Millisecond
+	fx := newFaultFixture(t, Config{})
+	fx.add(t, faults.Latency(delay, 0).WithDir(faults.Down))
+	start := time.Now()
+	roundTripVia(t, fx.c, fx.u, "slow")
+	if took := time.Since(start); took < delay {
+		t.Errorf("round trip took %s, want at least the %s latency", took, delay)
+	}
+}
+
+func TestFaultStall(t *testing.T) {
+	t.Run("held bytes are delivered", func(t *testing.T) {
+		fx := newFaultFixture(t, Config{})
+		f := fx.add(t, faults.Stall(false).WithDir(faults.Down))
+		if _, err := io.WriteString(fx.u, "held"); err != nil {
+			t.Fatal(err)
+		}
+		expectNothing(t, fx.c, 200*time.Millisecond) // a client's deadline catches the stall
+		if _, err := io.WriteString(fx.c, "up still flows"); err != nil {
+			t.Fatal(err)
+		}
+		readWithin(t, fx.u, "up still flows", waitTimeout)
+		fx.remove(t, f.Name)
+		readWithin(t, fx.c, "held", waitTimeout)
+	})
+	t.Run("drop", func(t *testing.T) {
+		fx := newFaultFixture(t, Config{})
+		f := fx.add(t, faults.Stall(true).WithDir(faults.Down))
+		if _, err := io.WriteString(fx.u, "dropped"); err != nil {
+			t.Fatal(err)
+		}
+		waitQueued(t, fx.p, fx.conn)
+		fx.remove(t, f.Name)
+		if _, err := io.WriteString(fx.u, "kept"); err != nil {
+			t.Fatal(err)
+		}
+		readWithin(t, fx.c, "kept", waitTimeout)
+	})
+	t.Run("for a duration", func(t *testing.T) {
+		fx := newFaultFixture(t, Config{})
+		fx.add(t, faults.Stall(false).WithFor(100*time.Millisecond))
+		if _, err := io.WriteString(fx.u, "late"); err != nil {
+			t.Fatal(err)
+		}
+		readWithin(t, fx.c, "late", waitTimeout)
+		fx.ev.waitKind(t, EventFaultCleared, fx.conn)
+		if got := fx.p.Faults(); len(got) != 0 {
+			t.Errorf("faults after For = %v, want none", got)
+		}
+	})
+}
+
+// waitQueued waits until the upstream socket of connection conn has
+// unread bytes at the proxy.
+func waitQueued(t *testing.T, p *Proxy, conn uint64) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		for _, s := range p.liveSessions() {
+			if s.id == conn && sockInq(s.uc.c) > 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no bytes queued at the proxy in %s", waitTimeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestFaultBlackhole(t *testing.T) {
+	fx := newFaultFixture(t, Config{})
+	f := fx.add(t, faults.Blackhole().WithDir(faults.Up))
+	if _, err := io.WriteString(fx.c, "into the void"); err != nil {
+		t.Fatalf("client write into a blackhole: %v", err)
+	}
+	expectNothing(t, fx.u, 200*time.Millisecond)
+	if _, err := io.WriteString(fx.u, "down still flows"); err != nil {
+		t.Fatal(err)
+	}
+	readWithin(t, fx.c, "down still flows", waitTimeout)
+	fx.ev.waitFor(t, "fault-fired blackhole", func(e Event) bool { return e.Kind == EventFaultFired && e.Fault == f.Name })
+	fx.remove(t, f.Name)
+	roundTripVia(t, fx.c, fx.u, "after")
+}
+
+func TestFaultReset(t *testing.T) {
+	tests := []struct {
+		name             string
+		side             faults.Side
+		clientSeesReset  bool
+		upstreamSeesRset bool
+	}{
+		{"toward client", faults.ToClient, true, false},
+		{"toward upstream", faults.ToUpstream, false, true},
+		{"both", faults.ToBoth, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fx := newFaultFixture(t, Config{})
+			fx.add(t, faults.Reset(tt.side))
+			for _, end := range []struct {
+				name  string
+				c     net.Conn
+				reset bool
+			}{{"client", fx.c, tt.clientSeesReset}, {"upstream", fx.u, tt.upstreamSeesRset}} {
+				err := readErr(t, end.c)
+				if got := errors.Is(err, syscall.ECONNRESET); got != end.reset {
+					t.Errorf("%s read error = %v; want ECONNRESET: %t", end.name, err, end.reset)
+				}
+			}
+			fx.ev.waitKind(t, EventFaultFired, fx.conn)
+			cl := fx.ev.waitKind(t, EventClosed, fx.conn)
+			if cl.By != ByProxy || cl.How != RST {
+				t.Errorf("closed = %s, want by=proxy how=RST", cl)
+			}
+		})
+	}
+}
+
+func TestFaultHalfClose(t *testing.T) {
+	fx := newFaultFixture(t, Config{})
+	fx.add(t, faults.HalfClose(faults.Down))
+	if err := readErr(t, fx.c); err != nil {
+		t.Fatalf("client read = %v, want EOF from the half-close", err)
+	}
+	// The other direction keeps flowing.
+	if _, err := io.WriteString(fx.c, "still talking"); err != nil {
+		t.Fatalf("client write after half-close: %v", err)
+	}
+	readWithin(t, fx.u, "still talking", waitTimeout)
+	fired := fx.ev.waitKind(t, EventFaultFired, fx.conn)
+	if fired.Dir != Down {
+		t.Errorf("fired = %s, want dir=down", fired)
+	}
+}
+
+func TestFaultTargets(t *testing.T) {
+	up := startServer(t, nil)
+	p := startProxy(t, Config{Upstream: up.addr()})
+	c1 := dial(t, p.Addr().String())
+	u1 := up.next(t)
+	c2 := dial(t, p.Addr().String())
+	u2 := up.next(t)
+	roundTripVia(t, c1, u1, "one")
+	roundTripVia(t, c2, u2, "two")
+
+	// By ID: only connection 1.
+	f, err := p.AddFault(faults.Blackhole().WithDir(faults.Up).WithTarget(faults.Target{Which: faults.ByID, IDs: []uint64{1}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c1, "dropped")
+	expectNothing(t, u1, 100*time.Millisecond)
+	roundTripVia(t, c2, u2, "untouched")
+	_ = p.RemoveFault(f.Name)
+
+	// New only: live connections are untouched, the next one is not.
+	if _, err := p.AddFault(faults.Blackhole().WithDir(faults.Up).WithTarget(faults.Target{Which: faults.New})); err != nil {
+		t.Fatal(err)
+	}
+	roundTripVia(t, c2, u2, "old connection")
+	c3 := dial(t, p.Addr().String())
+	u3 := up.next(t)
+	_, _ = io.WriteString(c3, "new connection")
+	expectNothing(t, u3, 100*time.Millisecond)
+}
+
+func TestFaultErrors(t *testing.T) {
+	fx := newFaultFixture(t, Config{})
+	fx.add(t, faults.Blackhole().WithName("bh"))
+	if _, err := fx.p.AddFault(faults.Stall(false).WithName("bh")); !errors.Is(err, ErrFaultExists) {
+		t.Errorf("AddFault with a taken name: %v, want ErrFaultExists", err)
+	}
+	if err := fx.p.RemoveFault("nope"); !errors.Is(err, ErrNoFault) {
+		t.Errorf("RemoveFault(nope): %v, want ErrNoFault", err)
+	}
+	if _, err := fx.p.AddFault(faults.Fault{Kind: "melt"}); !errors.Is(err, faults.ErrUnknownKind) {
+		t.Errorf("AddFault(melt): %v, want ErrUnknownKind", err)
+	}
+	if got := fx.p.Faults(); len(got) != 1 || got[0].Name != "bh" {
+		t.Errorf("faults = %+v, want only bh (a refused fault changes nothing)", got)
+	}
+}
+
+func TestFaultResetInPoolModeDiscards(t *testing.T) {
+	p, _, ev := startPool(t, PoolConfig{})
+	c := dial(t, p.Addr().String())
+	roundTrip(t, c, "x")
+	if _, err := p.AddFault(faults.Reset(faults.ToClient)); err != nil {
+		t.Fatal(err)
+	}
+	if err := readErr(t, c); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("client read = %v, want ECONNRESET", err)
+	}
+	d := ev.waitKind(t, EventDiscarded, 0)
+	if d.Reason != ReasonFault {
+		t.Errorf("discarded = %s, want reason fault", d)
+	}
+	if rel := ev.of(EventReleased); len(rel) != 0 {
+		t.Errorf("released %v after a reset fault, want none", rel)
+	}
+}
+
+// tail formats the last n events of ev.
+func tail(ev *recorder, n int) string {
+	all := ev.all()
+	s := ""
+	for _, e := range all[max(0, len(all)-n):] {
+		s += "  " + e.String() + "\n"
+	}
+	return s
+}
