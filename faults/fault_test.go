@@ -1,0 +1,50 @@
+package faults
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestNormalized(t *testing.T) {
+	tests := []struct {
+		name string
+		in   Fault
+		want error
+	}{
+		{"latency", Latency(time.Millisecond, time.Millisecond), nil},
+		{"stall with drop", Stall(true).WithDir(Up), nil},
+		{"reset toward client", Reset(ToClient), nil},
+		{"half-close down", HalfClose(Down), nil},
+		{"by id", Blackhole().WithTarget(Target{Which: ByID, IDs: []uint64{3}}), nil},
+		{"unknown kind", Fault{Kind: "melt"}, ErrUnknownKind},
+		{"bad dir", Blackhole().WithDir("sideways"), ErrBadFault},
+		{"bad side", Fault{Kind: KindReset, Side: "middle"}, ErrBadFault},
+		{"negative delay", Latency(-time.Second, 0), ErrBadFault},
+		{"negative for", Blackhole().WithFor(-time.Second), ErrBadFault},
+		{"delay on stall", Fault{Kind: KindStall, Delay: time.Second}, ErrBadFault},
+		{"drop on blackhole", Fault{Kind: KindBlackhole, Drop: true}, ErrBadFault},
+		{"half-close both ways", HalfClose(Both), ErrBadFault},
+		{"ids without which", Blackhole().WithTarget(Target{IDs: []uint64{1}}), ErrBadFault},
+		{"which ids without ids", Blackhole().WithTarget(Target{Which: ByID}), ErrBadFault},
+		{"unknown which", Blackhole().WithTarget(Target{Which: "some"}), ErrBadFault},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.in.Normalized()
+			if !errors.Is(err, tt.want) {
+				t.Errorf("Normalized() error = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNormalizedDefaults(t *testing.T) {
+	got, err := Latency(time.Millisecond, 0).Normalized()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Dir != Both || got.Side != ToBoth || got.Target.Which != All {
+		t.Errorf("defaults: dir %q side %q which %q; want both, both, all", got.Dir, got.Side, got.Target.Which)
+	}
+}
