@@ -11,8 +11,11 @@
 // connections as well as new ones (see Target). Several faults on one
 // direction compose in a fixed order: a half-close wins over everything
 // (the direction is closed), then a stall (nothing moves), then a blackhole
-// (bytes are dropped), then latency (the delays of all latency faults add
-// up).
+// (bytes are dropped); otherwise bytes are read (no more than the lowest
+// bandwidth and the smallest remaining limit allow), held for the sum of
+// the latency faults' delays, written in slices of the smallest slice size,
+// and paced to the lowest bandwidth; a limit closes the connection once it
+// is used up.
 //
 // Replay: a latency fault's jitter is drawn from a PCG generator seeded
 // with the fault's Seed (or the proxy's), one draw per chunk, so the same
@@ -20,7 +23,6 @@
 // boundaries depend on how the kernel delivers bytes, so the delays of a
 // run are replayable only as far as its reads are.
 //
-// Not yet here (see the project's issues): bandwidth, slice, slow-close,
-// limit, corrupt, connection-level and pool-level faults, every-Nth and
+// Not yet here (see the project's issues): slow-close, corrupt, connection-level and pool-level faults, every-Nth and
 // probability targeting, and start after N bytes or a delay.
 package faults

@@ -27,9 +27,12 @@ const (
 	KindBlackhole Kind = "blackhole"
 	KindReset     Kind = "reset"
 	KindHalfClose Kind = "half-close"
+	KindBandwidth Kind = "bandwidth"
+	KindSlice     Kind = "slice"
+	KindLimit     Kind = "limit"
 )
 
-var kinds = []Kind{KindLatency, KindStall, KindBlackhole, KindReset, KindHalfClose}
+var kinds = []Kind{KindLatency, KindStall, KindBlackhole, KindReset, KindHalfClose, KindBandwidth, KindSlice, KindLimit}
 
 // Direction says which way the bytes a fault acts on flow.
 type Direction string
@@ -84,12 +87,15 @@ type Fault struct {
 	Dir  Direction `json:"dir,omitempty"`  // byte faults; default Both
 	Side Side      `json:"side,omitempty"` // reset; default ToBoth
 
-	Delay  time.Duration `json:"delay,omitempty"`  // latency: added to every chunk
+	Delay  time.Duration `json:"delay,omitempty"`  // latency: added to every chunk; slice: between pieces
 	Jitter time.Duration `json:"jitter,omitempty"` // latency: up to this much more, drawn per chunk
 	Drop   bool          `json:"drop,omitempty"`   // stall: discard what was held when the stall ends
+	Rate   int64         `json:"rate,omitempty"`   // bandwidth: bytes per second
+	Size   int           `json:"size,omitempty"`   // slice: largest write
+	Bytes  int64         `json:"bytes,omitempty"`  // limit: bytes relayed before the close
 
 	Target Target        `json:"target,omitzero"`
-	For    time.Duration `json:"for,omitempty"` // how long the fault lasts; 0: until removed
+	For    time.Duration `json:"for,omitempty"`  // how long the fault lasts; 0: until removed
 	Seed   uint64        `json:"seed,omitempty"` // for jitter; 0: the proxy's seed
 }
 
@@ -123,6 +129,25 @@ func Reset(side Side) Fault { return Fault{Kind: KindReset, Side: side} }
 // and discarded, also after the fault is removed: a FIN cannot be taken
 // back. Dir must be Up or Down.
 func HalfClose(dir Direction) Fault { return Fault{Kind: KindHalfClose, Dir: dir} }
+
+// Bandwidth limits the direction to rate bytes per second: the proxy reads
+// at most what the rate allows and paces its writes, so the sender's
+// writes block once the socket buffers between are full.
+func Bandwidth(rate int64) Fault { return Fault{Kind: KindBandwidth, Rate: rate} }
+
+// Slice writes what the proxy reads in pieces of at most size bytes, with
+// delay between pieces; each piece is its own write(2) (and, with
+// TCP_NODELAY, its own segment), so a reader sees short reads.
+func Slice(size int, delay time.Duration) Fault {
+	return Fault{Kind: KindSlice, Size: size, Delay: delay}
+}
+
+// Limit relays n more bytes in the fault's direction on each connection it
+// applies to, then closes that connection on both sides with a FIN (as a
+// server that hangs up mid-reply), after discarding what waits unread in
+// the proxy's sockets; a peer that keeps sending gets an RST, as TCP does.
+// Bytes beyond n are not relayed.
+func Limit(n int64) Fault { return Fault{Kind: KindLimit, Bytes: n} }
 
 // WithName returns f named name.
 func (f Fault) WithName(name string) Fault { f.Name = name; return f }
@@ -164,8 +189,22 @@ func (f Fault) Normalized() (Fault, error) {
 		return bad("side %q (want client, upstream or both)", f.Side)
 	case f.Delay < 0 || f.Jitter < 0 || f.For < 0:
 		return bad("negative duration")
-	case f.Kind != KindLatency && (f.Delay != 0 || f.Jitter != 0):
-		return bad("delay and jitter are for latency")
+	case f.Kind != KindLatency && f.Jitter != 0:
+		return bad("jitter is for latency")
+	case f.Kind != KindLatency && f.Kind != KindSlice && f.Delay != 0:
+		return bad("delay is for latency and slice")
+	case (f.Kind == KindBandwidth) != (f.Rate != 0):
+		return bad("rate is for bandwidth, and bandwidth needs a rate")
+	case f.Rate < 0:
+		return bad("negative rate")
+	case (f.Kind == KindSlice) != (f.Size != 0):
+		return bad("size is for slice, and slice needs a size")
+	case f.Size < 0:
+		return bad("negative size")
+	case f.Kind != KindLimit && f.Bytes != 0:
+		return bad("bytes is for limit")
+	case f.Bytes < 0:
+		return bad("negative bytes")
 	case f.Kind != KindStall && f.Drop:
 		return bad("drop is for stall")
 	case f.Kind == KindHalfClose && f.Dir == Both:

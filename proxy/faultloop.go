@@ -16,6 +16,9 @@ var errRechain = errors.New("proxy: fault chain changed")
 // errDeadline is what a read interrupted by a past deadline returns.
 var errDeadline = os.ErrDeadlineExceeded
 
+// errLimit ends a loop whose limit fault closed the connection.
+var errLimit = errors.New("proxy: limit reached")
+
 // errStopped means the session stopped a fault loop while it waited.
 var errStopped = errors.New("proxy: session stopped")
 
@@ -146,17 +149,29 @@ func (s *session) copyThrough(l *loop, c *chain) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
+	if c.rate > 0 {
+		// Read no more than 50ms worth at a time, so pacing stays smooth.
+		buf = buf[:min(int64(len(buf)), max(1, c.rate/20))]
+	}
+	limit, limitAt := l.firstLimit(c)
 	for l.chain.Load() == c {
-		n, err := l.src.Read(buf)
+		b := buf
+		if limit != nil {
+			left := limitAt - l.n.Load()
+			if left <= 0 {
+				s.fireClose(limit, Event{Dir: l.dir}, false, false)
+				return errLimit
+			}
+			b = b[:min(int64(len(b)), left)]
+		}
+		n, err := l.src.Read(b)
 		if n > 0 {
 			if d := c.delay(); d > 0 {
 				if werr := s.hold(l, d); werr != nil {
 					return werr
 				}
 			}
-			w, werr := l.dst.Write(buf[:n])
-			l.n.Add(int64(w))
-			if werr != nil {
+			if werr := s.writeOut(l, c, b[:n]); werr != nil {
 				return werr
 			}
 		}
@@ -168,6 +183,64 @@ func (s *session) copyThrough(l *loop, c *chain) error {
 		}
 	}
 	return errRechain
+}
+
+// firstLimit returns the limit fault of c that is used up first and the
+// loop's byte count at which it is; nil if c has none. A limit counts from
+// the loop's first run under it: since the switch, no byte bypassed it.
+func (l *loop) firstLimit(c *chain) (*activeFault, int64) {
+	var first *activeFault
+	var at int64
+	for _, af := range c.limits {
+		if l.limitFrom == nil {
+			l.limitFrom = make(map[*activeFault]int64)
+		}
+		from, ok := l.limitFrom[af]
+		if !ok {
+			from = l.n.Load()
+			l.limitFrom[af] = from
+		}
+		if first == nil || from+af.f.Bytes < at {
+			first, at = af, from+af.f.Bytes
+		}
+	}
+	return first, at
+}
+
+// writeOut writes b to the loop's destination, in slices if the chain
+// slices, and paced if it limits bandwidth.
+func (s *session) writeOut(l *loop, c *chain, b []byte) error {
+	piece := len(b)
+	if c.slice != nil {
+		piece = c.slice.f.Size
+	}
+	for len(b) > 0 {
+		k := min(piece, len(b))
+		w, err := l.dst.Write(b[:k])
+		l.n.Add(int64(w))
+		if err != nil {
+			return err
+		}
+		b = b[k:]
+		if c.rate > 0 {
+			if c.paceStart.IsZero() {
+				c.paceStart = time.Now()
+			}
+			c.paceSent += int64(w)
+			due := c.paceStart.Add(time.Duration(float64(c.paceSent) / float64(c.rate) * float64(time.Second)))
+			if d := time.Until(due); d > 0 {
+				if err := s.hold(l, d); err != nil {
+					return err
+				}
+			}
+		}
+		if c.slice != nil && c.slice.f.Delay > 0 && len(b) > 0 {
+			if err := s.hold(l, c.slice.f.Delay); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // hold waits d with a chunk in hand. A chain change does not cut it short

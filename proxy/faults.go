@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -193,7 +194,7 @@ func (s *session) attach(af *activeFault) (pending []pendingApply) {
 			continue
 		}
 		l.active = append(slices.Clip(l.active), af)
-		pending = append(pending, pendingApply{s, l, s.setChain(l, buildChain(l.active))})
+		pending = append(pending, pendingApply{s, l, s.setChain(l, buildChain(l))})
 		s.emit(Event{Kind: EventFaultApplied, Dir: l.dir, Fault: af.f.Name})
 	}
 	return pending
@@ -213,7 +214,7 @@ func (s *session) detach(af *activeFault) (pending []pendingApply) {
 			// the loop may read again.
 			_ = discardQueued(l.src)
 		}
-		pending = append(pending, pendingApply{s, l, s.setChain(l, buildChain(l.active))})
+		pending = append(pending, pendingApply{s, l, s.setChain(l, buildChain(l))})
 		s.emit(Event{Kind: EventFaultCleared, Dir: l.dir, Fault: af.f.Name})
 	}
 	return pending
@@ -236,6 +237,12 @@ func (s *session) setupFaults() {
 // fireReset aborts the session with an RST toward the sides af names and
 // an ordinary close toward the others.
 func (s *session) fireReset(af *activeFault) {
+	s.fireClose(af, Event{}, af.f.Side.Has(faults.ToClient), af.f.Side.Has(faults.ToUpstream))
+}
+
+// fireClose ends the session for fault af: an RST toward the client and
+// the upstream as asked, a FIN otherwise. e carries the event's Dir.
+func (s *session) fireClose(af *activeFault, e Event, resetClient, resetUpstream bool) {
 	s.mu.Lock()
 	if s.aborted || s.stopped {
 		s.mu.Unlock()
@@ -244,16 +251,25 @@ func (s *session) fireReset(af *activeFault) {
 	s.aborted, s.faultDirty = true, true
 	uc := s.uc
 	s.mu.Unlock()
-	s.noteEnd(ByProxy, RST, fmt.Errorf("fault %q", af.f.Name))
-	s.emit(Event{Kind: EventFaultFired, Upstream: uc.id, Fault: af.f.Name})
-	closeSide(s.client, af.f.Side.Has(faults.ToClient))
-	closeSide(uc.c, af.f.Side.Has(faults.ToUpstream))
+	how := FIN
+	if resetClient || resetUpstream {
+		how = RST
+	}
+	s.noteEnd(ByProxy, how, fmt.Errorf("fault %q", af.f.Name))
+	e.Kind, e.Upstream, e.Fault = EventFaultFired, uc.id, af.f.Name
+	s.emit(e)
+	closeSide(s.client, resetClient)
+	closeSide(uc.c, resetUpstream)
 	s.wakeLoops()
 }
 
-func closeSide(c interface{ Close() error }, reset bool) {
-	if tc, ok := c.(interface{ SetLinger(int) error }); ok && reset {
-		_ = tc.SetLinger(0)
+// closeSide closes c: abortively (RST) if reset, else with a FIN, first
+// dropping what is queued unread in c, which would turn the FIN into an RST.
+func closeSide(c *net.TCPConn, reset bool) {
+	if reset {
+		_ = c.SetLinger(0)
+	} else {
+		_ = discardQueued(c)
 	}
 	_ = c.Close()
 }
@@ -267,9 +283,22 @@ type chain struct {
 	stall     *activeFault
 	blackhole *activeFault
 	latency   []*activeFault
+	rate      int64          // bandwidth: lowest rate; 0 if none
+	slice     *activeFault   // smallest slice size
+	limits    []*activeFault // limit faults; the loop counts each from its first run under it
+
+	// Pacing state for rate, used by the loop alone.
+	paceStart time.Time
+	paceSent  int64
 }
 
-func buildChain(active []*activeFault) *chain {
+// buildChain composes a loop's faults. Called with the proxy's fault
+// mutex held.
+func buildChain(l *loop) *chain {
+	return composeChain(l.active)
+}
+
+func composeChain(active []*activeFault) *chain {
 	if len(active) == 0 {
 		return nil
 	}
@@ -284,6 +313,16 @@ func buildChain(active []*activeFault) *chain {
 			c.blackhole = cmpFirst(c.blackhole, af)
 		case faults.KindLatency:
 			c.latency = append(c.latency, af)
+		case faults.KindBandwidth:
+			if c.rate == 0 || af.f.Rate < c.rate {
+				c.rate = af.f.Rate
+			}
+		case faults.KindSlice:
+			if c.slice == nil || af.f.Size < c.slice.f.Size {
+				c.slice = af
+			}
+		case faults.KindLimit:
+			c.limits = append(c.limits, af)
 		}
 	}
 	return c

@@ -386,3 +386,60 @@ func tail(ev *recorder, n int) string {
 	}
 	return s
 }
+
+func TestFaultBandwidth(t *testing.T) {
+	const rate = 1 << 20 // 1 MiB/s
+	const size = 256 << 10
+	fx := newFaultFixture(t, Config{})
+	fx.add(t, faults.Bandwidth(rate).WithDir(faults.Up))
+	start := time.Now()
+	sent := make(chan error, 1)
+	go func() {
+		_, err := fx.c.Write(make([]byte, size))
+		sent <- err
+	}()
+	got, err := recvStream(io.LimitReader(fx.u, size), -1)
+	if err != nil || got.n != size {
+		t.Fatalf("upstream got %v, %v; want %d bytes", got, err, size)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	// 256 KiB at 1 MiB/s takes 250ms; allow the first 50ms burst.
+	if took := time.Since(start); took < 150*time.Millisecond {
+		t.Errorf("%d bytes at %d B/s took %s, want at least 150ms", size, rate, took)
+	}
+}
+
+func TestFaultSlice(t *testing.T) {
+	const delay = 20 * time.Millisecond
+	fx := newFaultFixture(t, Config{})
+	fx.add(t, faults.Slice(4, delay).WithDir(faults.Down))
+	start := time.Now()
+	if _, err := io.WriteString(fx.u, "0123456789abcdef"); err != nil { // 4 pieces
+		t.Fatal(err)
+	}
+	readWithin(t, fx.c, "0123456789abcdef", waitTimeout)
+	if took := time.Since(start); took < 3*delay {
+		t.Errorf("4 pieces took %s, want at least 3 delays of %s", took, delay)
+	}
+}
+
+func TestFaultLimit(t *testing.T) {
+	fx := newFaultFixture(t, Config{})
+	fx.add(t, faults.Limit(10).WithDir(faults.Up))
+	if _, err := io.WriteString(fx.c, "0123456789 and more"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readAll(t, fx.u)
+	if err != nil || string(got) != "0123456789" {
+		t.Fatalf("upstream read %q, %v; want the first 10 bytes, then EOF", got, err)
+	}
+	if err := readErr(t, fx.c); err != nil {
+		t.Errorf("client read = %v, want EOF (a FIN)", err)
+	}
+	cl := fx.ev.waitKind(t, EventClosed, fx.conn)
+	if cl.By != ByProxy || cl.How != FIN {
+		t.Errorf("closed = %s, want by=proxy how=FIN", cl)
+	}
+}

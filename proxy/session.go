@@ -51,14 +51,15 @@ type loop struct {
 	err      error        // nil when the loop ended at EOF
 	byUs     bool         // err is the session's own interrupt
 
-	active     []*activeFault        // faults in force; guarded by the proxy's fault mutex
-	chain      atomic.Pointer[chain] // what active does; nil: the splice path
-	kick       atomic.Bool           // the chain changed and src has a past read deadline
-	wake       chan struct{}         // (cap 1) poked on chain changes and when the session stops
-	gen        atomic.Uint64         // chain changes published; bumped before chain is stored
-	applied    atomic.Uint64         // the gen the loop runs under; see session.waitApplied
-	stoppedRun atomic.Bool           // the loop has returned for good
-	halfClosed bool                  // a half-close fault sent FIN on dst; owned by the loop
+	active     []*activeFault         // faults in force; guarded by the proxy's fault mutex
+	limitFrom  map[*activeFault]int64 // limit faults: the byte count when the loop first ran under each; owned by the loop
+	chain      atomic.Pointer[chain]  // what active does; nil: the splice path
+	kick       atomic.Bool            // the chain changed and src has a past read deadline
+	wake       chan struct{}          // (cap 1) poked on chain changes and when the session stops
+	gen        atomic.Uint64          // chain changes published; bumped before chain is stored
+	applied    atomic.Uint64          // the gen the loop runs under; see session.waitApplied
+	stoppedRun atomic.Bool            // the loop has returned for good
+	halfClosed bool                   // a half-close fault sent FIN on dst; owned by the loop
 }
 
 func (s *session) emit(e Event) {
