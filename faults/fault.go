@@ -30,9 +30,17 @@ const (
 	KindBandwidth Kind = "bandwidth"
 	KindSlice     Kind = "slice"
 	KindLimit     Kind = "limit"
+	KindSlowClose Kind = "slow-close"
+	KindCorrupt   Kind = "corrupt"
+
+	KindDropOnAccept Kind = "drop-on-accept"
+	KindConnectDelay Kind = "connect-delay"
 )
 
-var kinds = []Kind{KindLatency, KindStall, KindBlackhole, KindReset, KindHalfClose, KindBandwidth, KindSlice, KindLimit}
+var kinds = []Kind{
+	KindLatency, KindStall, KindBlackhole, KindReset, KindHalfClose, KindBandwidth,
+	KindSlice, KindLimit, KindSlowClose, KindCorrupt, KindDropOnAccept, KindConnectDelay,
+}
 
 // Direction says which way the bytes a fault acts on flow.
 type Direction string
@@ -87,12 +95,13 @@ type Fault struct {
 	Dir  Direction `json:"dir,omitempty"`  // byte faults; default Both
 	Side Side      `json:"side,omitempty"` // reset; default ToBoth
 
-	Delay  time.Duration `json:"delay,omitempty"`  // latency: added to every chunk; slice: between pieces
+	Delay  time.Duration `json:"delay,omitempty"`  // latency: added to every chunk; slice: between pieces; slow-close, connect-delay: the wait
 	Jitter time.Duration `json:"jitter,omitempty"` // latency: up to this much more, drawn per chunk
 	Drop   bool          `json:"drop,omitempty"`   // stall: discard what was held when the stall ends
 	Rate   int64         `json:"rate,omitempty"`   // bandwidth: bytes per second
 	Size   int           `json:"size,omitempty"`   // slice: largest write
 	Bytes  int64         `json:"bytes,omitempty"`  // limit: bytes relayed before the close
+	Prob   float64       `json:"prob,omitempty"`   // corrupt: chance per byte of one flipped bit
 
 	Target Target        `json:"target,omitzero"`
 	For    time.Duration `json:"for,omitempty"`  // how long the fault lasts; 0: until removed
@@ -149,6 +158,27 @@ func Slice(size int, delay time.Duration) Fault {
 // Bytes beyond n are not relayed.
 func Limit(n int64) Fault { return Fault{Kind: KindLimit, Bytes: n} }
 
+// SlowClose waits delay before relaying a FIN in the fault's direction (in
+// dial mode, where FINs are relayed): the peer sees the end of the stream
+// late, while the connection otherwise works.
+func SlowClose(delay time.Duration) Fault { return Fault{Kind: KindSlowClose, Delay: delay} }
+
+// Corrupt flips one random bit in each byte it picks, picking each byte
+// relayed in the fault's direction with probability prob, from the fault's
+// seeded generator. Byte counts and order are kept.
+func Corrupt(prob float64) Fault { return Fault{Kind: KindCorrupt, Prob: prob} }
+
+// DropOnAccept resets every new connection it targets right after
+// accepting it (SO_LINGER 0, close), before any upstream connection: the
+// client's connect succeeds and its first read or write fails with
+// ECONNRESET. Live connections are not touched.
+func DropOnAccept() Fault { return Fault{Kind: KindDropOnAccept} }
+
+// ConnectDelay waits delay before a new connection gets its upstream
+// connection (dial or borrow); the client's connect succeeds at once, its
+// bytes wait in the proxy. Live connections are not touched.
+func ConnectDelay(delay time.Duration) Fault { return Fault{Kind: KindConnectDelay, Delay: delay} }
+
 // WithName returns f named name.
 func (f Fault) WithName(name string) Fault { f.Name = name; return f }
 
@@ -191,8 +221,12 @@ func (f Fault) Normalized() (Fault, error) {
 		return bad("negative duration")
 	case f.Kind != KindLatency && f.Jitter != 0:
 		return bad("jitter is for latency")
-	case f.Kind != KindLatency && f.Kind != KindSlice && f.Delay != 0:
-		return bad("delay is for latency and slice")
+	case f.Delay != 0 && !slices.Contains([]Kind{KindLatency, KindSlice, KindSlowClose, KindConnectDelay}, f.Kind):
+		return bad("delay is for latency, slice, slow-close and connect-delay")
+	case f.Kind != KindCorrupt && f.Prob != 0:
+		return bad("prob is for corrupt")
+	case f.Prob < 0 || f.Prob > 1:
+		return bad("prob %v out of [0, 1]", f.Prob)
 	case (f.Kind == KindBandwidth) != (f.Rate != 0):
 		return bad("rate is for bandwidth, and bandwidth needs a rate")
 	case f.Rate < 0:
@@ -228,3 +262,7 @@ func (f Fault) Normalized() (Fault, error) {
 // OneShot reports whether the kind acts once on a connection when applied
 // (reset) rather than on the bytes that flow while it is in force.
 func (k Kind) OneShot() bool { return k == KindReset }
+
+// AtConnect reports whether the kind acts only when a connection starts
+// (drop-on-accept, connect-delay).
+func (k Kind) AtConnect() bool { return k == KindDropOnAccept || k == KindConnectDelay }

@@ -214,6 +214,9 @@ func (s *session) writeOut(l *loop, c *chain, b []byte) error {
 	if c.slice != nil {
 		piece = c.slice.f.Size
 	}
+	if c.corrupt != nil {
+		c.corrupt.flip(b)
+	}
 	for len(b) > 0 {
 		k := min(piece, len(b))
 		w, err := l.dst.Write(b[:k])

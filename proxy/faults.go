@@ -185,7 +185,10 @@ func (s *session) attach(af *activeFault) (pending []pendingApply) {
 	if !s.faultReady {
 		return nil
 	}
-	if af.f.Kind.OneShot() {
+	switch {
+	case af.f.Kind.AtConnect():
+		return nil // acts when a connection starts: atConnect
+	case af.f.Kind.OneShot():
 		s.fireReset(af)
 		return nil
 	}
@@ -286,6 +289,8 @@ type chain struct {
 	rate      int64          // bandwidth: lowest rate; 0 if none
 	slice     *activeFault   // smallest slice size
 	limits    []*activeFault // limit faults; the loop counts each from its first run under it
+	slowClose *activeFault   // the first slow-close
+	corrupt   *activeFault   // the first corrupt
 
 	// Pacing state for rate, used by the loop alone.
 	paceStart time.Time
@@ -323,6 +328,10 @@ func composeChain(active []*activeFault) *chain {
 			}
 		case faults.KindLimit:
 			c.limits = append(c.limits, af)
+		case faults.KindSlowClose:
+			c.slowClose = cmpFirst(c.slowClose, af)
+		case faults.KindCorrupt:
+			c.corrupt = cmpFirst(c.corrupt, af)
 		}
 	}
 	return c
@@ -343,4 +352,35 @@ func (c *chain) delay() time.Duration {
 		d += af.f.Delay + af.jitter()
 	}
 	return d
+}
+
+// atConnect returns what the connection-start faults that target s ask: a
+// drop-on-accept fault, or the sum of the connect-delay faults' delays.
+func (s *session) atConnect() (drop *activeFault, delay time.Duration) {
+	fs := &s.p.faults
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for _, af := range fs.list {
+		if !af.f.Kind.AtConnect() || !s.targetedBy(af) {
+			continue
+		}
+		switch af.f.Kind {
+		case faults.KindDropOnAccept:
+			drop = cmpFirst(drop, af)
+		case faults.KindConnectDelay:
+			delay += af.f.Delay
+		}
+	}
+	return drop, delay
+}
+
+// flip flips one random bit in each byte of b that the fault picks.
+func (af *activeFault) flip(b []byte) {
+	af.rngMu.Lock()
+	defer af.rngMu.Unlock()
+	for i := range b {
+		if af.rng.Float64() < af.f.Prob {
+			b[i] ^= 1 << af.rng.IntN(8)
+		}
+	}
 }

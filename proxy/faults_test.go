@@ -443,3 +443,81 @@ func TestFaultLimit(t *testing.T) {
 		t.Errorf("closed = %s, want by=proxy how=FIN", cl)
 	}
 }
+
+func TestFaultSlowClose(t *testing.T) {
+	const delay = 200 * time.Millisecond
+	fx := newFaultFixture(t, Config{})
+	fx.add(t, faults.SlowClose(delay).WithDir(faults.Up))
+	start := time.Now()
+	_ = fx.c.CloseWrite()
+	if err := readErr(t, fx.u); err != nil {
+		t.Fatalf("upstream read = %v, want EOF", err)
+	}
+	if took := time.Since(start); took < delay {
+		t.Errorf("FIN relayed after %s, want at least %s", took, delay)
+	}
+	// The other direction still works.
+	if _, err := io.WriteString(fx.u, "after"); err != nil {
+		t.Fatal(err)
+	}
+	readWithin(t, fx.c, "after", waitTimeout)
+}
+
+func TestFaultCorruptIsSeeded(t *testing.T) {
+	run := func() []byte {
+		fx := newFaultFixture(t, Config{})
+		fx.add(t, faults.Corrupt(0.5).WithDir(faults.Up).WithSeed(42))
+		msg := make([]byte, 1000)
+		if _, err := fx.c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		_ = fx.u.SetReadDeadline(time.Now().Add(waitTimeout))
+		if _, err := io.ReadFull(fx.u, got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	a, b := run(), run()
+	changed := 0
+	for _, x := range a {
+		if x != 0 {
+			changed++
+		}
+	}
+	if changed < 300 || changed > 700 {
+		t.Errorf("%d of 1000 bytes corrupted at p=0.5, want about 500", changed)
+	}
+	if string(a) != string(b) {
+		t.Errorf("two runs with seed 42 corrupted differently")
+	}
+}
+
+func TestFaultAtConnect(t *testing.T) {
+	t.Run("drop on accept", func(t *testing.T) {
+		fx := newFaultFixture(t, Config{})
+		fx.add(t, faults.DropOnAccept())
+		roundTripVia(t, fx.c, fx.u, "live connection untouched")
+		c, err := net.Dial("tcp", fx.p.Addr().String())
+		if err == nil {
+			t.Cleanup(func() { _ = c.Close() })
+			err = readErr(t, c)
+		}
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("new connection: %v, want ECONNRESET", err)
+		}
+	})
+	t.Run("connect delay", func(t *testing.T) {
+		const delay = 200 * time.Millisecond
+		up := startServer(t, echoHandler)
+		p := startProxy(t, Config{Upstream: up.addr()})
+		if _, err := p.AddFault(faults.ConnectDelay(delay)); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		roundTrip(t, dial(t, p.Addr().String()), "slow start")
+		if took := time.Since(start); took < delay {
+			t.Errorf("first echo after %s, want at least %s", took, delay)
+		}
+	})
+}

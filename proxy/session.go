@@ -73,6 +73,20 @@ func (s *session) emit(e Event) {
 func (s *session) run() {
 	defer s.p.sessWG.Done()
 	s.emit(Event{Kind: EventAccepted})
+	if drop, delay := s.atConnect(); drop != nil {
+		s.emit(Event{Kind: EventFaultFired, Fault: drop.f.Name})
+		resetClose(s.client)
+		s.p.forget(s)
+		s.emit(Event{Kind: EventClosed, By: ByProxy, How: RST})
+		return
+	} else if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-s.p.ctx.Done():
+			t.Stop()
+		}
+	}
 	uc, reused, err := s.connect()
 	if err != nil {
 		s.fail(err)
@@ -205,6 +219,12 @@ func (s *session) dialLoopEnded(l *loop) {
 		// A half-close fault sent the FIN already.
 	case l.err == nil:
 		s.noteEnd(s.sideOf(l.src), FIN, nil)
+		if c := l.chain.Load(); c != nil && c.slowClose != nil {
+			s.emit(Event{Kind: EventFaultFired, Upstream: s.uc.id, Dir: l.dir, Fault: c.slowClose.f.Name})
+			if err := s.hold(l, c.slowClose.f.Delay); err != nil {
+				return
+			}
+		}
 		if err := l.dst.CloseWrite(); err != nil {
 			s.abort(l, err)
 			return
