@@ -3,7 +3,11 @@ package proxy
 import (
 	"io"
 	"net"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/faultline-proxy/faultline/faults"
 )
 
 // BenchmarkEmit measures the cost of an event with nobody listening (the
@@ -73,4 +77,54 @@ func BenchmarkBulk(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkBulkFault is BenchmarkBulk with a zero-delay latency fault on
+// both directions, so bytes go through the user-space fault loop instead
+// of splice.
+func BenchmarkBulkFault(b *testing.B) {
+	up := startServer(b, func(c *net.TCPConn) {
+		_, _ = io.Copy(io.Discard, c)
+		_ = c.Close()
+	})
+	p := startProxy(b, Config{Upstream: up.addr()})
+	c := dial(b, p.Addr().String())
+	if _, err := p.AddFault(faults.Latency(0, 0)); err != nil {
+		b.Fatal(err)
+	}
+	chunk := make([]byte, 256<<10)
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		if _, err := c.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAddFault1000 measures AddFault on a proxy with 1000 idle live
+// connections: it returns once every copy loop runs under the fault, so
+// its duration is the time for the fault to be in force everywhere. It
+// reports the per-connection switch-over latency (setChain to the loop's
+// acknowledgement) as p50 and p99.
+func BenchmarkAddFault1000(b *testing.B) {
+	const conns = 1000
+	up := startServer(b, echoHandler)
+	p := startProxy(b, Config{Upstream: up.addr()})
+	for range conns {
+		roundTrip(b, dial(b, p.Addr().String()), "x")
+	}
+	var lat []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if _, err := p.AddFault(faults.Latency(0, 0).WithName("lat")); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+		if err := p.RemoveFault("lat"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs/add")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs/add")
 }

@@ -24,7 +24,7 @@ var errStopped = errors.New("proxy: session stopped")
 
 // bufPool holds the buffers of copy loops that run through faults; the
 // splice path needs none.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 func (l *loop) fdir() faults.Direction {
 	if l.dir == Up {
@@ -62,17 +62,30 @@ type pendingApply struct {
 	gen uint64
 }
 
-// wait waits until the loop runs under gen or later, or has stopped, or
-// faultApplyTimeout passed.
-func (pa pendingApply) wait() {
-	s, l := pa.s, pa.l
+// waitApplied waits until every loop in pending runs under its gen or
+// later, or has stopped, or faultApplyTimeout passed.
+func waitApplied(pending []pendingApply) {
+	if len(pending) == 0 {
+		return
+	}
 	timer := time.NewTimer(faultApplyTimeout)
 	defer timer.Stop()
+	for _, pa := range pending {
+		if !pa.wait(timer.C) {
+			return
+		}
+	}
+}
+
+// wait waits until the loop runs under gen or later, or has stopped; it
+// returns false if timeout fired first.
+func (pa pendingApply) wait(timeout <-chan time.Time) bool {
+	s, l := pa.s, pa.l
 	for {
 		s.mu.Lock()
 		if l.applied.Load() >= pa.gen || l.stoppedRun.Load() {
 			s.mu.Unlock()
-			return
+			return true
 		}
 		if s.appliedC == nil {
 			s.appliedC = make(chan struct{})
@@ -81,8 +94,8 @@ func (pa pendingApply) wait() {
 		s.mu.Unlock()
 		select {
 		case <-ch:
-		case <-timer.C:
-			return
+		case <-timeout:
+			return false
 		}
 	}
 }
@@ -146,43 +159,55 @@ func (s *session) copyThrough(l *loop, c *chain) error {
 	case c.blackhole != nil:
 		return s.discard(l, c, c.blackhole)
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+	chunk := bufSize
 	if c.rate > 0 {
 		// Read no more than 50ms worth at a time, so pacing stays smooth.
-		buf = buf[:min(int64(len(buf)), max(1, c.rate/20))]
+		chunk = int(min(int64(chunk), max(1, c.rate/20)))
 	}
 	limit, limitAt := l.firstLimit(c)
 	for l.chain.Load() == c {
-		b := buf
 		if limit != nil {
 			left := limitAt - l.n.Load()
 			if left <= 0 {
 				s.fireClose(limit, Event{Dir: l.dir}, false, false)
 				return errLimit
 			}
-			b = b[:min(int64(len(b)), left)]
+			chunk = int(min(int64(chunk), left))
 		}
-		n, err := l.src.Read(b)
-		if n > 0 {
-			if d := c.delay(); d > 0 {
-				if werr := s.hold(l, d); werr != nil {
-					return werr
-				}
+		if err := s.relayChunk(l, c, chunk); err != nil {
+			if err == io.EOF {
+				return nil
 			}
-			if werr := s.writeOut(l, c, b[:n]); werr != nil {
-				return werr
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
 			return err
 		}
 	}
 	return errRechain
+}
+
+// bufSize is the most a fault loop reads at once.
+const bufSize = 32 << 10
+
+// relayChunk waits until src is readable, then reads up to chunk bytes
+// into a pooled buffer and writes them on through the chain. Waiting first
+// keeps an idle faulted connection from holding a buffer.
+func (s *session) relayChunk(l *loop, c *chain, chunk int) error {
+	if _, err := waitReadable(l.src); err != nil {
+		return err
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	n, err := l.src.Read((*bp)[:chunk])
+	if n > 0 {
+		if d := c.delay(); d > 0 {
+			if werr := s.hold(l, d); werr != nil {
+				return werr
+			}
+		}
+		if werr := s.writeOut(l, c, (*bp)[:n]); werr != nil {
+			return werr
+		}
+	}
+	return err
 }
 
 // firstLimit returns the limit fault of c that is used up first and the
@@ -282,10 +307,13 @@ func (s *session) discard(l *loop, c *chain, bh *activeFault) error {
 	if bh != nil {
 		s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: bh.f.Name})
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
 	for l.chain.Load() == c {
+		if _, err := waitReadable(l.src); err != nil {
+			return err
+		}
+		bp := bufPool.Get().(*[]byte)
 		_, err := l.src.Read(*bp)
+		bufPool.Put(bp)
 		if err == io.EOF {
 			return nil
 		}

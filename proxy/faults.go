@@ -64,11 +64,7 @@ func (p *Proxy) AddFault(f faults.Fault) (faults.Fault, error) {
 	}
 	fs := &p.faults
 	var pending []pendingApply
-	defer func() {
-		for _, pa := range pending {
-			pa.wait()
-		}
-	}()
+	defer func() { waitApplied(pending) }()
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if fs.closed {
@@ -109,11 +105,7 @@ func (p *Proxy) AddFault(f faults.Fault) (faults.Fault, error) {
 func (p *Proxy) RemoveFault(name string) error {
 	fs := &p.faults
 	var pending []pendingApply
-	defer func() {
-		for _, pa := range pending {
-			pa.wait()
-		}
-	}()
+	defer func() { waitApplied(pending) }()
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	i := slices.IndexFunc(fs.list, func(af *activeFault) bool { return af.f.Name == name })
