@@ -76,10 +76,23 @@ const (
 	ByID     Which = "ids"      // only the downstream connection IDs in Target.IDs
 )
 
-// Target selects connections. The zero value selects all.
+// Target selects connections. The zero value selects all. Which picks
+// the candidates; Every, Prob and Count then narrow them, considering the
+// candidates in connection-ID order (live ones when the fault is added, new
+// ones as they are accepted).
 type Target struct {
 	Which Which    `json:"which,omitempty"`
 	IDs   []uint64 `json:"ids,omitempty"` // for ByID
+
+	// Every, if positive, picks every Every-th candidate (the Every-th,
+	// the 2*Every-th, ...).
+	Every int `json:"every,omitempty"`
+	// Prob, if positive, picks each candidate with this probability, drawn
+	// from the fault's seeded generator: the same seed and the same
+	// candidates in the same order give the same picks.
+	Prob float64 `json:"prob,omitempty"`
+	// Count, if positive, stops picking after this many connections.
+	Count int `json:"count,omitempty"`
 }
 
 // Fault is one fault: what it does (Kind and the parameters that kind
@@ -104,8 +117,9 @@ type Fault struct {
 	Prob   float64       `json:"prob,omitempty"`   // corrupt: chance per byte of one flipped bit
 
 	Target Target        `json:"target,omitzero"`
-	For    time.Duration `json:"for,omitempty"`  // how long the fault lasts; 0: until removed
-	Seed   uint64        `json:"seed,omitempty"` // for jitter; 0: the proxy's seed
+	After  time.Duration `json:"after,omitempty"` // wait this long after adding before acting; 0: at once
+	For    time.Duration `json:"for,omitempty"`   // how long the fault lasts once acting; 0: until removed
+	Seed   uint64        `json:"seed,omitempty"`  // for jitter; 0: the proxy's seed
 }
 
 // Latency delays every chunk of bytes read in the fault's direction by
@@ -191,6 +205,9 @@ func (f Fault) WithTarget(t Target) Fault { f.Target = t; return f }
 // WithFor returns f lasting d.
 func (f Fault) WithFor(d time.Duration) Fault { f.For = d; return f }
 
+// WithAfter returns f that starts acting d after it is added.
+func (f Fault) WithAfter(d time.Duration) Fault { f.After = d; return f }
+
 // WithSeed returns f drawing its random choices from seed.
 func (f Fault) WithSeed(seed uint64) Fault { f.Seed = seed; return f }
 
@@ -217,7 +234,7 @@ func (f Fault) Normalized() (Fault, error) {
 		return bad("dir %q (want up, down or both)", f.Dir)
 	case f.Side != ToClient && f.Side != ToUpstream && f.Side != ToBoth:
 		return bad("side %q (want client, upstream or both)", f.Side)
-	case f.Delay < 0 || f.Jitter < 0 || f.For < 0:
+	case f.Delay < 0 || f.Jitter < 0 || f.For < 0 || f.After < 0:
 		return bad("negative duration")
 	case f.Kind != KindLatency && f.Jitter != 0:
 		return bad("jitter is for latency")
@@ -243,6 +260,14 @@ func (f Fault) Normalized() (Fault, error) {
 		return bad("drop is for stall")
 	case f.Kind == KindHalfClose && f.Dir == Both:
 		return bad("dir must be up or down")
+	}
+	switch t := f.Target; {
+	case t.Every < 0 || t.Count < 0:
+		return bad("target every and count must not be negative")
+	case t.Prob < 0 || t.Prob > 1:
+		return bad("target prob %v out of [0, 1]", t.Prob)
+	case t.Every > 0 && t.Prob > 0:
+		return bad("target every and prob exclude each other")
 	}
 	switch f.Target.Which {
 	case All, New, Existing:

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -23,7 +24,13 @@ var (
 type activeFault struct {
 	f     faults.Fault // normalized
 	seq   uint64       // order of adding, from 1
-	timer *time.Timer  // removes the fault after f.For; nil if none
+	timer *time.Timer  // starts it after f.After, then removes it after f.For; guarded by the fault mutex
+
+	// Guarded by the proxy's fault mutex:
+	acting     bool       // f.After has passed
+	pickRng    *rand.Rand // draws for f.Target.Prob
+	considered int        // candidates seen, for f.Target.Every
+	picked     int        // connections picked, for f.Target.Count
 
 	rngMu sync.Mutex // guards rng
 	rng   *rand.Rand
@@ -81,21 +88,61 @@ func (p *Proxy) AddFault(f faults.Fault) (faults.Fault, error) {
 	if seed == 0 {
 		seed = p.cfg.Seed
 	}
-	af := &activeFault{f: nf, seq: fs.seq, rng: rand.New(rand.NewPCG(seed, fs.seq))}
+	af := &activeFault{
+		f:       nf,
+		seq:     fs.seq,
+		rng:     rand.New(rand.NewPCG(seed, 1)),
+		pickRng: rand.New(rand.NewPCG(seed, 2)),
+	}
 	fs.list = append(fs.list, af)
-	for _, s := range p.liveSessions() {
+	if nf.After > 0 {
+		p.startTimer(af, nf.After, func() { p.activate(af) })
+		return nf, nil
+	}
+	pending = p.actLocked(af)
+	return nf, nil
+}
+
+// actLocked puts af in force on the live connections it picks, in ID
+// order, and starts its For timer. Called with the fault mutex held.
+func (p *Proxy) actLocked(af *activeFault) []pendingApply {
+	af.acting = true
+	live := p.liveSessions()
+	slices.SortFunc(live, func(a, b *session) int { return cmp.Compare(a.id, b.id) })
+	var pending []pendingApply
+	for _, s := range live {
 		if s.targetedBy(af) {
 			pending = append(pending, s.attach(af)...)
 		}
 	}
-	if nf.For > 0 {
-		fs.timers.Add(1)
-		af.timer = time.AfterFunc(nf.For, func() {
-			defer fs.timers.Done()
-			_ = p.RemoveFault(nf.Name)
-		})
+	if af.f.For > 0 {
+		p.startTimer(af, af.f.For, func() { _ = p.RemoveFault(af.f.Name) })
 	}
-	return nf, nil
+	return pending
+}
+
+// activate starts a fault whose After has passed, unless it was removed.
+func (p *Proxy) activate(af *activeFault) {
+	fs := &p.faults
+	fs.mu.Lock()
+	if fs.closed || !slices.Contains(fs.list, af) {
+		fs.mu.Unlock()
+		return
+	}
+	pending := p.actLocked(af)
+	fs.mu.Unlock()
+	waitApplied(pending)
+}
+
+// startTimer runs fn after d, tracked so that Close can stop and wait for
+// it. Called with the fault mutex held.
+func (p *Proxy) startTimer(af *activeFault, d time.Duration, fn func()) {
+	fs := &p.faults
+	fs.timers.Add(1)
+	af.timer = time.AfterFunc(d, func() {
+		defer fs.timers.Done()
+		fn()
+	})
 }
 
 // RemoveFault removes the named fault from the proxy and from every
@@ -158,8 +205,26 @@ func (p *Proxy) liveSessions() []*session {
 	return out
 }
 
-// targetedBy reports whether af applies to s.
+// targetedBy reports whether af applies to s: af is acting and picked s.
+// The pick is made once per connection and kept. Called with the fault
+// mutex held.
 func (s *session) targetedBy(af *activeFault) bool {
+	if !af.acting {
+		return false
+	}
+	if picked, ok := s.picks[af]; ok {
+		return picked
+	}
+	picked := s.candidateFor(af) && af.pick()
+	if s.picks == nil {
+		s.picks = make(map[*activeFault]bool)
+	}
+	s.picks[af] = picked
+	return picked
+}
+
+// candidateFor reports whether af's Target.Which selects s.
+func (s *session) candidateFor(af *activeFault) bool {
 	switch t := af.f.Target; t.Which {
 	case faults.New: // added before s was accepted
 		return af.seq <= s.faultEpoch
@@ -168,6 +233,23 @@ func (s *session) targetedBy(af *activeFault) bool {
 	case faults.ByID:
 		return slices.Contains(t.IDs, s.id)
 	}
+	return true
+}
+
+// pick decides for the next candidate by Target.Every, Prob and Count.
+// Called with the fault mutex held.
+func (af *activeFault) pick() bool {
+	t := af.f.Target
+	af.considered++
+	switch {
+	case t.Count > 0 && af.picked >= t.Count:
+		return false
+	case t.Every > 0 && af.considered%t.Every != 0:
+		return false
+	case t.Prob > 0 && af.pickRng.Float64() >= t.Prob:
+		return false
+	}
+	af.picked++
 	return true
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -520,4 +521,82 @@ func TestFaultAtConnect(t *testing.T) {
 			t.Errorf("first echo after %s, want at least %s", took, delay)
 		}
 	})
+}
+
+// pickedConns opens n connections to p, one at a time, and returns the IDs
+// that the fault named name was applied to.
+func pickedConns(t *testing.T, p *Proxy, up *server, ev *recorder, name string, n int) []uint64 {
+	t.Helper()
+	for range n {
+		c := dial(t, p.Addr().String())
+		u := up.next(t)
+		// Down is never faulted here; a byte through it shows the session
+		// is set up.
+		if _, err := io.WriteString(u, "x"); err != nil {
+			t.Fatal(err)
+		}
+		readWithin(t, c, "x", waitTimeout)
+	}
+	var ids []uint64
+	for _, e := range ev.all() {
+		if e.Kind == EventFaultApplied && e.Fault == name {
+			ids = append(ids, e.Conn)
+		}
+	}
+	return ids
+}
+
+func TestFaultPicks(t *testing.T) {
+	start := func(t *testing.T, seed uint64) (*Proxy, *server, *recorder) {
+		up := startServer(t, nil)
+		p := startProxy(t, Config{Upstream: up.addr(), Seed: seed})
+		return p, up, record(t, p)
+	}
+	up := faults.Blackhole().WithDir(faults.Up)
+	t.Run("every 2nd", func(t *testing.T) {
+		p, srv, ev := start(t, 1)
+		if _, err := p.AddFault(up.WithName("bh").WithTarget(faults.Target{Which: faults.New, Every: 2})); err != nil {
+			t.Fatal(err)
+		}
+		if got := pickedConns(t, p, srv, ev, "bh", 6); !slices.Equal(got, []uint64{2, 4, 6}) {
+			t.Errorf("picked %v, want [2 4 6]", got)
+		}
+	})
+	t.Run("count", func(t *testing.T) {
+		p, srv, ev := start(t, 1)
+		if _, err := p.AddFault(up.WithName("bh").WithTarget(faults.Target{Count: 2})); err != nil {
+			t.Fatal(err)
+		}
+		if got := pickedConns(t, p, srv, ev, "bh", 4); !slices.Equal(got, []uint64{1, 2}) {
+			t.Errorf("picked %v, want [1 2]", got)
+		}
+	})
+	t.Run("probability replays with the seed", func(t *testing.T) {
+		picks := func(seed uint64) []uint64 {
+			p, srv, ev := start(t, seed)
+			if _, err := p.AddFault(up.WithName("bh").WithTarget(faults.Target{Prob: 0.5})); err != nil {
+				t.Fatal(err)
+			}
+			return pickedConns(t, p, srv, ev, "bh", 16)
+		}
+		a, b, other := picks(7), picks(7), picks(8)
+		if !slices.Equal(a, b) {
+			t.Errorf("seed 7 picked %v, then %v; want the same", a, b)
+		}
+		if len(a) == 0 || len(a) == 16 {
+			t.Errorf("p=0.5 picked %d of 16", len(a))
+		}
+		if slices.Equal(a, other) {
+			t.Logf("seeds 7 and 8 picked the same %v (possible, unlikely)", a)
+		}
+	})
+}
+
+func TestFaultAfter(t *testing.T) {
+	fx := newFaultFixture(t, Config{})
+	f := fx.add(t, faults.Blackhole().WithDir(faults.Up).WithAfter(100*time.Millisecond))
+	roundTripVia(t, fx.c, fx.u, "before it acts")
+	fx.ev.waitFor(t, "fault-applied", func(e Event) bool { return e.Kind == EventFaultApplied && e.Fault == f.Name })
+	_, _ = io.WriteString(fx.c, "dropped")
+	expectNothing(t, fx.u, 100*time.Millisecond)
 }

@@ -24,8 +24,9 @@ type session struct {
 	ran       bool         // the copy loops were started
 	reused    bool         // the upstream connection came idle from the pool
 
-	faultEpoch uint64 // the proxy's fault count when s was accepted
-	faultReady bool   // faults attach to the loops now; guarded by the proxy's fault mutex
+	faultEpoch uint64                // the proxy's fault count when s was accepted
+	faultReady bool                  // faults attach to the loops now; guarded by the proxy's fault mutex
+	picks      map[*activeFault]bool // each fault's pick of s, made once; guarded by the proxy's fault mutex
 
 	mu         sync.Mutex // guards the fields below
 	uc         *upConn    // the upstream connection, once there is one
