@@ -35,11 +35,13 @@ const (
 
 	KindDropOnAccept Kind = "drop-on-accept"
 	KindConnectDelay Kind = "connect-delay"
+	KindRefuse       Kind = "refuse"
 )
 
 var kinds = []Kind{
 	KindLatency, KindStall, KindBlackhole, KindReset, KindHalfClose, KindBandwidth,
 	KindSlice, KindLimit, KindSlowClose, KindCorrupt, KindDropOnAccept, KindConnectDelay,
+	KindRefuse,
 }
 
 // Direction says which way the bytes a fault acts on flow.
@@ -193,6 +195,12 @@ func DropOnAccept() Fault { return Fault{Kind: KindDropOnAccept} }
 // bytes wait in the proxy. Live connections are not touched.
 func ConnectDelay(delay time.Duration) Fault { return Fault{Kind: KindConnectDelay, Delay: delay} }
 
+// Refuse stops the proxy accepting: its listener is closed, so new clients
+// get ECONNREFUSED (a connect already queued but not accepted gets an RST);
+// live connections go on. When the last refuse fault is removed the proxy
+// listens again on the same address. It ignores Target and Dir.
+func Refuse() Fault { return Fault{Kind: KindRefuse} }
+
 // WithName returns f named name.
 func (f Fault) WithName(name string) Fault { f.Name = name; return f }
 
@@ -287,6 +295,10 @@ func (f Fault) Normalized() (Fault, error) {
 // OneShot reports whether the kind acts once on a connection when applied
 // (reset) rather than on the bytes that flow while it is in force.
 func (k Kind) OneShot() bool { return k == KindReset }
+
+// ProxyLevel reports whether the kind acts on the proxy rather than on
+// connections (refuse).
+func (k Kind) ProxyLevel() bool { return k == KindRefuse }
 
 // AtConnect reports whether the kind acts only when a connection starts
 // (drop-on-accept, connect-delay).

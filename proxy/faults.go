@@ -107,6 +107,13 @@ func (p *Proxy) AddFault(f faults.Fault) (faults.Fault, error) {
 // order, and starts its For timer. Called with the fault mutex held.
 func (p *Proxy) actLocked(af *activeFault) []pendingApply {
 	af.acting = true
+	if af.f.Kind.ProxyLevel() {
+		p.refuse()
+		if af.f.For > 0 {
+			p.startTimer(af, af.f.For, func() { _ = p.RemoveFault(af.f.Name) })
+		}
+		return nil
+	}
 	live := p.liveSessions()
 	slices.SortFunc(live, func(a, b *session) int { return cmp.Compare(a.id, b.id) })
 	var pending []pendingApply
@@ -166,6 +173,11 @@ func (p *Proxy) RemoveFault(name string) error {
 	}
 	for _, s := range p.liveSessions() {
 		pending = append(pending, s.detach(af)...)
+	}
+	if af.acting && af.f.Kind == faults.KindRefuse && !slices.ContainsFunc(fs.list, func(o *activeFault) bool {
+		return o.acting && o.f.Kind == faults.KindRefuse
+	}) {
+		return p.unrefuse()
 	}
 	return nil
 }

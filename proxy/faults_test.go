@@ -600,3 +600,18 @@ func TestFaultAfter(t *testing.T) {
 	_, _ = io.WriteString(fx.c, "dropped")
 	expectNothing(t, fx.u, 100*time.Millisecond)
 }
+
+func TestFaultRefuse(t *testing.T) {
+	fx := newFaultFixture(t, Config{})
+	f := fx.add(t, faults.Refuse())
+	if c, err := net.Dial("tcp", fx.p.Addr().String()); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			_ = c.Close()
+		}
+		t.Fatalf("dial while refusing: %v, want ECONNREFUSED", err)
+	}
+	roundTripVia(t, fx.c, fx.u, "live connection goes on")
+	fx.remove(t, f.Name)
+	dial(t, fx.p.Addr().String()) // the same address again
+	fx.ev.waitKind(t, EventAccepted, fx.conn+1)
+}

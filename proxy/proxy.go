@@ -14,7 +14,11 @@ import (
 // Create one with Listen; it serves until Close.
 type Proxy struct {
 	cfg      Config
-	ln       *net.TCPListener
+	addr     net.Addr         // where the proxy listens, also while a refuse fault has the listener closed
+	ln       *net.TCPListener // guarded by mu
+	refusing bool             // a refuse fault closed ln; guarded by mu
+	resume   chan struct{}    // closed when refusing ends; guarded by mu
+	stopAcc  chan struct{}    // closed by Close: the accept loop stops waiting to resume
 	pool     *pool // nil in ModeDial
 	ev       bus
 	faults   faultSet
@@ -64,6 +68,8 @@ func serve(ln *net.TCPListener, cfg Config) *Proxy {
 	p := &Proxy{
 		cfg:      cfg,
 		ln:       ln,
+		addr:     ln.Addr(),
+		stopAcc:  make(chan struct{}),
 		ctx:      ctx,
 		cancel:   cancel,
 		dialer:   net.Dialer{KeepAlive: -1},
@@ -78,7 +84,7 @@ func serve(ln *net.TCPListener, cfg Config) *Proxy {
 }
 
 // Addr returns the address the proxy listens on.
-func (p *Proxy) Addr() net.Addr { return p.ln.Addr() }
+func (p *Proxy) Addr() net.Addr { return p.addr }
 
 // Config returns the proxy's configuration with defaults filled in.
 func (p *Proxy) Config() Config { return p.cfg }
@@ -108,7 +114,14 @@ func (p *Proxy) ActiveConns() int {
 // and returns once every goroutine the proxy started has exited.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
-		p.closeErr = p.ln.Close()
+		p.mu.Lock()
+		p.closing = true // from here no session is added and refuse is over
+		ln, refusing := p.ln, p.refusing
+		p.mu.Unlock()
+		if !refusing {
+			p.closeErr = ln.Close()
+		}
+		close(p.stopAcc)
 		p.acceptWG.Wait()
 		p.closeFaults()
 		p.cancel()
@@ -130,9 +143,15 @@ func (p *Proxy) acceptLoop() {
 	defer p.acceptWG.Done()
 	var backoff time.Duration
 	for {
-		c, err := p.ln.AcceptTCP()
+		p.mu.Lock()
+		ln := p.ln
+		p.mu.Unlock()
+		c, err := ln.AcceptTCP()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
+				if p.waitResume() {
+					continue
+				}
 				return
 			}
 			// Temporary trouble such as EMFILE: log, back off, go on.
