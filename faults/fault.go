@@ -36,12 +36,13 @@ const (
 	KindDropOnAccept Kind = "drop-on-accept"
 	KindConnectDelay Kind = "connect-delay"
 	KindRefuse       Kind = "refuse"
+	KindIdleClose    Kind = "idle-close"
 )
 
 var kinds = []Kind{
 	KindLatency, KindStall, KindBlackhole, KindReset, KindHalfClose, KindBandwidth,
 	KindSlice, KindLimit, KindSlowClose, KindCorrupt, KindDropOnAccept, KindConnectDelay,
-	KindRefuse,
+	KindRefuse, KindIdleClose,
 }
 
 // Direction says which way the bytes a fault acts on flow.
@@ -117,6 +118,8 @@ type Fault struct {
 	Size   int           `json:"size,omitempty"`   // slice: largest write
 	Bytes  int64         `json:"bytes,omitempty"`  // limit: bytes relayed before the close
 	Prob   float64       `json:"prob,omitempty"`   // corrupt: chance per byte of one flipped bit
+	Idle   time.Duration `json:"idle,omitempty"`   // idle-close: how long a connection may be idle
+	Abort  bool          `json:"abort,omitempty"`  // idle-close: close with RST instead of FIN
 
 	Target Target        `json:"target,omitzero"`
 	After  time.Duration `json:"after,omitempty"` // wait this long after adding before acting; 0: at once
@@ -201,6 +204,17 @@ func ConnectDelay(delay time.Duration) Fault { return Fault{Kind: KindConnectDel
 // listens again on the same address. It ignores Target and Dir.
 func Refuse() Fault { return Fault{Kind: KindRefuse} }
 
+// IdleClose closes, from the proxy's side, every targeted client
+// connection on which no byte has moved either way for idle, as a server's
+// idle timeout would: a FIN to the client (an RST with abort), so that a
+// client's own pool must notice that its idle connection is gone. In dial
+// mode the upstream connection is closed with a FIN; in pool mode it goes
+// back to the pool if clean. Idleness is read from the kernel's tcp_info
+// (last data sent and received) about every idle/4, at most every 100ms.
+func IdleClose(idle time.Duration, abort bool) Fault {
+	return Fault{Kind: KindIdleClose, Idle: idle, Abort: abort}
+}
+
 // WithName returns f named name.
 func (f Fault) WithName(name string) Fault { f.Name = name; return f }
 
@@ -248,6 +262,10 @@ func (f Fault) Normalized() (Fault, error) {
 		return bad("jitter is for latency")
 	case f.Delay != 0 && !slices.Contains([]Kind{KindLatency, KindSlice, KindSlowClose, KindConnectDelay}, f.Kind):
 		return bad("delay is for latency, slice, slow-close and connect-delay")
+	case (f.Kind == KindIdleClose) != (f.Idle > 0):
+		return bad("idle is for idle-close, and idle-close needs a positive idle")
+	case f.Kind != KindIdleClose && f.Abort:
+		return bad("abort is for idle-close")
 	case f.Kind != KindCorrupt && f.Prob != 0:
 		return bad("prob is for corrupt")
 	case f.Prob < 0 || f.Prob > 1:
@@ -296,9 +314,9 @@ func (f Fault) Normalized() (Fault, error) {
 // (reset) rather than on the bytes that flow while it is in force.
 func (k Kind) OneShot() bool { return k == KindReset }
 
-// ProxyLevel reports whether the kind acts on the proxy rather than on
-// connections (refuse).
-func (k Kind) ProxyLevel() bool { return k == KindRefuse }
+// ProxyLevel reports whether the kind is run by the proxy rather than by
+// the copy loops (refuse, idle-close).
+func (k Kind) ProxyLevel() bool { return k == KindRefuse || k == KindIdleClose }
 
 // AtConnect reports whether the kind acts only when a connection starts
 // (drop-on-accept, connect-delay).

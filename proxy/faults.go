@@ -27,10 +27,11 @@ type activeFault struct {
 	timer *time.Timer  // starts it after f.After, then removes it after f.For; guarded by the fault mutex
 
 	// Guarded by the proxy's fault mutex:
-	acting     bool       // f.After has passed
-	pickRng    *rand.Rand // draws for f.Target.Prob
-	considered int        // candidates seen, for f.Target.Every
-	picked     int        // connections picked, for f.Target.Count
+	acting     bool          // f.After has passed
+	pickRng    *rand.Rand    // draws for f.Target.Prob
+	considered int           // candidates seen, for f.Target.Every
+	picked     int           // connections picked, for f.Target.Count
+	stop       chan struct{} // idle-close: closed to stop its watcher
 
 	rngMu sync.Mutex // guards rng
 	rng   *rand.Rand
@@ -108,7 +109,11 @@ func (p *Proxy) AddFault(f faults.Fault) (faults.Fault, error) {
 func (p *Proxy) actLocked(af *activeFault) []pendingApply {
 	af.acting = true
 	if af.f.Kind.ProxyLevel() {
-		p.refuse()
+		if af.f.Kind == faults.KindIdleClose {
+			p.startIdleWatch(af)
+		} else {
+			p.refuse()
+		}
 		if af.f.For > 0 {
 			p.startTimer(af, af.f.For, func() { _ = p.RemoveFault(af.f.Name) })
 		}
@@ -168,6 +173,9 @@ func (p *Proxy) RemoveFault(name string) error {
 	}
 	af := fs.list[i]
 	fs.list = slices.Delete(fs.list, i, i+1)
+	if af.stop != nil {
+		close(af.stop)
+	}
 	if af.timer != nil && af.timer.Stop() {
 		fs.timers.Done()
 	}
@@ -199,6 +207,9 @@ func (p *Proxy) closeFaults() {
 	fs.mu.Lock()
 	fs.closed = true
 	for _, af := range fs.list {
+		if af.stop != nil {
+			close(af.stop)
+		}
 		if af.timer != nil && af.timer.Stop() {
 			fs.timers.Done()
 		}
@@ -469,4 +480,61 @@ func (af *activeFault) flip(b []byte) {
 			b[i] ^= 1 << af.rng.IntN(8)
 		}
 	}
+}
+
+// startIdleWatch starts the goroutine that runs an idle-close fault; it
+// stops when the fault is removed or the proxy closes, and fs.timers
+// counts it. Called with the fault mutex held.
+func (p *Proxy) startIdleWatch(af *activeFault) {
+	af.stop = make(chan struct{})
+	p.faults.timers.Add(1)
+	go p.idleWatch(af)
+}
+
+// idleWatch closes the targeted connections that have been idle for
+// af.f.Idle.
+func (p *Proxy) idleWatch(af *activeFault) {
+	defer p.faults.timers.Done()
+	every := min(max(af.f.Idle/4, time.Millisecond), 100*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-af.stop:
+			return
+		case <-t.C:
+		}
+		fs := &p.faults
+		fs.mu.Lock()
+		var idle []*session
+		for _, s := range p.liveSessions() {
+			if s.faultReady && s.targetedBy(af) && idleFor(s.client) >= af.f.Idle {
+				idle = append(idle, s)
+			}
+		}
+		fs.mu.Unlock()
+		for _, s := range idle {
+			s.idleClose(af)
+		}
+	}
+}
+
+// idleClose ends the session for an idle-close fault: the copy loops are
+// interrupted as at any session end, then the client connection is closed
+// with a FIN (RST with Abort).
+func (s *session) idleClose(af *activeFault) {
+	how := FIN
+	if af.f.Abort {
+		how = RST
+	}
+	s.mu.Lock()
+	if s.stopped || s.aborted {
+		s.mu.Unlock()
+		return
+	}
+	s.closeClientHow = how
+	s.mu.Unlock()
+	s.noteEnd(ByProxy, how, fmt.Errorf("fault %q: idle", af.f.Name))
+	s.emit(Event{Kind: EventFaultFired, Fault: af.f.Name})
+	s.interrupt()
 }

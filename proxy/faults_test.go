@@ -615,3 +615,50 @@ func TestFaultRefuse(t *testing.T) {
 	dial(t, fx.p.Addr().String()) // the same address again
 	fx.ev.waitKind(t, EventAccepted, fx.conn+1)
 }
+
+func TestFaultIdleClose(t *testing.T) {
+	t.Run("FIN, dial mode", func(t *testing.T) {
+		fx := newFaultFixture(t, Config{})
+		fx.add(t, faults.IdleClose(100*time.Millisecond, false))
+		if err := readErr(t, fx.c); err != nil {
+			t.Fatalf("idle client read = %v, want EOF", err)
+		}
+		if err := readErr(t, fx.u); err != nil {
+			t.Errorf("upstream read = %v, want EOF", err)
+		}
+		cl := fx.ev.waitKind(t, EventClosed, fx.conn)
+		if cl.By != ByProxy || cl.How != FIN {
+			t.Errorf("closed = %s, want by=proxy how=FIN", cl)
+		}
+	})
+	t.Run("RST", func(t *testing.T) {
+		fx := newFaultFixture(t, Config{})
+		fx.add(t, faults.IdleClose(100*time.Millisecond, true))
+		if err := readErr(t, fx.c); !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("idle client read = %v, want ECONNRESET", err)
+		}
+	})
+	t.Run("pool keeps the upstream connection", func(t *testing.T) {
+		p, _, ev := startPool(t, PoolConfig{})
+		c := dial(t, p.Addr().String())
+		roundTrip(t, c, "x")
+		if _, err := p.AddFault(faults.IdleClose(100*time.Millisecond, false)); err != nil {
+			t.Fatal(err)
+		}
+		if err := readErr(t, c); err != nil {
+			t.Fatalf("idle client read = %v, want EOF", err)
+		}
+		ev.waitKind(t, EventReleased, 0)
+	})
+	t.Run("busy connection stays", func(t *testing.T) {
+		fx := newFaultFixture(t, Config{})
+		fx.add(t, faults.IdleClose(300*time.Millisecond, false))
+		for range 30 {
+			roundTripVia(t, fx.c, fx.u, "busy")
+			time.Sleep(20 * time.Millisecond)
+		}
+		if fired := fx.ev.of(EventFaultFired); len(fired) != 0 {
+			t.Errorf("busy connection closed: %v", fired)
+		}
+	})
+}

@@ -19,7 +19,7 @@ type Proxy struct {
 	refusing bool             // a refuse fault closed ln; guarded by mu
 	resume   chan struct{}    // closed when refusing ends; guarded by mu
 	stopAcc  chan struct{}    // closed by Close: the accept loop stops waiting to resume
-	pool     *pool // nil in ModeDial
+	pool     *pool            // nil in ModeDial
 	ev       bus
 	faults   faultSet
 	dialer   net.Dialer

@@ -28,18 +28,19 @@ type session struct {
 	faultReady bool                  // faults attach to the loops now; guarded by the proxy's fault mutex
 	picks      map[*activeFault]bool // each fault's pick of s, made once; guarded by the proxy's fault mutex
 
-	mu         sync.Mutex // guards the fields below
-	uc         *upConn    // the upstream connection, once there is one
-	shut       bool       // the proxy is closing
-	stopped    bool       // the loops have been interrupted
-	stopAt     time.Time  // when they were
-	aborted    bool       // both sockets were reset (dial mode)
-	ended      bool       // by, how and endErr are set
-	by         Side       // who ended the session first
-	how        CloseHow
-	endErr     error
-	faultDirty bool          // a fault reset the session
-	appliedC   chan struct{} // closed and replaced when a loop applies a chain or stops; nil until needed
+	mu             sync.Mutex // guards the fields below
+	uc             *upConn    // the upstream connection, once there is one
+	shut           bool       // the proxy is closing
+	stopped        bool       // the loops have been interrupted
+	stopAt         time.Time  // when they were
+	aborted        bool       // both sockets were reset (dial mode)
+	ended          bool       // by, how and endErr are set
+	by             Side       // who ended the session first
+	how            CloseHow
+	endErr         error
+	faultDirty     bool          // a fault reset the session
+	closeClientHow CloseHow      // an idle-close fault asked to close the client so (FIN or RST)
+	appliedC       chan struct{} // closed and replaced when a loop applies a chain or stops; nil until needed
 }
 
 // loop is one direction's copy loop and its outcome. err and byUs are
@@ -278,7 +279,7 @@ func (s *session) sideOf(c *net.TCPConn) Side {
 
 // finishDial closes both connections after both directions are done.
 func (s *session) finishDial(uc *upConn) {
-	_ = s.client.Close()
+	s.closeClient()
 	_ = uc.c.Close()
 	s.p.forget(s)
 	s.emitClosed(uc)
@@ -323,7 +324,7 @@ func (s *session) finishPool(uc *upConn) {
 	if by == Upstream && how == RST {
 		resetClose(s.client)
 	} else {
-		_ = s.client.Close()
+		s.closeClient()
 	}
 	s.p.forget(s)
 	s.emitClosed(uc)
@@ -527,4 +528,21 @@ func how(err error) CloseHow {
 		return FIN
 	}
 	return RST
+}
+
+// closeClient closes the client connection: with an RST if an idle-close
+// fault asked for one, else with a FIN (after dropping anything unread,
+// which would turn it into an RST) if one asked for that, else plainly.
+func (s *session) closeClient() {
+	s.mu.Lock()
+	how := s.closeClientHow
+	s.mu.Unlock()
+	switch how {
+	case RST:
+		resetClose(s.client)
+	case FIN:
+		closeSide(s.client, false)
+	default:
+		_ = s.client.Close()
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -174,4 +175,21 @@ func discardQueued(c *net.TCPConn) error {
 		return err
 	}
 	return rerr
+}
+
+// idleFor is how long no data has moved either way on c, from tcp_info's
+// last data sent and received (millisecond resolution); 0 if unknown.
+func idleFor(c *net.TCPConn) time.Duration {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var ms uint32
+	_ = rc.Control(func(fd uintptr) {
+		ti, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err == nil {
+			ms = min(ti.Last_data_recv, ti.Last_data_sent)
+		}
+	})
+	return time.Duration(ms) * time.Millisecond
 }
