@@ -662,3 +662,18 @@ func TestFaultIdleClose(t *testing.T) {
 		}
 	})
 }
+
+func TestFaultHalfCloseInPoolModeDiscards(t *testing.T) {
+	p, _, ev := startPool(t, PoolConfig{})
+	c := dial(t, p.Addr().String())
+	roundTrip(t, c, "x")
+	if _, err := p.AddFault(faults.HalfClose(faults.Up)); err != nil {
+		t.Fatal(err)
+	}
+	ev.waitKind(t, EventFaultFired, 0)
+	_ = c.Close()
+	d := ev.waitKind(t, EventDiscarded, 0)
+	if d.Reason != ReasonHalfClosed {
+		t.Errorf("discarded = %s, want reason half-closed", d)
+	}
+}
