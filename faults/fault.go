@@ -121,10 +121,11 @@ type Fault struct {
 	Idle   time.Duration `json:"idle,omitempty"`   // idle-close: how long a connection may be idle
 	Abort  bool          `json:"abort,omitempty"`  // idle-close: close with RST instead of FIN
 
-	Target Target        `json:"target,omitzero"`
-	After  time.Duration `json:"after,omitempty"` // wait this long after adding before acting; 0: at once
-	For    time.Duration `json:"for,omitempty"`   // how long the fault lasts once acting; 0: until removed
-	Seed   uint64        `json:"seed,omitempty"`  // for jitter; 0: the proxy's seed
+	Target     Target        `json:"target,omitzero"`
+	AfterBytes int64         `json:"after_bytes,omitempty"` // act only once this many more bytes were relayed in the direction, per connection
+	After      time.Duration `json:"after,omitempty"`       // wait this long after adding before acting; 0: at once
+	For        time.Duration `json:"for,omitempty"`         // how long the fault lasts once acting; 0: until removed
+	Seed       uint64        `json:"seed,omitempty"`        // for jitter; 0: the proxy's seed
 }
 
 // Latency delays every chunk of bytes read in the fault's direction by
@@ -230,6 +231,10 @@ func (f Fault) WithFor(d time.Duration) Fault { f.For = d; return f }
 // WithAfter returns f that starts acting d after it is added.
 func (f Fault) WithAfter(d time.Duration) Fault { f.After = d; return f }
 
+// WithAfterBytes returns f that acts on each connection only once n more
+// bytes were relayed in its direction (counted from when it is applied).
+func (f Fault) WithAfterBytes(n int64) Fault { f.AfterBytes = n; return f }
+
 // WithSeed returns f drawing its random choices from seed.
 func (f Fault) WithSeed(seed uint64) Fault { f.Seed = seed; return f }
 
@@ -256,6 +261,10 @@ func (f Fault) Normalized() (Fault, error) {
 		return bad("dir %q (want up, down or both)", f.Dir)
 	case f.Side != ToClient && f.Side != ToUpstream && f.Side != ToBoth:
 		return bad("side %q (want client, upstream or both)", f.Side)
+	case f.AfterBytes < 0:
+		return bad("negative after_bytes")
+	case f.AfterBytes > 0 && (f.Kind.OneShot() || f.Kind.AtConnect() || f.Kind.ProxyLevel()):
+		return bad("after_bytes is for faults on the bytes of a direction")
 	case f.Delay < 0 || f.Jitter < 0 || f.For < 0 || f.After < 0:
 		return bad("negative duration")
 	case f.Kind != KindLatency && f.Jitter != 0:

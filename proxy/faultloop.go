@@ -147,25 +147,30 @@ func (s *session) resume(l *loop, err error) bool {
 
 // copyThrough relays one direction through its fault chain in user space
 // until EOF (nil), an error, or a chain change (errRechain).
-func (s *session) copyThrough(l *loop, c *chain) error {
-	if c != nil && c.halfClose != nil && !l.halfClosed {
-		s.fireHalfClose(l, c.halfClose)
+func (s *session) copyThrough(l *loop, c, eff *chain, until int64) error {
+	if eff != nil && eff.halfClose != nil && !l.halfClosed {
+		s.fireHalfClose(l, eff.halfClose)
 	}
 	switch {
 	case l.halfClosed:
 		return s.discard(l, c, nil)
-	case c.stall != nil:
-		return s.stall(l, c)
-	case c.blackhole != nil:
-		return s.discard(l, c, c.blackhole)
+	case eff.stall != nil:
+		return s.stall(l, c, eff.stall)
+	case eff.blackhole != nil:
+		return s.discard(l, c, eff.blackhole)
 	}
-	chunk := bufSize
-	if c.rate > 0 {
+	base := bufSize
+	if eff.rate > 0 {
 		// Read no more than 50ms worth at a time, so pacing stays smooth.
-		chunk = int(min(int64(chunk), max(1, c.rate/20)))
+		base = int(min(int64(base), max(1, eff.rate/20)))
 	}
-	limit, limitAt := l.firstLimit(c)
+	stop := int64(-1) // the byte count at which an armed fault acts
+	if until > 0 {
+		stop = l.n.Load() + until
+	}
+	limit, limitAt := l.firstLimit(eff)
 	for l.chain.Load() == c {
+		chunk := base
 		if limit != nil {
 			left := limitAt - l.n.Load()
 			if left <= 0 {
@@ -174,7 +179,14 @@ func (s *session) copyThrough(l *loop, c *chain) error {
 			}
 			chunk = int(min(int64(chunk), left))
 		}
-		if err := s.relayChunk(l, c, chunk); err != nil {
+		if stop >= 0 {
+			left := stop - l.n.Load()
+			if left <= 0 {
+				return errRechain
+			}
+			chunk = int(min(int64(chunk), left))
+		}
+		if err := s.relayChunk(l, eff, chunk); err != nil {
 			if err == io.EOF {
 				return nil
 			}
@@ -182,6 +194,39 @@ func (s *session) copyThrough(l *loop, c *chain) error {
 		}
 	}
 	return errRechain
+}
+
+// effective returns what of chain c acts at the loop's byte count now, and
+// how many more bytes until the next fault waiting for AfterBytes acts (0
+// if none waits). A fault's AfterBytes count from the loop's first run
+// under it.
+func (l *loop) effective(c *chain) (*chain, int64) {
+	if c == nil || !c.armed {
+		return c, 0
+	}
+	n := l.n.Load()
+	var acting []*activeFault
+	var until int64
+	for _, af := range c.all {
+		if af.f.AfterBytes > 0 {
+			if l.armedFrom == nil {
+				l.armedFrom = make(map[*activeFault]int64)
+			}
+			from, ok := l.armedFrom[af]
+			if !ok {
+				from = n
+				l.armedFrom[af] = from
+			}
+			if at := from + af.f.AfterBytes; n < at {
+				if until == 0 || at-n < until {
+					until = at - n
+				}
+				continue
+			}
+		}
+		acting = append(acting, af)
+	}
+	return composeChain(acting), until
 }
 
 // bufSize is the most a fault loop reads at once.
@@ -291,8 +336,8 @@ func (s *session) hold(l *loop, d time.Duration) error {
 
 // stall reads nothing until the chain changes or the session stops. (A
 // stall with drop discards what was queued when it is removed: detach.)
-func (s *session) stall(l *loop, c *chain) error {
-	s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: c.stall.f.Name})
+func (s *session) stall(l *loop, c *chain, af *activeFault) error {
+	s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: af.f.Name})
 	for l.chain.Load() == c {
 		<-l.wake
 		if s.isStopped() {

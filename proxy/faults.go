@@ -389,6 +389,9 @@ type chain struct {
 	slowClose *activeFault   // the first slow-close
 	corrupt   *activeFault   // the first corrupt
 
+	all   []*activeFault // the faults composed
+	armed bool           // some wait for AfterBytes: see loop.effective
+
 	// Pacing state for rate, used by the loop alone.
 	paceStart time.Time
 	paceSent  int64
@@ -404,8 +407,9 @@ func composeChain(active []*activeFault) *chain {
 	if len(active) == 0 {
 		return nil
 	}
-	c := &chain{}
+	c := &chain{all: active}
 	for _, af := range active {
+		c.armed = c.armed || af.f.AfterBytes > 0
 		switch af.f.Kind {
 		case faults.KindHalfClose:
 			c.halfClose = cmpFirst(c.halfClose, af)

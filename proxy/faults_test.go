@@ -677,3 +677,18 @@ func TestFaultHalfCloseInPoolModeDiscards(t *testing.T) {
 		t.Errorf("discarded = %s, want reason half-closed", d)
 	}
 }
+
+func TestFaultAfterBytes(t *testing.T) {
+	fx := newFaultFixture(t, Config{})
+	fx.add(t, faults.Blackhole().WithDir(faults.Up).WithAfterBytes(10))
+	if _, err := io.WriteString(fx.c, "0123456789 and the rest"); err != nil {
+		t.Fatal(err)
+	}
+	readWithin(t, fx.u, "0123456789", waitTimeout)
+	expectNothing(t, fx.u, 100*time.Millisecond)
+	if _, err := io.WriteString(fx.u, "down flows"); err != nil {
+		t.Fatal(err)
+	}
+	readWithin(t, fx.c, "down flows", waitTimeout)
+	fx.ev.waitKind(t, EventFaultFired, fx.conn)
+}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -55,6 +56,7 @@ type loop struct {
 
 	active     []*activeFault         // faults in force; guarded by the proxy's fault mutex
 	limitFrom  map[*activeFault]int64 // limit faults: the byte count when the loop first ran under each; owned by the loop
+	armedFrom  map[*activeFault]int64 // faults with AfterBytes: the byte count when the loop first ran under each; owned by the loop
 	chain      atomic.Pointer[chain]  // what active does; nil: the splice path
 	kick       atomic.Bool            // the chain changed and src has a past read deadline
 	wake       chan struct{}          // (cap 1) poked on chain changes and when the session stops
@@ -187,12 +189,23 @@ func (s *session) copyLoop(l *loop) {
 			l.applied.Store(g) // the chain loaded below is at least g's
 			s.signalApplied()
 		}
-		if c := l.chain.Load(); c == nil && !l.halfClosed {
+		c := l.chain.Load()
+		eff, until := l.effective(c)
+		switch {
+		case eff == nil && !l.halfClosed && until > 0:
+			// Splice up to the byte where a waiting fault starts acting.
+			var n int64
+			n, err = l.dst.ReadFrom(&io.LimitedReader{R: l.src, N: until})
+			l.n.Add(n)
+			if err == nil && n == until {
+				continue
+			}
+		case eff == nil && !l.halfClosed:
 			var n int64
 			n, err = l.dst.ReadFrom(l.src)
 			l.n.Add(n)
-		} else {
-			err = s.copyThrough(l, c)
+		default:
+			err = s.copyThrough(l, c, eff, until)
 		}
 		if !s.resume(l, err) {
 			break
