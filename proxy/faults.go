@@ -294,7 +294,7 @@ func (s *session) attach(af *activeFault) (pending []pendingApply) {
 			continue
 		}
 		l.active = append(slices.Clip(l.active), af)
-		pending = append(pending, pendingApply{s, l, s.setChain(l, buildChain(l))})
+		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active))})
 		s.emit(Event{Kind: EventFaultApplied, Dir: l.dir, Fault: af.f.Name})
 	}
 	return pending
@@ -314,7 +314,7 @@ func (s *session) detach(af *activeFault) (pending []pendingApply) {
 			// the loop may read again.
 			_ = discardQueued(l.src)
 		}
-		pending = append(pending, pendingApply{s, l, s.setChain(l, buildChain(l))})
+		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active))})
 		s.emit(Event{Kind: EventFaultCleared, Dir: l.dir, Fault: af.f.Name})
 	}
 	return pending
@@ -397,12 +397,9 @@ type chain struct {
 	paceSent  int64
 }
 
-// buildChain composes a loop's faults. Called with the proxy's fault
-// mutex held.
-func buildChain(l *loop) *chain {
-	return composeChain(l.active)
-}
-
+// composeChain composes the faults on one direction. It is called with
+// the proxy's fault mutex held for a loop's active list, and by the loop
+// itself for the faults acting at its byte count (loop.effective).
 func composeChain(active []*activeFault) *chain {
 	if len(active) == 0 {
 		return nil
