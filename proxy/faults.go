@@ -173,9 +173,7 @@ func (p *Proxy) RemoveFault(name string) error {
 	}
 	af := fs.list[i]
 	fs.list = slices.Delete(fs.list, i, i+1)
-	if af.stop != nil {
-		close(af.stop)
-	}
+	af.stopWatch()
 	if af.timer != nil && af.timer.Stop() {
 		fs.timers.Done()
 	}
@@ -207,9 +205,7 @@ func (p *Proxy) closeFaults() {
 	fs.mu.Lock()
 	fs.closed = true
 	for _, af := range fs.list {
-		if af.stop != nil {
-			close(af.stop)
-		}
+		af.stopWatch()
 		if af.timer != nil && af.timer.Stop() {
 			fs.timers.Done()
 		}
@@ -489,19 +485,19 @@ func (af *activeFault) flip(b []byte) {
 func (p *Proxy) startIdleWatch(af *activeFault) {
 	af.stop = make(chan struct{})
 	p.faults.timers.Add(1)
-	go p.idleWatch(af)
+	go p.idleWatch(af, af.stop)
 }
 
 // idleWatch closes the targeted connections that have been idle for
 // af.f.Idle.
-func (p *Proxy) idleWatch(af *activeFault) {
+func (p *Proxy) idleWatch(af *activeFault, stop <-chan struct{}) {
 	defer p.faults.timers.Done()
 	every := min(max(af.f.Idle/4, time.Millisecond), 100*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-af.stop:
+		case <-stop:
 			return
 		case <-t.C:
 		}
@@ -538,4 +534,13 @@ func (s *session) idleClose(af *activeFault) {
 	s.noteEnd(ByProxy, how, fmt.Errorf("fault %q: idle", af.f.Name))
 	s.emit(Event{Kind: EventFaultFired, Fault: af.f.Name})
 	s.interrupt()
+}
+
+// stopWatch stops an idle-close fault's watcher, once. Called with the
+// fault mutex held.
+func (af *activeFault) stopWatch() {
+	if af.stop != nil {
+		close(af.stop)
+		af.stop = nil
+	}
 }

@@ -692,3 +692,21 @@ func TestFaultAfterBytes(t *testing.T) {
 	readWithin(t, fx.c, "down flows", waitTimeout)
 	fx.ev.waitKind(t, EventFaultFired, fx.conn)
 }
+
+func TestFaultRemoveAfterClose(t *testing.T) {
+	up := startServer(t, echoHandler)
+	p := startProxy(t, Config{Upstream: up.addr()})
+	f, err := p.AddFault(faults.IdleClose(time.Hour, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RemoveFault(f.Name); err != nil {
+		t.Errorf("RemoveFault after Close: %v", err)
+	}
+	if _, err := p.AddFault(faults.Blackhole()); !errors.Is(err, ErrProxyClosed) {
+		t.Errorf("AddFault after Close: %v, want ErrProxyClosed", err)
+	}
+}
