@@ -37,12 +37,22 @@ const (
 	KindConnectDelay Kind = "connect-delay"
 	KindRefuse       Kind = "refuse"
 	KindIdleClose    Kind = "idle-close"
+	KindStale        Kind = "stale"
+)
+
+// StaleMode says how a stale pooled connection behaves.
+type StaleMode string
+
+const (
+	StaleEOF       StaleMode = "eof"       // as if the upstream closed it (FIN)
+	StaleReset     StaleMode = "reset"     // as if the upstream reset it (RST)
+	StaleBlackhole StaleMode = "blackhole" // as if a middlebox dropped its state: silence
 )
 
 var kinds = []Kind{
 	KindLatency, KindStall, KindBlackhole, KindReset, KindHalfClose, KindBandwidth,
 	KindSlice, KindLimit, KindSlowClose, KindCorrupt, KindDropOnAccept, KindConnectDelay,
-	KindRefuse, KindIdleClose,
+	KindRefuse, KindIdleClose, KindStale,
 }
 
 // Direction says which way the bytes a fault acts on flow.
@@ -120,6 +130,7 @@ type Fault struct {
 	Prob   float64       `json:"prob,omitempty"`   // corrupt: chance per byte of one flipped bit
 	Idle   time.Duration `json:"idle,omitempty"`   // idle-close: how long a connection may be idle
 	Abort  bool          `json:"abort,omitempty"`  // idle-close: close with RST instead of FIN
+	Mode   StaleMode     `json:"mode,omitempty"`   // stale: how the connection behaves
 
 	Target     Target        `json:"target,omitzero"`
 	AfterBytes int64         `json:"after_bytes,omitempty"` // act only once this many more bytes were relayed in the direction, per connection
@@ -216,6 +227,26 @@ func IdleClose(idle time.Duration, abort bool) Fault {
 	return Fault{Kind: KindIdleClose, Idle: idle, Abort: abort}
 }
 
+// Stale makes pooled upstream connections go stale, as a server's idle
+// timeout or a middlebox would, in two ways at once (pool mode only):
+//
+//   - every connection idle in the pool when the fault starts acting goes
+//     stale, and the pool's own probe must catch it before handing it out;
+//   - the sessions the fault picks (Target; with Count, the next N) are
+//     handed a connection that goes stale after the probe passed it, so
+//     they meet what a client meets with a stale pooled connection; it is
+//     then recorded stale and never reused.
+//
+// How each mode is produced: eof shuts the proxy's own socket down both
+// ways (shutdown SHUT_RDWR), so the kernel really reports EOF to the probe
+// and to reads, writes fail with EPIPE, and the upstream sees a FIN. The
+// kernel cannot be made to report a reset on a live local socket, so reset
+// is emulated: the probe and the copy loops report ECONNRESET for that
+// connection, and the client gets an RST. blackhole is emulated too: both
+// directions are read and dropped, nothing comes back; no probe can catch
+// that, a client's read deadline must.
+func Stale(mode StaleMode) Fault { return Fault{Kind: KindStale, Mode: mode} }
+
 // WithName returns f named name.
 func (f Fault) WithName(name string) Fault { f.Name = name; return f }
 
@@ -271,6 +302,10 @@ func (f Fault) Normalized() (Fault, error) {
 		return bad("jitter is for latency")
 	case f.Delay != 0 && !slices.Contains([]Kind{KindLatency, KindSlice, KindSlowClose, KindConnectDelay}, f.Kind):
 		return bad("delay is for latency, slice, slow-close and connect-delay")
+	case f.Kind == KindStale && f.Mode != StaleEOF && f.Mode != StaleReset && f.Mode != StaleBlackhole:
+		return bad("mode %q (want eof, reset or blackhole)", f.Mode)
+	case f.Kind != KindStale && f.Mode != "":
+		return bad("mode is for stale")
 	case (f.Kind == KindIdleClose) != (f.Idle > 0):
 		return bad("idle is for idle-close, and idle-close needs a positive idle")
 	case f.Kind != KindIdleClose && f.Abort:
@@ -324,8 +359,8 @@ func (f Fault) Normalized() (Fault, error) {
 func (k Kind) OneShot() bool { return k == KindReset }
 
 // ProxyLevel reports whether the kind is run by the proxy rather than by
-// the copy loops (refuse, idle-close).
-func (k Kind) ProxyLevel() bool { return k == KindRefuse || k == KindIdleClose }
+// the copy loops (refuse, idle-close, stale).
+func (k Kind) ProxyLevel() bool { return k == KindRefuse || k == KindIdleClose || k == KindStale }
 
 // AtConnect reports whether the kind acts only when a connection starts
 // (drop-on-accept, connect-delay).

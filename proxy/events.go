@@ -140,6 +140,7 @@ const (
 	ReasonPoolFull      Reason = "pool-full"      // PoolConfig.MaxIdle connections already idle
 	ReasonProxyClosed   Reason = "proxy-closed"   // the proxy is closing
 	ReasonFault         Reason = "fault"          // a fault reset the session
+	ReasonStale         Reason = "stale"          // a stale fault made it stale
 )
 
 // Event is one thing that happened to a connection. Conn is the downstream

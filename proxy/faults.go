@@ -18,6 +18,9 @@ var (
 	ErrFaultExists = errors.New("proxy: fault name taken")
 	// ErrNoFault is returned by RemoveFault for a name not in use.
 	ErrNoFault = errors.New("proxy: no such fault")
+	// ErrNotPool is returned by AddFault for a pool fault on a dial-mode
+	// proxy.
+	ErrNotPool = errors.New("proxy: fault needs pool mode")
 )
 
 // activeFault is a fault added to a proxy.
@@ -70,6 +73,9 @@ func (p *Proxy) AddFault(f faults.Fault) (faults.Fault, error) {
 	if err != nil {
 		return f, err
 	}
+	if nf.Kind == faults.KindStale && p.pool == nil {
+		return f, fmt.Errorf("%w: %s", ErrNotPool, nf.Kind)
+	}
 	fs := &p.faults
 	var pending []pendingApply
 	defer func() { waitApplied(pending) }()
@@ -109,9 +115,14 @@ func (p *Proxy) AddFault(f faults.Fault) (faults.Fault, error) {
 func (p *Proxy) actLocked(af *activeFault) []pendingApply {
 	af.acting = true
 	if af.f.Kind.ProxyLevel() {
-		if af.f.Kind == faults.KindIdleClose {
+		switch af.f.Kind {
+		case faults.KindIdleClose:
 			p.startIdleWatch(af)
-		} else {
+		case faults.KindStale:
+			p.pool.staleIdle(af.f.Mode, func(uc *upConn) {
+				p.ev.emit(Event{Kind: EventFaultFired, Upstream: uc.id, Fault: af.f.Name})
+			})
+		default:
 			p.refuse()
 		}
 		if af.f.For > 0 {
@@ -543,4 +554,18 @@ func (af *activeFault) stopWatch() {
 		close(af.stop)
 		af.stop = nil
 	}
+}
+
+// staleFor returns the stale fault that picks s, if any. Called before the
+// session's loops start.
+func (s *session) staleFor() *activeFault {
+	fs := &s.p.faults
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for _, af := range fs.list {
+		if af.f.Kind == faults.KindStale && s.targetedBy(af) {
+			return af
+		}
+	}
+	return nil
 }

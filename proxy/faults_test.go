@@ -710,3 +710,85 @@ func TestFaultRemoveAfterClose(t *testing.T) {
 		t.Errorf("AddFault after Close: %v, want ErrProxyClosed", err)
 	}
 }
+
+func TestFaultStale(t *testing.T) {
+	t.Run("dial mode refuses it", func(t *testing.T) {
+		fx := newFaultFixture(t, Config{})
+		if _, err := fx.p.AddFault(faults.Stale(faults.StaleEOF)); !errors.Is(err, ErrNotPool) {
+			t.Errorf("AddFault(stale) in dial mode: %v, want ErrNotPool", err)
+		}
+	})
+	tests := []struct {
+		mode      faults.StaleMode
+		idleCatch Reason // what the probe records for the idle ones
+		client    func(t *testing.T, c *net.TCPConn)
+	}{
+		{faults.StaleEOF, ReasonUpstreamEOF, func(t *testing.T, c *net.TCPConn) {
+			if err := readErr(t, c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("client on a stale connection read %v, want EOF or ECONNRESET", err)
+			}
+		}},
+		{faults.StaleReset, ReasonUpstreamReset, func(t *testing.T, c *net.TCPConn) {
+			if err := readErr(t, c); !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("client on a stale connection read %v, want ECONNRESET", err)
+			}
+		}},
+		{faults.StaleBlackhole, "", func(t *testing.T, c *net.TCPConn) {
+			expectNothing(t, c, 200*time.Millisecond) // only a deadline catches a blackhole
+			_ = c.Close()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.mode), func(t *testing.T) {
+			p, _, ev := startPool(t, PoolConfig{})
+			// Two idle connections in the pool.
+			a, b := dial(t, p.Addr().String()), dial(t, p.Addr().String())
+			roundTrip(t, a, "a")
+			roundTrip(t, b, "b")
+			_ = a.Close()
+			_ = b.Close()
+			for p.PoolStats().Idle != 2 {
+				time.Sleep(time.Millisecond)
+			}
+			mark := len(ev.all())
+			if _, err := p.AddFault(faults.Stale(tt.mode).WithTarget(faults.Target{Count: 1})); err != nil {
+				t.Fatal(err)
+			}
+			// The next session is handed a connection that goes stale
+			// after the probe.
+			c := dial(t, p.Addr().String())
+			if _, err := io.WriteString(c, "request"); err != nil {
+				t.Fatal(err)
+			}
+			tt.client(t, c)
+			d := ev.waitFor(t, "discarded stale", func(e Event) bool { return e.Kind == EventDiscarded && e.Reason == ReasonStale })
+			if tt.mode == faults.StaleBlackhole {
+				// No probe can catch a blackhole: the other idle one is
+				// handed out too, and found out only by its client.
+				c2 := dial(t, p.Addr().String())
+				_, _ = io.WriteString(c2, "request")
+				expectNothing(t, c2, 200*time.Millisecond)
+				_ = c2.Close()
+				for p.PoolStats().Discarded[ReasonStale] != 2 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			// Then a good connection.
+			fine, err := net.Dial("tcp", p.Addr().String())
+			if err != nil {
+				t.Fatalf("dial: %v; events:\n%s", err, ev)
+			}
+			t.Cleanup(func() { _ = fine.Close() })
+			roundTrip(t, fine, "fine")
+			st := p.PoolStats()
+			if tt.idleCatch != "" && st.Discarded[tt.idleCatch] != 2 {
+				t.Errorf("discarded %v; want the 2 idle stale ones caught by the probe as %s", st.Discarded, tt.idleCatch)
+			}
+			for _, e := range ev.all()[mark:] {
+				if e.Kind == EventReleased && e.Upstream == d.Upstream {
+					t.Errorf("stale upstream %d released: %s", d.Upstream, e)
+				}
+			}
+		})
+	}
+}

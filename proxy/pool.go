@@ -4,9 +4,17 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/faultline-proxy/faultline/faults"
+	"golang.org/x/sys/unix"
 )
+
+// errStaleReset is the reset a stale fault in reset mode emulates.
+var errStaleReset = fmt.Errorf("stale fault: %w", syscall.ECONNRESET)
 
 // upConn is one upstream connection and what the proxy knows of it.
 type upConn struct {
@@ -17,8 +25,9 @@ type upConn struct {
 	// The fields below are owned by whoever holds the connection: the pool
 	// while it is idle, one session while it is borrowed.
 	idleSince  time.Time
-	delivered  uint64 // bytes read from c and written to clients, over all sessions
-	halfClosed bool   // the proxy sent FIN on c
+	delivered  uint64           // bytes read from c and written to clients, over all sessions
+	halfClosed bool             // the proxy sent FIN on c
+	stale      faults.StaleMode // a stale fault made it stale; "" if not
 }
 
 // PoolStats is a snapshot of a pool's state and counters.
@@ -144,7 +153,35 @@ func (p *pool) check(uc *upConn, now time.Time) (Reason, error) {
 	if p.cfg.MaxLifetime > 0 && now.Sub(uc.created) > p.cfg.MaxLifetime {
 		return ReasonMaxLifetime, nil
 	}
+	if uc.stale == faults.StaleReset {
+		return ReasonUpstreamReset, errStaleReset // emulated: see faults.Stale
+	}
 	return probe(uc.c)
+}
+
+// staleIdle makes every idle connection stale in mode, calling fired for
+// each.
+func (p *pool) staleIdle(mode faults.StaleMode, fired func(*upConn)) {
+	p.mu.Lock()
+	idle := slices.Clone(p.idle)
+	for _, uc := range idle {
+		makeStale(uc, mode)
+	}
+	p.mu.Unlock()
+	for _, uc := range idle {
+		fired(uc)
+	}
+}
+
+// makeStale makes uc behave as one the upstream dropped while idle; see
+// faults.Stale for how each mode is produced.
+func makeStale(uc *upConn, mode faults.StaleMode) {
+	uc.stale = mode
+	if mode == faults.StaleEOF {
+		if rc, err := uc.c.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_RDWR) })
+		}
+	}
 }
 
 // put returns a clean connection to the pool, or closes it when the pool is

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/faultline-proxy/faultline/faults"
 )
 
 // session relays one downstream connection. Its first goroutine (run) gets
@@ -191,7 +193,11 @@ func (s *session) copyLoop(l *loop) {
 		}
 		c := l.chain.Load()
 		eff, until := l.effective(c)
-		switch {
+		switch stale := s.uc.stale; {
+		case stale == faults.StaleReset:
+			err = s.staleReset(l)
+		case stale == faults.StaleBlackhole:
+			err = s.discard(l, c, nil)
 		case eff == nil && !l.halfClosed && until > 0:
 			// Splice up to the byte where a waiting fault starts acting.
 			var n int64
@@ -359,6 +365,9 @@ func (s *session) judge(uc *upConn) (Reason, error) {
 	if dirty {
 		return ReasonFault, nil
 	}
+	if uc.stale != "" {
+		return ReasonStale, nil
+	}
 	if uc.halfClosed {
 		return ReasonHalfClosed, nil
 	}
@@ -438,6 +447,15 @@ func (s *session) borrow() (*upConn, bool, error) {
 		e.Idle = time.Since(uc.idleSince)
 	}
 	s.emit(e)
+	if af := s.staleFor(); af != nil {
+		// Stale after the probe passed it, and no recheck to save it.
+		makeStale(uc, af.f.Mode)
+		if af.f.Mode == faults.StaleReset {
+			s.noteEnd(Upstream, RST, errStaleReset)
+		}
+		s.emit(Event{Kind: EventFaultFired, Upstream: uc.id, Fault: af.f.Name})
+		reused = false
+	}
 	return uc, reused, nil
 }
 
@@ -558,4 +576,20 @@ func (s *session) closeClient() {
 	default:
 		_ = s.client.Close()
 	}
+}
+
+// staleReset plays a connection the upstream reset while idle: once the
+// client has sent something (its request meets the RST), the client side
+// fails with ECONNRESET; the other direction just waits for the end.
+func (s *session) staleReset(l *loop) error {
+	if l.dir == Up {
+		if _, err := waitReadable(s.client); err != nil {
+			return err
+		}
+		return errStaleReset
+	}
+	for !s.isStopped() {
+		<-l.wake
+	}
+	return errStopped
 }
