@@ -55,25 +55,31 @@ func (s *session) setChain(l *loop, c *chain) uint64 {
 // switches before its next read, so waiting for it longer buys nothing.
 const faultApplyTimeout = time.Second
 
-// pendingApply is a loop that was given chain generation gen.
+// pendingApply is a loop that was given chain generation gen, and the
+// event to emit once the loop runs under it.
 type pendingApply struct {
-	s   *session
-	l   *loop
-	gen uint64
+	s    *session
+	l    *loop
+	gen  uint64
+	done Event
 }
 
 // waitApplied waits until every loop in pending runs under its gen or
-// later, or has stopped, or faultApplyTimeout passed.
+// later, or has stopped, or faultApplyTimeout passed, and emits each one's
+// event (fault-applied or fault-cleared) as it does: the event means the
+// change is in force.
 func waitApplied(pending []pendingApply) {
 	if len(pending) == 0 {
 		return
 	}
 	timer := time.NewTimer(faultApplyTimeout)
 	defer timer.Stop()
+	expired := false
 	for _, pa := range pending {
-		if !pa.wait(timer.C) {
-			return
+		if !expired {
+			expired = !pa.wait(timer.C)
 		}
+		pa.s.emit(pa.done)
 	}
 }
 

@@ -301,8 +301,8 @@ func (s *session) attach(af *activeFault) (pending []pendingApply) {
 			continue
 		}
 		l.active = append(slices.Clip(l.active), af)
-		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active))})
-		s.emit(Event{Kind: EventFaultApplied, Dir: l.dir, Fault: af.f.Name})
+		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)),
+			Event{Kind: EventFaultApplied, Dir: l.dir, Fault: af.f.Name}})
 	}
 	return pending
 }
@@ -321,8 +321,8 @@ func (s *session) detach(af *activeFault) (pending []pendingApply) {
 			// the loop may read again.
 			_ = discardQueued(l.src)
 		}
-		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active))})
-		s.emit(Event{Kind: EventFaultCleared, Dir: l.dir, Fault: af.f.Name})
+		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)),
+			Event{Kind: EventFaultCleared, Dir: l.dir, Fault: af.f.Name}})
 	}
 	return pending
 }
@@ -336,7 +336,10 @@ func (s *session) setupFaults() {
 	s.faultReady = true
 	for _, af := range fs.list {
 		if s.targetedBy(af) {
-			s.attach(af) // the loops have not started: nothing to wait for
+			// The loops have not started: in force from their first byte.
+			for _, pa := range s.attach(af) {
+				s.emit(pa.done)
+			}
 		}
 	}
 }
