@@ -139,6 +139,7 @@ const (
 	ReasonClientReset   Reason = "client-reset"   // the client aborted its connection mid-session
 	ReasonPoolFull      Reason = "pool-full"      // PoolConfig.MaxIdle connections already idle
 	ReasonProxyClosed   Reason = "proxy-closed"   // the proxy is closing
+	ReasonDrained       Reason = "drained"        // DrainPool closed it while idle
 	ReasonFault         Reason = "fault"          // a fault reset the session
 	ReasonStale         Reason = "stale"          // a stale fault made it stale
 )

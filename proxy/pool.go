@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/faultline-proxy/faultline/faults"
+	"github.com/faultline-proxy/faultline/internal/testswitch"
 	"golang.org/x/sys/unix"
 )
 
@@ -147,6 +148,9 @@ func (p *pool) get(ctx context.Context, conn uint64, fresh bool) (uc *upConn, re
 // long, not too old, and a non-blocking peek finds it open with nothing to
 // read.
 func (p *pool) check(uc *upConn, now time.Time) (Reason, error) {
+	if testswitch.BreakPoolRelease.Load() {
+		return "", nil // the bug on purpose: no check on borrow either
+	}
 	if p.cfg.IdleTimeout > 0 && now.Sub(uc.idleSince) > p.cfg.IdleTimeout {
 		return ReasonIdleTimeout, nil
 	}
@@ -284,6 +288,18 @@ func (p *pool) statsSnapshot() PoolStats {
 		s.Discarded[k] = v
 	}
 	return s
+}
+
+// drain discards every idle connection and returns how many.
+func (p *pool) drain() int {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, uc := range idle {
+		p.discard(uc, 0, ReasonDrained, nil)
+	}
+	return len(idle)
 }
 
 // close discards every idle connection, refuses later puts and stops the

@@ -27,6 +27,8 @@ type Proxy struct {
 	cancel   context.CancelFunc
 	connIDs  atomic.Uint64
 	upIDs    atomic.Uint64
+	doneUp   atomic.Int64 // bytes relayed by sessions that ended
+	doneDown atomic.Int64
 	acceptWG sync.WaitGroup // the accept loop
 
 	mu       sync.Mutex // guards sessions and closing
@@ -165,7 +167,7 @@ func (p *Proxy) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		s := &session{p: p, id: p.connIDs.Add(1), client: c}
+		s := &session{p: p, id: p.connIDs.Add(1), client: c, started: time.Now()}
 		s.up.wake, s.down.wake = make(chan struct{}, 1), make(chan struct{}, 1)
 		// The fault mutex makes the epoch and the registration one step
 		// for AddFault, which looks at live sessions under it.
@@ -192,6 +194,8 @@ func (p *Proxy) acceptLoop() {
 // forget removes an ending session from the live ones; its goroutines
 // still count in sessWG until they return.
 func (p *Proxy) forget(s *session) {
+	p.doneUp.Add(s.up.n.Load())
+	p.doneDown.Add(s.down.n.Load())
 	p.mu.Lock()
 	delete(p.sessions, s)
 	p.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/faultline-proxy/faultline/faults"
+	"github.com/faultline-proxy/faultline/internal/testswitch"
 )
 
 // session relays one downstream connection. Its first goroutine (run) gets
@@ -18,9 +19,10 @@ import (
 // the one that stops last ends the session. Proxy.Close waits for all
 // three goroutines through Proxy.sessWG.
 type session struct {
-	p      *Proxy
-	id     uint64
-	client *net.TCPConn
+	p       *Proxy
+	id      uint64
+	client  *net.TCPConn
+	started time.Time
 
 	up, down  loop
 	loopsLeft atomic.Int32 // copy loops still running; the last to stop ends the session
@@ -33,6 +35,8 @@ type session struct {
 
 	mu             sync.Mutex // guards the fields below
 	uc             *upConn    // the upstream connection, once there is one
+	reusedUC       bool       // uc came idle from the pool
+	downBase       uint64     // uc's bytes delivered before this session (pool mode)
 	shut           bool       // the proxy is closing
 	stopped        bool       // the loops have been interrupted
 	stopAt         time.Time  // when they were
@@ -99,7 +103,7 @@ func (s *session) run() {
 		return
 	}
 	s.mu.Lock()
-	s.uc = uc
+	s.uc, s.reusedUC, s.downBase = uc, reused, uc.delivered
 	shut := s.shut
 	s.mu.Unlock()
 	if shut {
@@ -253,7 +257,7 @@ func (s *session) dialLoopEnded(l *loop) {
 		if l.dir == Up {
 			s.uc.halfClosed = true
 		}
-		s.emit(Event{Kind: EventHalfClosed, Upstream: s.uc.id, Dir: l.dir})
+		s.emitHalfClosed(l.dir)
 	default:
 		s.abort(l, l.err)
 	}
@@ -296,6 +300,17 @@ func (s *session) sideOf(c *net.TCPConn) Side {
 	return Upstream
 }
 
+// emitHalfClosed records a FIN relayed in dir with the bytes taken from
+// each side so far, so that bytes a peer sends after the FIN reached it show
+// in the closed event's counts.
+func (s *session) emitHalfClosed(dir Direction) {
+	if !s.p.ev.on() {
+		return
+	}
+	up, down := s.liveBytes()
+	s.emit(Event{Kind: EventHalfClosed, Upstream: s.uc.id, Dir: dir, BytesUp: up, BytesDown: down})
+}
+
 // finishDial closes both connections after both directions are done.
 func (s *session) finishDial(uc *upConn) {
 	s.closeClient()
@@ -332,6 +347,11 @@ func (s *session) finishPool(uc *upConn) {
 		h(uc)
 	}
 	reason, err := s.judge(uc)
+	if reason != "" && testswitch.BreakPoolRelease.Load() {
+		// The bug on purpose: recorded as discarded, pooled all the same.
+		s.p.ev.emit(Event{Kind: EventDiscarded, Conn: s.id, Upstream: uc.id, Reason: reason, Err: err})
+		reason = ""
+	}
 	if reason == "" {
 		s.p.pool.put(uc, s.id)
 	} else {
@@ -464,6 +484,9 @@ func (s *session) borrow() (*upConn, bool, error) {
 // the client was getting ready, it is replaced, once, by a fresh one; the
 // error is that of getting the fresh one.
 func (s *session) recheck() error {
+	if testswitch.BreakPoolRelease.Load() {
+		return nil
+	}
 	waited, err := waitReadable(s.client)
 	if err != nil || !waited {
 		// The client is gone or the proxy is closing, and the loops find
