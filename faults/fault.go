@@ -113,30 +113,34 @@ type Target struct {
 // (For; zero means until removed). Faults are values: build one with a
 // constructor and the With methods, or fill the fields, then add it to a
 // proxy.
+//
+// In JSON (and in faultline's YAML config) a fault is an object with the
+// fields' names in lower case, after_bytes for AfterBytes, and durations as
+// Go duration strings: {"kind":"latency","dir":"down","delay":"150ms"}.
 type Fault struct {
 	// Name identifies the fault among a proxy's faults. If empty, the
 	// proxy names it after its kind and a number.
-	Name string    `json:"name,omitempty"`
-	Kind Kind      `json:"kind"`
-	Dir  Direction `json:"dir,omitempty"`  // byte faults; default Both
-	Side Side      `json:"side,omitempty"` // reset; default ToBoth
+	Name string
+	Kind Kind
+	Dir  Direction // byte faults; default Both
+	Side Side      // reset; default ToBoth
 
-	Delay  time.Duration `json:"delay,omitempty"`  // latency: added to every chunk; slice: between pieces; slow-close, connect-delay: the wait
-	Jitter time.Duration `json:"jitter,omitempty"` // latency: up to this much more, drawn per chunk
-	Drop   bool          `json:"drop,omitempty"`   // stall: discard what was held when the stall ends
-	Rate   int64         `json:"rate,omitempty"`   // bandwidth: bytes per second
-	Size   int           `json:"size,omitempty"`   // slice: largest write
-	Bytes  int64         `json:"bytes,omitempty"`  // limit: bytes relayed before the close
-	Prob   float64       `json:"prob,omitempty"`   // corrupt: chance per byte of one flipped bit
-	Idle   time.Duration `json:"idle,omitempty"`   // idle-close: how long a connection may be idle
-	Abort  bool          `json:"abort,omitempty"`  // idle-close: close with RST instead of FIN
-	Mode   StaleMode     `json:"mode,omitempty"`   // stale: how the connection behaves
+	Delay  time.Duration // latency: added to every chunk; slice: between pieces; slow-close, connect-delay: the wait
+	Jitter time.Duration // latency: up to this much more, drawn per chunk
+	Drop   bool          // stall: discard what was held when the stall ends
+	Rate   int64         // bandwidth: bytes per second
+	Size   int           // slice: largest write
+	Bytes  int64         // limit: bytes relayed before the close
+	Prob   float64       // corrupt: chance per byte of one flipped bit
+	Idle   time.Duration // idle-close: how long a connection may be idle
+	Abort  bool          // idle-close: close with RST instead of FIN
+	Mode   StaleMode     // stale: how the connection behaves
 
-	Target     Target        `json:"target,omitzero"`
-	AfterBytes int64         `json:"after_bytes,omitempty"` // act only once this many more bytes were relayed in the direction, per connection
-	After      time.Duration `json:"after,omitempty"`       // wait this long after adding before acting; 0: at once
-	For        time.Duration `json:"for,omitempty"`         // how long the fault lasts once acting; 0: until removed
-	Seed       uint64        `json:"seed,omitempty"`        // for jitter; 0: the proxy's seed
+	Target     Target
+	AfterBytes int64         // act only once this many more bytes were relayed in the direction, per connection
+	After      time.Duration // wait this long after adding before acting; 0: at once
+	For        time.Duration // how long the fault lasts once acting; 0: until removed
+	Seed       uint64        // for jitter; 0: the proxy's seed
 }
 
 // Latency delays every chunk of bytes read in the fault's direction by

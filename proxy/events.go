@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -164,15 +163,6 @@ type Event struct {
 	BytesDown int64         `json:"bytes_down,omitempty"`
 	Fault     string        `json:"fault,omitempty"`
 	Err       error         `json:"-"` // encoded in JSON as "err", its text
-}
-
-// MarshalJSON encodes the event with Err as its text.
-func (e Event) MarshalJSON() ([]byte, error) {
-	type plain Event
-	return json.Marshal(struct {
-		plain
-		Err string `json:"err,omitempty"`
-	}{plain(e), errString(e.Err)})
 }
 
 // String formats the event on one line for logs and failure messages.

@@ -1,0 +1,63 @@
+package faults
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFaultJSONRoundTrip(t *testing.T) {
+	all := []Fault{
+		Latency(150*time.Millisecond, 10*time.Millisecond).WithDir(Down).WithName("slow"),
+		Stall(true).WithFor(2 * time.Second).WithAfter(time.Second),
+		Reset(ToClient).WithTarget(Target{Which: ByID, IDs: []uint64{3, 4}}),
+		Bandwidth(1024).WithAfterBytes(10),
+		Slice(8, time.Millisecond),
+		Limit(100),
+		SlowClose(time.Second),
+		Corrupt(0.01).WithSeed(7),
+		IdleClose(time.Minute, true).WithTarget(Target{Every: 2, Count: 3}),
+		Stale(StaleBlackhole).WithTarget(Target{Prob: 0.5}),
+		ConnectDelay(time.Second), DropOnAccept(), Refuse(), Blackhole(), HalfClose(Up),
+	}
+	for _, f := range all {
+		b, err := json.Marshal(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got Fault
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("Unmarshal(%s): %v", b, err)
+		}
+		if !reflect.DeepEqual(got, f) {
+			t.Errorf("round trip of %s: got %+v, want %+v", b, got, f)
+		}
+	}
+	b, _ := json.Marshal(all[0])
+	if want := `{"name":"slow","kind":"latency","dir":"down","delay":"150ms","jitter":"10ms"}`; string(b) != want {
+		t.Errorf("JSON = %s, want %s", b, want)
+	}
+}
+
+func TestFaultJSONRefusesBadInput(t *testing.T) {
+	tests := []struct {
+		in, want string // want: a piece of the error message
+	}{
+		{`{"kind":"latency","delay":150}`, "duration string"},
+		{`{"kind":"latency","delay":"150"}`, "missing unit"},
+		{`{"kind":"latency","dleay":"1s"}`, "unknown field"},
+		{`{"kind":"latency","target":{"whch":"all"}}`, "unknown field"},
+		{`{"kind":"limit","bytes":"10"}`, `field "bytes"`},
+		{`[1]`, "cannot unmarshal"},
+	}
+	for _, tt := range tests {
+		var f Fault
+		err := json.Unmarshal([]byte(tt.in), &f)
+		if !errors.Is(err, ErrBadFault) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Unmarshal(%s) = %v, want ErrBadFault mentioning %q", tt.in, err, tt.want)
+		}
+	}
+}
