@@ -1,0 +1,51 @@
+package testkit
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/faultline-proxy/faultline/proxy"
+)
+
+// ErrWriteAfterClose is wrapped by CheckNoWriteAfterClose's error.
+var ErrWriteAfterClose = errors.New("testkit: client wrote after the connection was closed toward it")
+
+// CheckNoWriteAfterClose checks the client's own connection pool: the
+// client never wrote on a connection after the proxy had relayed a FIN to
+// it. Such a write is what a pool does that hands out a connection the
+// server closed while it sat idle; the request then fails, or worse, is
+// retried on a connection the server never answers.
+//
+// The check compares, for each downstream connection, the bytes taken from
+// the client when the proxy half-closed it toward the client (the first
+// EventHalfClosed with Dir proxy.Down) with the bytes in its EventClosed:
+// more bytes at the end mean the client wrote after the FIN. This is
+// observable in dial mode, where the proxy relays the upstream's FIN and
+// keeps the other direction open. In pool mode an upstream FIN ends the
+// session (the client's connection is closed, not half-closed), so a later
+// write is refused by the kernel and never counted; there the check passes
+// vacuously. Protocols in which the server legitimately half-closes first
+// and the client keeps sending are not for this check.
+//
+// It reads the whole log; a connection not yet closed is not judged. It
+// returns an error wrapping ErrWriteAfterClose that quotes, for each such
+// connection, the half-close and the close.
+func CheckNoWriteAfterClose(l *EventLog) error {
+	v := violations{sentinel: ErrWriteAfterClose}
+	fin := make(map[uint64]proxy.Event) // conn -> first FIN toward the client
+	for _, e := range l.All() {
+		switch {
+		case e.Kind == proxy.EventHalfClosed && e.Dir == proxy.Down:
+			if _, ok := fin[e.Conn]; !ok {
+				fin[e.Conn] = e
+			}
+		case e.Kind == proxy.EventClosed:
+			hc, ok := fin[e.Conn]
+			if ok && e.BytesUp > hc.BytesUp {
+				v.add(fmt.Sprintf("conn %d: the client wrote %d bytes after the proxy relayed the upstream's FIN to it (%d bytes before, %d at close)",
+					e.Conn, e.BytesUp-hc.BytesUp, hc.BytesUp, e.BytesUp), hc, e)
+			}
+		}
+	}
+	return v.err()
+}
