@@ -66,6 +66,9 @@ type Server struct {
 	reg     *prometheus.Registry
 	done    chan struct{} // closed by Close
 
+	wsQueue     int           // wsQueue, but tests make it smaller
+	wsSlowAfter time.Duration // wsSlowAfter, but tests make it shorter
+
 	mu      sync.Mutex // guards the fields below
 	proxies map[string]*entry
 	closed  bool
@@ -90,6 +93,9 @@ func New(opts Options) *Server {
 		done:    make(chan struct{}),
 		proxies: make(map[string]*entry),
 		ws:      make(map[*wsConn]struct{}),
+
+		wsQueue:     wsQueue,
+		wsSlowAfter: wsSlowAfter,
 	}
 	s.reg.MustRegister(&collector{s: s})
 	s.handler = s.routes()
@@ -272,6 +278,9 @@ func (s *Server) updateProxy(name string, u api.ProxyUpdate) (api.Proxy, error) 
 	}
 	if u.Mode != nil {
 		spec.Mode = *u.Mode
+		if u.Pool == nil && spec.Mode != proxy.ModePool.String() {
+			spec.Pool = api.PoolSpec{} // leaving pool mode leaves its settings
+		}
 	}
 	if u.DialTimeout != nil {
 		spec.DialTimeout = *u.DialTimeout

@@ -65,7 +65,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Upgrade answered the client
 	}
-	wc := &wsConn{s: s, c: c, out: make(chan []byte, wsQueue), done: make(chan struct{}), subs: make(map[string]context.CancelFunc)}
+	wc := &wsConn{s: s, c: c, out: make(chan []byte, s.wsQueue), done: make(chan struct{}), subs: make(map[string]context.CancelFunc)}
 	wc.ctx, wc.cancel = context.WithCancel(context.Background())
 	s.mu.Lock()
 	if s.closed {
@@ -277,7 +277,7 @@ func (wc *wsConn) subscribe(req api.Request) {
 func (wc *wsConn) subLoop(ctx context.Context, cancel context.CancelFunc, id string, f filter, after uint64) {
 	defer wc.wg.Done()
 	defer cancel()
-	slow := time.NewTimer(wsSlowAfter)
+	slow := time.NewTimer(wc.s.wsSlowAfter)
 	defer slow.Stop()
 	for {
 		evs, next, err := wc.s.log.read(after, 256, f)
@@ -290,7 +290,7 @@ func (wc *wsConn) subLoop(ctx context.Context, cancel context.CancelFunc, id str
 			if err != nil {
 				continue
 			}
-			slow.Reset(wsSlowAfter)
+			slow.Reset(wc.s.wsSlowAfter)
 			select {
 			case wc.out <- b:
 			case <-ctx.Done():
