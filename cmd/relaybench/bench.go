@@ -222,6 +222,8 @@ func runScenario(ctx context.Context, cfg *config, spec relaySpec, sc scenario, 
 // notApplicable says why a scenario is not run for a row, if it is not.
 func notApplicable(cfg *config, row, scenario string) string {
 	switch {
+	case slices.Contains(faultRows, row) && (scenario == scMem || scenario == scChurn):
+		return "fault rows measure the fault path's throughput and latency only"
 	case scenario == scMem && row == rowDirect:
 		return "no relay process to measure"
 	case scenario == scMem && row == rowFaultlinePool && cfg.memConns > cfg.poolSize:

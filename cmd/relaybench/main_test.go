@@ -152,6 +152,9 @@ func TestParseListenLine(t *testing.T) {
 		{"proxy listening on 127.0.0.1:1 -> x", "127.0.0.1:1", true},
 		{"listening on 127.0.0.1:41234", "", false},
 		{"proxy listening on 127.0.0.1:41234", "", false},
+		{"proxy main listening on 127.0.0.1:7 -> 127.0.0.1:5432", "127.0.0.1:7", true},
+		{"proxy two words listening on 127.0.0.1:7 -> x", "", false},
+		{"control listening on http://127.0.0.1:8470", "", false},
 	}
 	for _, tt := range tests {
 		addr, ok := parseListenLine(tt.line)

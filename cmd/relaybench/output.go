@@ -70,11 +70,16 @@ func (w *outputWatcher) tailString() string {
 }
 
 // parseListenLine returns HOST:PORT from
-// "proxy listening on HOST:PORT -> UPSTREAM".
+// "proxy listening on HOST:PORT -> UPSTREAM" or
+// "proxy NAME listening on HOST:PORT -> UPSTREAM".
 func parseListenLine(line string) (string, bool) {
 	rest, ok := strings.CutPrefix(line, listenPrefix)
 	if !ok {
-		return "", false
+		name, after, found := strings.Cut(strings.TrimPrefix(line, "proxy "), " listening on ")
+		if !strings.HasPrefix(line, "proxy ") || !found || name == "" || strings.Contains(name, " ") {
+			return "", false
+		}
+		rest = after
 	}
 	addr, _, ok := strings.Cut(rest, " -> ")
 	addr = strings.TrimSpace(addr)

@@ -24,9 +24,17 @@ const (
 	rowFaultlinePool = "faultline-pool"
 	rowHAProxy       = "haproxy"
 	rowSocat         = "socat"
+	// The fault rows relay with a zero-delay latency fault on both
+	// directions, which takes each tool off its fast path onto its
+	// fault-processing path.
+	rowFaultlineFault = "faultline-fault"
+	rowToxiproxyFault = "toxiproxy-fault"
 )
 
-var allRows = []string{rowDirect, rowBare, rowFaultlineDial, rowFaultlinePool, rowHAProxy, rowSocat}
+var allRows = []string{rowDirect, rowBare, rowFaultlineDial, rowFaultlinePool, rowHAProxy, rowSocat, rowFaultlineFault, rowToxiproxyFault}
+
+// faultRows are the rows that only make sense for throughput and latency.
+var faultRows = []string{rowFaultlineFault, rowToxiproxyFault}
 
 // relaySpec says how to start one row's relay in front of an upstream.
 type relaySpec struct {
@@ -66,6 +74,17 @@ func relaySpecs(cfg *config) map[string]relaySpec {
 				argv = append(argv, "--pool-size", strconv.Itoa(cfg.poolSize))
 			}
 			return startLineRelay(ctx, cfg, name, argv)
+		}}
+	}
+
+	specs[rowFaultlineFault] = relaySpec{name: rowFaultlineFault, skip: flSkip, start: func(ctx context.Context, up string) (*relay, error) {
+		return startFaultlineFault(ctx, cfg, up)
+	}}
+	if path, err := exec.LookPath("toxiproxy-server"); err != nil {
+		specs[rowToxiproxyFault] = relaySpec{name: rowToxiproxyFault, skip: "toxiproxy-server not found in PATH"}
+	} else {
+		specs[rowToxiproxyFault] = relaySpec{name: rowToxiproxyFault, start: func(ctx context.Context, up string) (*relay, error) {
+			return startToxiproxyFault(ctx, cfg, path, up)
 		}}
 	}
 

@@ -330,6 +330,7 @@ var targets = []targetSpec{
 	{rowFaultlineDial, "churn", rowBare, 0.9, true},
 	{rowFaultlinePool, "churn", rowHAProxy, 1.3, true},
 	{rowFaultlineDial, "mem", "", 12, false},
+	{rowFaultlineFault, "bulk", rowToxiproxyFault, 1.5, true},
 }
 
 type targetResult struct {
