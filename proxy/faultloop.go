@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/faultline-proxy/faultline/faults"
@@ -58,61 +59,89 @@ const faultApplyTimeout = time.Second
 // pendingApply is a loop that was given chain generation gen, and the
 // event to emit once the loop runs under it.
 type pendingApply struct {
-	s    *session
-	l    *loop
-	gen  uint64
-	done Event
+	s     *session
+	l     *loop
+	gen   uint64
+	kind  EventKind // EventFaultApplied or EventFaultCleared
+	fault string
+}
+
+// done is the event that says the change is in force.
+func (pa pendingApply) done() Event {
+	return Event{Kind: pa.kind, Dir: pa.l.dir, Fault: pa.fault}
+}
+
+// applyBatch counts the copy loops one fault change waits for; the last
+// loop to switch closes done, so the waiter wakes once.
+type applyBatch struct {
+	left atomic.Int64
+	done chan struct{}
+}
+
+func (b *applyBatch) ack() {
+	if b.left.Add(-1) == 0 {
+		close(b.done)
+	}
+}
+
+// pendingAck is a batch waiting for a loop to run under gen.
+type pendingAck struct {
+	gen uint64
+	b   *applyBatch
 }
 
 // waitApplied waits until every loop in pending runs under its gen or
-// later, or has stopped, or faultApplyTimeout passed, and emits each one's
-// event (fault-applied or fault-cleared) as it does: the event means the
-// change is in force.
+// later, or has stopped, or faultApplyTimeout passed, then emits each one's
+// event (fault-applied or fault-cleared): the event means the change is in
+// force.
 func waitApplied(pending []pendingApply) {
 	if len(pending) == 0 {
 		return
 	}
-	timer := time.NewTimer(faultApplyTimeout)
-	defer timer.Stop()
-	expired := false
+	b := &applyBatch{done: make(chan struct{})}
+	b.left.Store(int64(len(pending)) + 1) // +1: held until all are registered
 	for _, pa := range pending {
-		if !expired {
-			expired = !pa.wait(timer.C)
-		}
-		pa.s.emit(pa.done)
-	}
-}
-
-// wait waits until the loop runs under gen or later, or has stopped; it
-// returns false if timeout fired first.
-func (pa pendingApply) wait(timeout <-chan time.Time) bool {
-	s, l := pa.s, pa.l
-	for {
+		s, l := pa.s, pa.l
 		s.mu.Lock()
 		if l.applied.Load() >= pa.gen || l.stoppedRun.Load() {
 			s.mu.Unlock()
-			return true
+			b.ack()
+			continue
 		}
-		if s.appliedC == nil {
-			s.appliedC = make(chan struct{})
-		}
-		ch := s.appliedC
+		l.acks = append(l.acks, pendingAck{pa.gen, b})
 		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-timeout:
-			return false
-		}
+	}
+	b.ack()
+	timer := time.NewTimer(faultApplyTimeout)
+	select {
+	case <-b.done:
+	case <-timer.C:
+	}
+	timer.Stop()
+	for _, pa := range pending {
+		pa.s.emit(pa.done())
 	}
 }
 
-// signalApplied wakes the waiters of pendingApply.wait.
-func (s *session) signalApplied() {
+// signalApplied tells the batches waiting on l that it runs under its
+// latest gen, or has stopped.
+func (s *session) signalApplied(l *loop) {
 	s.mu.Lock()
-	if s.appliedC != nil {
-		close(s.appliedC)
-		s.appliedC = nil
+	if len(l.acks) == 0 {
+		s.mu.Unlock()
+		return
 	}
+	applied, stopped := l.applied.Load(), l.stoppedRun.Load()
+	kept := l.acks[:0]
+	for _, a := range l.acks {
+		if stopped || a.gen <= applied {
+			a.b.ack()
+		} else {
+			kept = append(kept, a)
+		}
+	}
+	clear(l.acks[len(kept):])
+	l.acks = kept
 	s.mu.Unlock()
 }
 

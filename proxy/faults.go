@@ -132,10 +132,10 @@ func (p *Proxy) actLocked(af *activeFault) []pendingApply {
 	}
 	live := p.liveSessions()
 	slices.SortFunc(live, func(a, b *session) int { return cmp.Compare(a.id, b.id) })
-	var pending []pendingApply
+	pending := make([]pendingApply, 0, 2*len(live))
 	for _, s := range live {
 		if s.targetedBy(af) {
-			pending = append(pending, s.attach(af)...)
+			pending = s.attach(af, pending)
 		}
 	}
 	if af.f.For > 0 {
@@ -188,8 +188,10 @@ func (p *Proxy) RemoveFault(name string) error {
 	if af.timer != nil && af.timer.Stop() {
 		fs.timers.Done()
 	}
-	for _, s := range p.liveSessions() {
-		pending = append(pending, s.detach(af)...)
+	live := p.liveSessions()
+	pending = make([]pendingApply, 0, 2*len(live))
+	for _, s := range live {
+		pending = s.detach(af, pending)
 	}
 	if af.acting && af.f.Kind == faults.KindRefuse && !slices.ContainsFunc(fs.list, func(o *activeFault) bool {
 		return o.acting && o.f.Kind == faults.KindRefuse
@@ -283,32 +285,33 @@ func (af *activeFault) pick() bool {
 	return true
 }
 
-// attach puts af in force on s. Called with the proxy's fault mutex held.
-// A session whose copy loops are not set up yet gets its faults at setup.
-func (s *session) attach(af *activeFault) (pending []pendingApply) {
+// attach puts af in force on s, appending the loops to wait for to
+// pending. Called with the proxy's fault mutex held. A session whose copy
+// loops are not set up yet gets its faults at setup.
+func (s *session) attach(af *activeFault, pending []pendingApply) []pendingApply {
 	if !s.faultReady {
-		return nil
+		return pending
 	}
 	switch {
 	case af.f.Kind.AtConnect():
-		return nil // acts when a connection starts: atConnect
+		return pending // acts when a connection starts: atConnect
 	case af.f.Kind.OneShot():
 		s.fireReset(af)
-		return nil
+		return pending
 	}
 	for _, l := range []*loop{&s.up, &s.down} {
 		if !af.f.Dir.Has(l.fdir()) || slices.Contains(l.active, af) {
 			continue
 		}
 		l.active = append(slices.Clip(l.active), af)
-		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)),
-			Event{Kind: EventFaultApplied, Dir: l.dir, Fault: af.f.Name}})
+		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)), EventFaultApplied, af.f.Name})
 	}
 	return pending
 }
 
-// detach takes af off s. Called with the proxy's fault mutex held.
-func (s *session) detach(af *activeFault) (pending []pendingApply) {
+// detach takes af off s, appending the loops to wait for to pending.
+// Called with the proxy's fault mutex held.
+func (s *session) detach(af *activeFault, pending []pendingApply) []pendingApply {
 	for _, l := range []*loop{&s.up, &s.down} {
 		i := slices.Index(l.active, af)
 		if i < 0 {
@@ -321,8 +324,7 @@ func (s *session) detach(af *activeFault) (pending []pendingApply) {
 			// the loop may read again.
 			_ = discardQueued(l.src)
 		}
-		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)),
-			Event{Kind: EventFaultCleared, Dir: l.dir, Fault: af.f.Name}})
+		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)), EventFaultCleared, af.f.Name})
 	}
 	return pending
 }
@@ -337,8 +339,8 @@ func (s *session) setupFaults() {
 	for _, af := range fs.list {
 		if s.targetedBy(af) {
 			// The loops have not started: in force from their first byte.
-			for _, pa := range s.attach(af) {
-				s.emit(pa.done)
+			for _, pa := range s.attach(af, nil) {
+				s.emit(pa.done())
 			}
 		}
 	}

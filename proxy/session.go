@@ -45,9 +45,8 @@ type session struct {
 	by             Side       // who ended the session first
 	how            CloseHow
 	endErr         error
-	faultDirty     bool          // a fault reset the session
-	closeClientHow CloseHow      // an idle-close fault asked to close the client so (FIN or RST)
-	appliedC       chan struct{} // closed and replaced when a loop applies a chain or stops; nil until needed
+	faultDirty     bool     // a fault reset the session
+	closeClientHow CloseHow // an idle-close fault asked to close the client so (FIN or RST)
 }
 
 // loop is one direction's copy loop and its outcome. err and byUs are
@@ -69,6 +68,7 @@ type loop struct {
 	gen        atomic.Uint64          // chain changes published; bumped before chain is stored
 	applied    atomic.Uint64          // the gen the loop runs under; see session.waitApplied
 	stoppedRun atomic.Bool            // the loop has returned for good
+	acks       []pendingAck           // fault changes waiting for the loop to switch; guarded by the session's mu
 	halfClosed bool                   // a half-close fault sent FIN on dst; owned by the loop
 }
 
@@ -193,7 +193,7 @@ func (s *session) copyLoop(l *loop) {
 	for {
 		if g := l.gen.Load(); l.applied.Load() != g {
 			l.applied.Store(g) // the chain loaded below is at least g's
-			s.signalApplied()
+			s.signalApplied(l)
 		}
 		c := l.chain.Load()
 		eff, until := l.effective(c)
@@ -224,7 +224,7 @@ func (s *session) copyLoop(l *loop) {
 	l.err = err
 	l.byUs = err != nil && s.isStopped() && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, errStopped))
 	l.stoppedRun.Store(true)
-	s.signalApplied()
+	s.signalApplied(l)
 	if s.p.pool == nil {
 		s.dialLoopEnded(l)
 	} else {

@@ -83,8 +83,9 @@ func (p *Proxy) UpdateFault(f faults.Fault) (faults.Fault, error) {
 		return nf, nil
 	}
 	af.acting = nf.After <= 0
+	pending = make([]pendingApply, 0, 2*len(live))
 	for _, s := range live {
-		pending = append(pending, s.swap(old, af)...)
+		pending = s.swap(old, af, pending)
 	}
 	switch {
 	case nf.After > 0:
@@ -103,26 +104,27 @@ func sameTarget(a, b faults.Fault) bool {
 }
 
 // swap puts af in force on s in place of old, changing each copy loop's
-// chain once. Called with the proxy's fault mutex held.
-func (s *session) swap(old, af *activeFault) (pending []pendingApply) {
+// chain once, and appends the loops to wait for to pending. Called with the
+// proxy's fault mutex held.
+func (s *session) swap(old, af *activeFault, pending []pendingApply) []pendingApply {
 	if !s.faultReady {
-		return nil
+		return pending
 	}
 	wasPicked := s.picks[old]
 	want := s.targetedBy(af)
 	switch {
 	case af.f.Kind.AtConnect():
-		return nil
+		return pending
 	case af.f.Kind.OneShot():
 		if want && !wasPicked {
 			s.fireReset(af)
 		}
-		return nil
+		return pending
 	}
 	for _, l := range []*loop{&s.up, &s.down} {
 		i := slices.Index(l.active, old)
 		has := want && af.f.Dir.Has(l.fdir())
-		ev := Event{Kind: EventFaultApplied, Dir: l.dir, Fault: af.f.Name}
+		ev := EventFaultApplied
 		switch {
 		case i < 0 && !has:
 			continue
@@ -134,11 +136,11 @@ func (s *session) swap(old, af *activeFault) (pending []pendingApply) {
 			if old.f.Kind == faults.KindStall && old.f.Drop {
 				_ = discardQueued(l.src) // as detach does
 			}
-			ev.Kind = EventFaultCleared
+			ev = EventFaultCleared
 		default:
 			l.active = append(slices.Clip(l.active), af)
 		}
-		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)), ev})
+		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)), ev, af.f.Name})
 	}
 	return pending
 }
