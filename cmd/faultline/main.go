@@ -1,12 +1,31 @@
-// Command faultline runs faultline proxies.
+// Command faultline runs faultline proxies and drives them.
 //
-//	faultline run --listen 127.0.0.1:0 --upstream 127.0.0.1:6379 [--mode dial|pool] [pool flags]
-//	faultline demo [--listen 127.0.0.1:7470]
+//	faultline run [--name NAME] --listen ADDR --upstream ADDR [--mode dial|pool] [pool flags]
+//	              [--config FILE] [--control ADDR] [--token TOKEN] [--allow-origin URL]...
+//	faultline demo [--listen ADDR] [--control ADDR]
+//	faultline proxy ls|add|rm ...
+//	faultline fault ls|add|rm PROXY ...
+//	faultline conns PROXY
+//	faultline events [--proxy P] [--kind K,...]
 //
-// run relays every connection to --upstream until SIGINT or SIGTERM. demo
-// starts a built-in echo server and a proxy in front of it, and prints how to
-// try it. Both print "proxy listening on HOST:PORT -> UPSTREAM" once they
-// listen, so --listen with port 0 works.
+// run starts the proxy its flags define and every proxy of its --config
+// file (YAML), each with the faults it lists, and the control server
+// (HTTP API and websocket, on 127.0.0.1:8470 unless --control says
+// otherwise; port 0 picks a free one). It prints
+// "proxy NAME listening on HOST:PORT -> UPSTREAM" for each proxy, then
+// "control listening on http://HOST:PORT", and serves until SIGINT or
+// SIGTERM. demo does the same with a built-in echo upstream and prints what
+// to try.
+//
+// The other commands are clients of a running faultline, through package
+// control/client: --control URL (env FAULTLINE_URL, default
+// http://127.0.0.1:8470) and --token (env FAULTLINE_TOKEN) say which and
+// how. They print tables, or JSON with --json; events prints one JSON event
+// per line until interrupted.
+//
+// Exit status: 0 on success (and after SIGINT or SIGTERM), 1 when something
+// failed (a port in use, an error from the server), 2 for bad usage (flags,
+// a bad config file).
 package main
 
 import (

@@ -68,8 +68,13 @@ func goTool() string {
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
-// listeningRE matches the line both commands print once the proxy listens.
-var listeningRE = regexp.MustCompile(`^proxy listening on (127\.0\.0\.1:[1-9][0-9]*) -> (\S+)`)
+// listeningRE matches the line run and demo print for each proxy once it
+// listens: its name, address and upstream.
+var listeningRE = regexp.MustCompile(`^proxy (\S+) listening on (127\.0\.0\.1:[1-9][0-9]*) -> (\S+)`)
+
+// controlRE matches the line run and demo print once the control server
+// listens.
+var controlRE = regexp.MustCompile(`^control listening on (http://127\.0\.0\.1:[1-9][0-9]*)$`)
 
 // process is a running faultline binary.
 type process struct {
@@ -85,11 +90,18 @@ type process struct {
 // test ends.
 func start(t *testing.T, args ...string) *process {
 	t.Helper()
+	return startEnv(t, nil, args...)
+}
+
+// startEnv is start with env (KEY=VALUE) added to the environment.
+func startEnv(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &process{cmd: exec.Command(binary, args...), stdout: bufio.NewReader(r), out: r, exited: make(chan struct{})}
+	p.cmd.Env = append(cleanEnv(), env...)
 	p.cmd.Stdout = w
 	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -121,14 +133,28 @@ func (p *process) line(t *testing.T) string {
 	return strings.TrimSuffix(s, "\n")
 }
 
-// listening reads stdout up to the listening line and returns the proxy's
-// and the upstream's address.
-func (p *process) listening(t *testing.T) (addr, upstream string) {
+// listening reads stdout up to the next proxy's listening line and returns
+// the proxy's name and address and the upstream's address.
+func (p *process) listening(t *testing.T) (name, addr, upstream string) {
 	t.Helper()
 	for {
 		l := p.line(t)
 		if m := listeningRE.FindStringSubmatch(l); m != nil {
-			return m[1], m[2]
+			return m[1], m[2], m[3]
+		}
+	}
+}
+
+// control reads stdout up to the control line and returns the control URL.
+func (p *process) control(t *testing.T) string {
+	t.Helper()
+	for {
+		l := p.line(t)
+		if m := controlRE.FindStringSubmatch(l); m != nil {
+			return m[1]
+		}
+		if strings.HasPrefix(l, "control") {
+			t.Fatalf("control line: got %q, want %q", l, "control listening on http://127.0.0.1:PORT")
 		}
 	}
 }
@@ -203,51 +229,6 @@ func roundTrip(t *testing.T, addr, msg string) {
 	}
 }
 
-func TestRun(t *testing.T) {
-	tests := []struct {
-		name string
-		mode string
-		msg  string
-	}{
-		{name: "dial", mode: "dial", msg: "hello through the dial proxy"},
-		{name: "pool", mode: "pool", msg: "hello through the pool proxy"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			up := startEcho(t)
-			p := start(t, "run", "--listen", "127.0.0.1:0", "--upstream", up, "--mode", tt.mode)
-			line := p.line(t)
-			m := listeningRE.FindStringSubmatch(line)
-			if m == nil || m[0] != line {
-				t.Fatalf("first line: got %q, want %q", line, "proxy listening on 127.0.0.1:PORT -> "+up)
-			}
-			if m[2] != up {
-				t.Errorf("upstream in %q: got %s, want %s", line, m[2], up)
-			}
-			roundTrip(t, m[1], tt.msg)
-			p.stop(t)
-			if rest := p.rest(t); rest != "" {
-				t.Errorf("stdout after the listening line: got %q, want nothing", rest)
-			}
-		})
-	}
-}
-
-func TestDemo(t *testing.T) {
-	p := start(t, "demo", "--listen", "127.0.0.1:0")
-	line := p.line(t)
-	echoAddr, ok := strings.CutPrefix(line, "echo upstream listening on ")
-	if !ok {
-		t.Fatalf("first line: got %q, want %q", line, "echo upstream listening on 127.0.0.1:PORT")
-	}
-	addr, upstream := p.listening(t)
-	if upstream != echoAddr {
-		t.Errorf("proxy's upstream: got %s, want the echo server's %s", upstream, echoAddr)
-	}
-	roundTrip(t, addr, "hello through the demo proxy")
-	p.stop(t)
-}
-
 func TestUsageErrors(t *testing.T) {
 	const upstream = "127.0.0.1:1" // never dialed: the flags are rejected first
 	tests := []struct {
@@ -279,6 +260,56 @@ func TestUsageErrors(t *testing.T) {
 			name:       "unknown command",
 			args:       []string{"serve"},
 			wantStderr: `unknown command "serve"`,
+		},
+		{
+			name:       "no proxy",
+			args:       []string{"run"},
+			wantStderr: "--listen and --upstream are required, or --config FILE",
+		},
+		{
+			name:       "missing config file",
+			args:       []string{"run", "--config", "testdata/nope.yaml"},
+			wantStderr: "testdata/nope.yaml: no such file or directory",
+		},
+		{
+			name:       "proxy without subcommand",
+			args:       []string{"proxy"},
+			wantStderr: "proxy: want a subcommand (add, ls, rm)",
+		},
+		{
+			name:       "proxy add without upstream",
+			args:       []string{"proxy", "add", "x"},
+			wantStderr: "proxy add: --upstream is required",
+		},
+		{
+			name:       "fault add without kind",
+			args:       []string{"fault", "add", "main"},
+			wantStderr: "fault add: --kind is required (or the fault as JSON)",
+		},
+		{
+			name:       "fault add with JSON and flags",
+			args:       []string{"fault", "add", "main", `{"kind":"stall"}`, "--delay", "1s"},
+			wantStderr: "give the fault as JSON or as flags, not both",
+		},
+		{
+			name:       "fault add with bad JSON",
+			args:       []string{"fault", "add", "main", `{"kind":"latency","dealy":"1s"}`},
+			wantStderr: `unknown field "dealy"`,
+		},
+		{
+			name:       "fault rm without names",
+			args:       []string{"fault", "rm", "main"},
+			wantStderr: "fault rm: give fault NAMEs or --all",
+		},
+		{
+			name:       "conns without proxy",
+			args:       []string{"conns"},
+			wantStderr: "conns: want one PROXY",
+		},
+		{
+			name:       "events with unknown kind",
+			args:       []string{"events", "--kind", "accepted,bogus"},
+			wantStderr: `event kind "bogus"`,
 		},
 	}
 	for _, tt := range tests {

@@ -6,11 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
+	"os"
+	"runtime/debug"
+	"strings"
 
-	"github.com/faultline-proxy/faultline/internal/echo"
-	"github.com/faultline-proxy/faultline/proxy"
+	"github.com/faultline-proxy/faultline/control/api"
 )
 
 // Exit codes.
@@ -21,13 +22,51 @@ const (
 )
 
 const usage = `usage:
-  faultline run --listen ADDR --upstream ADDR [--mode dial|pool] [--pool-size N]
-                [--pool-max-idle N] [--pool-idle-timeout D] [--pool-max-lifetime D]
-                [--dial-timeout D]
-  faultline demo [--listen ADDR] [--mode dial|pool]
+  faultline run [--name NAME] --listen ADDR --upstream ADDR [--mode dial|pool]
+                [--pool-size N] [--pool-max-idle N] [--pool-idle-timeout D]
+                [--pool-max-lifetime D] [--dial-timeout D] [--seed N]
+                [--config FILE] [--control ADDR] [--token TOKEN] [--allow-origin URL]...
+  faultline demo [--listen ADDR] [--mode dial|pool] [--control ADDR] [--token TOKEN]
+
+  With --config FILE (YAML), --listen and --upstream are needed only for one
+  more proxy. --control defaults to 127.0.0.1:8470 (port 0 picks a free one);
+  --token defaults to $FAULTLINE_TOKEN.
+
+Against a running faultline:
+  faultline proxy ls [--json]
+  faultline proxy add NAME --upstream ADDR [--listen ADDR] [--mode dial|pool] [--disabled] [--json]
+  faultline proxy rm NAME...
+  faultline fault ls PROXY [--json]
+  faultline fault add PROXY --kind KIND [fault flags] [--json]
+  faultline fault add PROXY '{"kind":"latency","delay":"150ms"}' [--json]
+  faultline fault rm PROXY NAME... | --all
+  faultline conns PROXY [--json]
+  faultline events [--proxy PROXY] [--kind KIND,...] [--after ID]
+
+  Each takes --control URL (default $FAULTLINE_URL, else http://127.0.0.1:8470)
+  and --token TOKEN (default $FAULTLINE_TOKEN); "faultline CMD -h" lists the rest.
 
 Durations are Go durations: 500ms, 30s, 5m.
 `
+
+// Environment variables.
+const (
+	envURL   = "FAULTLINE_URL"
+	envToken = "FAULTLINE_TOKEN"
+)
+
+// version is faultline's version; set with -ldflags "-X main.version=...".
+var version = ""
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
 
 // run is the whole program; it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -37,9 +76,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "run":
-		return runProxy(ctx, args[1:], stdout, stderr)
+		return runServe(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "proxy":
+		return runProxyCmd(ctx, args[1:], stdout, stderr)
+	case "fault":
+		return runFaultCmd(ctx, args[1:], stdout, stderr)
+	case "conns":
+		return runConns(ctx, args[1:], stdout, stderr)
+	case "events":
+		return runEvents(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -48,108 +95,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
-// proxyFlags are the flags that configure one proxy.
-type proxyFlags struct {
-	listen, upstream, mode string
-	cfg                    proxy.Config
-}
-
-func (pf *proxyFlags) register(fs *flag.FlagSet, defaultListen string) {
-	fs.StringVar(&pf.listen, "listen", defaultListen, "address to listen on (port 0 picks a free one)")
-	fs.StringVar(&pf.mode, "mode", "dial", "dial: one upstream connection per client; pool: reuse upstream connections")
-	fs.IntVar(&pf.cfg.Pool.Size, "pool-size", 0, "most upstream connections open at once in pool mode (0: no limit)")
-	fs.IntVar(&pf.cfg.Pool.MaxIdle, "pool-max-idle", 0, fmt.Sprintf("most idle upstream connections kept (0: pool size, else %d; negative: none)", proxy.DefaultPoolMaxIdle))
-	fs.DurationVar(&pf.cfg.Pool.IdleTimeout, "pool-idle-timeout", 0, fmt.Sprintf("close pooled connections idle this long (0: %s; negative: never)", proxy.DefaultPoolIdleTimeout))
-	fs.DurationVar(&pf.cfg.Pool.MaxLifetime, "pool-max-lifetime", 0, fmt.Sprintf("close pooled connections this old (0: %s; negative: never)", proxy.DefaultPoolMaxLifetime))
-	fs.DurationVar(&pf.cfg.DialTimeout, "dial-timeout", 0, fmt.Sprintf("bound on dialing the upstream (0: %s; negative: none)", proxy.DefaultDialTimeout))
-}
-
-// parse parses args and checks the mode; errors are usage errors.
-func (pf *proxyFlags) parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	mode, err := proxy.ParseMode(pf.mode)
-	if err != nil {
-		return err
-	}
-	pf.cfg.Mode = mode
-	return nil
-}
-
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("faultline "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
 }
 
-func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var pf proxyFlags
-	fs := newFlagSet("run", stderr)
-	pf.register(fs, "")
-	fs.StringVar(&pf.upstream, "upstream", "", "upstream address HOST:PORT (required)")
-	if err := pf.parse(fs, args); err != nil {
-		return usageError(stderr, err)
+// parseArgs parses args with fs, allowing flags after positional
+// arguments ("proxy rm a b --control URL"), and returns the positional ones.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
 	}
-	switch {
-	case pf.listen == "":
-		return usageError(stderr, errors.New("--listen is required"))
-	case pf.upstream == "":
-		return usageError(stderr, errors.New("--upstream is required"))
-	}
-	pf.cfg.Upstream = pf.upstream
-	pf.cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
-	p, err := proxy.Listen(pf.listen, pf.cfg)
-	if errors.Is(err, proxy.ErrBadConfig) || errors.Is(err, proxy.ErrBadMode) {
-		return usageError(stderr, err)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "faultline: %v\n", err)
-		return exitError
-	}
-	fmt.Fprintf(stdout, "proxy listening on %s -> %s\n", p.Addr(), pf.upstream)
-	<-ctx.Done()
-	_ = p.Close()
-	return exitOK
-}
-
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var pf proxyFlags
-	fs := newFlagSet("demo", stderr)
-	pf.register(fs, "127.0.0.1:7470")
-	if err := pf.parse(fs, args); err != nil {
-		return usageError(stderr, err)
-	}
-	up, err := echo.Listen("127.0.0.1:0")
-	if err != nil {
-		fmt.Fprintf(stderr, "faultline: echo upstream: %v\n", err)
-		return exitError
-	}
-	defer up.Close()
-	pf.cfg.Upstream = up.Addr().String()
-	pf.cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
-	p, err := proxy.Listen(pf.listen, pf.cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "faultline: %v\n", err)
-		return exitError
-	}
-	defer p.Close()
-	host, port := splitAddr(p.Addr().String())
-	fmt.Fprintf(stdout, "echo upstream listening on %s\n", up.Addr())
-	fmt.Fprintf(stdout, "proxy listening on %s -> %s (%s mode)\n", p.Addr(), up.Addr(), pf.cfg.Mode)
-	fmt.Fprintf(stdout, "\nTry it in another terminal:\n")
-	fmt.Fprintf(stdout, "  nc %s %s            # type a line: the echo comes back through the proxy\n", host, port)
-	if pf.cfg.Mode == proxy.ModeDial {
-		fmt.Fprintf(stdout, "  echo hello | nc -N %s %s   # half-close: the reply still arrives after your FIN\n", host, port)
-	} else {
-		fmt.Fprintf(stdout, "  nc %s %s            # again after closing the first: the proxy reuses the upstream connection\n", host, port)
-	}
-	fmt.Fprintf(stdout, "Press Ctrl-C to stop.\n")
-	<-ctx.Done()
-	return exitOK
 }
 
 func usageError(stderr io.Writer, err error) int {
@@ -160,6 +129,22 @@ func usageError(stderr io.Writer, err error) int {
 	return exitUsage
 }
 
+// failure prints err and returns exitError.
+func failure(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "faultline: %s\n", errText(err))
+	return exitError
+}
+
+// errText is err's message: for an *api.Error, the server's message with
+// its code.
+func errText(err error) string {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return fmt.Sprintf("%s (%s)", ae.Message, ae.Code)
+	}
+	return strings.TrimPrefix(err.Error(), "faultline: ")
+}
+
 // splitAddr splits host:port, returning the whole address as host when it
 // has no port.
 func splitAddr(addr string) (host, port string) {
@@ -168,4 +153,18 @@ func splitAddr(addr string) (host, port string) {
 		return addr, ""
 	}
 	return h, p
+}
+
+// stringsFlag is a repeatable string flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+// envOr returns the environment variable name, or def if it is empty.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/faultline-proxy/faultline/control"
+	"github.com/faultline-proxy/faultline/control/api"
+	"github.com/faultline-proxy/faultline/internal/echo"
+)
+
+// runDemo starts an echo upstream, a proxy named demo in front of it and the
+// control server, and prints what to try.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var (
+		pf proxyFlags
+		sf serverFlags
+	)
+	fs := newFlagSet("demo", stderr)
+	pf.register(fs, "127.0.0.1:7470")
+	sf.register(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return usageError(stderr, err)
+	}
+	if len(pos) > 0 {
+		return usageError(stderr, fmt.Errorf("unexpected argument %q", pos[0]))
+	}
+	pf.name = "demo"
+	spec, err := pf.spec()
+	if err != nil {
+		return usageError(stderr, err)
+	}
+	up, err := echo.Listen("127.0.0.1:0")
+	if err != nil {
+		return failure(stderr, fmt.Errorf("echo upstream: %w", err))
+	}
+	defer up.Close()
+	spec.Upstream = up.Addr().String()
+
+	srv := control.New(control.Options{
+		Token:        sf.token,
+		AllowOrigins: sf.origins,
+		Version:      versionString(),
+		Logger:       slog.New(slog.NewTextHandler(stderr, nil)),
+	})
+	defer srv.Close() // before up.Close: the proxy's connections first
+	addr, err := srv.Listen(sf.control)
+	if err != nil {
+		return failure(stderr, err)
+	}
+	created, code := createProxies(srv, []namedSpec{{spec: spec}}, stderr)
+	if code != exitOK {
+		return code
+	}
+	p := created[0]
+	fmt.Fprintf(stdout, "echo upstream listening on %s\n", up.Addr())
+	printProxy(stdout, p, fmt.Sprintf(" (%s mode)", p.Mode))
+	ctl := controlURL(addr)
+	fmt.Fprintf(stdout, "control listening on %s\n", ctl)
+	printDemoHints(stdout, p, ctl, sf.token != "")
+	<-ctx.Done()
+	return exitOK
+}
+
+func printDemoHints(w io.Writer, p api.Proxy, ctl string, token bool) {
+	host, port := splitAddr(p.Listen)
+	auth, cliFlags := "", ""
+	if token {
+		auth = ` -H "Authorization: Bearer $` + envToken + `"`
+	}
+	if ctl != "http://"+api.DefaultControlAddr {
+		cliFlags = " --control " + ctl
+	}
+	faults := ctl + api.Prefix + "/proxies/" + p.Name + "/faults"
+	fmt.Fprintf(w, "\nTry it in another terminal:\n")
+	fmt.Fprintf(w, "  nc %s %s\n", host, port)
+	fmt.Fprintf(w, "      type a line: the echo comes back through the proxy\n")
+	fmt.Fprintf(w, "  curl -X POST%s %s -d '{\"kind\":\"latency\",\"delay\":\"500ms\"}'\n", auth, faults)
+	fmt.Fprintf(w, "      now every echo comes back half a second late\n")
+	fmt.Fprintf(w, "  faultline events%s\n", cliFlags)
+	fmt.Fprintf(w, "      follows what happens, one JSON event per line\n")
+	fmt.Fprintf(w, "  faultline fault ls %s%s\n", p.Name, cliFlags)
+	fmt.Fprintf(w, "  faultline fault add %s --kind reset%s\n", p.Name, cliFlags)
+	fmt.Fprintf(w, "      resets your nc connection\n")
+	fmt.Fprintf(w, "  curl -X DELETE%s %s\n", auth, faults)
+	fmt.Fprintf(w, "      removes every fault\n")
+	fmt.Fprintf(w, "Press Ctrl-C to stop.\n")
+}
