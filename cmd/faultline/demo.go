@@ -84,7 +84,7 @@ func printDemoHints(w io.Writer, p api.Proxy, ctl string, token bool) {
 	fmt.Fprintf(w, "      follows what happens, one JSON event per line\n")
 	fmt.Fprintf(w, "  faultline fault ls %s%s\n", p.Name, cliFlags)
 	fmt.Fprintf(w, "  faultline fault add %s --kind reset%s\n", p.Name, cliFlags)
-	fmt.Fprintf(w, "      resets your nc connection\n")
+	fmt.Fprintf(w, "      resets your nc connection (and new ones, until removed)\n")
 	fmt.Fprintf(w, "  curl -X DELETE%s %s\n", auth, faults)
 	fmt.Fprintf(w, "      removes every fault\n")
 	fmt.Fprintf(w, "Press Ctrl-C to stop.\n")
