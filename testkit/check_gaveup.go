@@ -32,7 +32,10 @@ var ErrNoGiveUp = errors.New("testkit: client did not give up on a stalled conne
 // decided, so a test should wait for the client to give up, or for
 // deadline+bound, before checking). Target the stall at the connections
 // the client is waiting on: an idle pooled connection stalls without the
-// client noticing, rightly.
+// client noticing, rightly. Stall only the direction toward the client
+// (faults.Stall(...).WithDir(faults.Down)): a stall up also holds back the
+// client's FIN and RST, so the proxy cannot see the client give up until
+// the stall ends.
 //
 // It reads the whole log and returns an error wrapping ErrNoGiveUp that
 // quotes the stall and how the connection ended.

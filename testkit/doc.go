@@ -1,0 +1,74 @@
+// Package testkit is a faultline proxy as a test fixture, in the manner of
+// net/http/httptest: NewProxy starts a proxy on a free loopback port in front
+// of the upstream a test uses, records every event it emits, and is closed
+// when the test ends. Faults are injected through handles; assertions are
+// made on the recorded events.
+//
+// Typical use, with a client under test that keeps its own connection pool:
+//
+//	func TestClientSurvivesStall(t *testing.T) {
+//		px := testkit.NewProxy(t, redisAddr) // dial mode; WithPool for pool mode
+//		client := redis.NewClient(&redis.Options{Addr: px.Addr(), ReadTimeout: time.Second})
+//
+//		stall := px.Inject(faults.Stall(false).WithDir(faults.Down))
+//		if err := client.Get(ctx, "k").Err(); !isTimeout(err) {
+//			t.Fatalf("GET through a stall: got %v, want a timeout", err)
+//		}
+//		px.Await(proxy.EventHalfClosed, testkit.InDir(proxy.Up)) // the client closed the connection
+//		if err := testkit.CheckGaveUpWithin(px.Events(), time.Second, 2*time.Second); err != nil {
+//			t.Error(err)
+//		}
+//		stall.Clear()
+//
+//		if err := client.Get(ctx, "k").Err(); err != nil {
+//			t.Fatalf("GET after the stall: %v", err)
+//		}
+//		if err := testkit.CheckNoWriteAfterClose(px.Events()); err != nil {
+//			t.Error(err)
+//		}
+//	}
+//
+// # The event log
+//
+// Proxy.Events returns the EventLog: every proxy.Event since Start, in Seq
+// order. It keeps a cursor: Next, Take and the waits (Wait, WaitFor,
+// Proxy.Await) return only events newer than the last one read and move the
+// cursor past what they return, so each assertion sees only what is new.
+// All and Tail read the whole log. Failure messages quote events with
+// FormatEvent.
+//
+// # Checks
+//
+// Each check reads a whole EventLog, whatever its cursor, and returns nil or
+// an error that wraps a sentinel (errors.Is) and quotes the events that show
+// each violation:
+//
+//   - CheckNoInvalidReuse (ErrInvalidReuse): the proxy's own pool never lent
+//     an upstream connection after discarding it, or while its previous
+//     session was still running.
+//   - CheckInterruptsWithin (ErrSlowInterrupt): every interrupt stopped both
+//     copy loops within a bound.
+//   - CheckNoWriteAfterClose (ErrWriteAfterClose): the client never wrote on
+//     a connection after the proxy relayed a FIN to it, which is what a client
+//     pool does that reuses a connection the server closed (dial mode).
+//   - CheckGaveUpWithin (ErrNoGiveUp): the client gave up on every stalled
+//     connection within its deadline plus a bound.
+//   - CheckNothingOpen (ErrLeftOpen): every connection closed and no pooled
+//     connection is busy; it reads the live Proxy too.
+//
+// Checks take the log rather than the Proxy so that they also run on a
+// recorded run: NewEventLog holds events decoded from the control API. Within
+// retries a check until it passes or time runs out.
+//
+// # Failures and goroutines
+//
+// Proxy methods take the testing.TB given to NewProxy and work with Ginkgo's
+// GinkgoTB(). NewProxy, Start, Inject and Await stop the test with Fatalf and
+// must be called from the test's goroutine; everything else reports failures
+// with Errorf, which is safe anywhere, and returns them. Close waits for every
+// goroutine the proxy started and logs what it still waits on every 5 s.
+//
+// TestConn runs golang.org/x/net/nettest's conformance suite through a proxy.
+// Gomega matchers are in the subpackage gomegakit, so that users of plain go
+// test never import gomega.
+package testkit
