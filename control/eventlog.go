@@ -117,6 +117,7 @@ func (l *eventLog) close() {
 	defer l.mu.Unlock()
 	if !l.closed {
 		l.closed = true
+		l.watched = false // append must not close wake again
 		close(l.wake)
 	}
 }

@@ -262,19 +262,8 @@ func TestEventsCommand(t *testing.T) {
 		t.Errorf("event: got %+v, want fault-applied of lag to connection 1 of main, after %d", e, cursor)
 	}
 	ev.stop(t)
-	// Close the connection and see it gone before stopping: control's
-	// event log panics on an event appended after it closed while a reader
-	// was waiting (reported to control); this keeps shutdown event-free.
-	_ = conn.Close()
-	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
-		cs, err := in.c.Conns(ctx(t), "main")
-		if err == nil && len(cs) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("connection still listed after close: %+v, %v", cs, err)
-		}
-	}
+	// Stop with the connection still open: the proxy's closing events
+	// reach the event log while the server closes.
 	in.p.stop(t)
 }
 

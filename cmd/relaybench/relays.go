@@ -69,7 +69,7 @@ func relaySpecs(cfg *config) map[string]relaySpec {
 	for _, mode := range []string{"dial", "pool"} {
 		name := "faultline-" + mode
 		specs[name] = relaySpec{name: name, skip: flSkip, start: func(ctx context.Context, up string) (*relay, error) {
-			argv := []string{cfg.faultline, "run", "--listen", "127.0.0.1:0", "--upstream", up, "--mode", mode}
+			argv := []string{cfg.faultline, "run", "--listen", "127.0.0.1:0", "--upstream", up, "--mode", mode, "--control", "127.0.0.1:0"}
 			if mode == "pool" {
 				argv = append(argv, "--pool-size", strconv.Itoa(cfg.poolSize))
 			}

@@ -126,9 +126,10 @@ type Event struct {
 	Event proxy.Event `json:"event"`
 }
 
-// Events answers GET /api/v1/events: the events after the cursor, oldest
-// first, and the cursor to pass next (the ID of the last event returned, or
-// the cursor given when there were none).
+// Events answers GET /api/v1/events: the events after the cursor that match
+// the query, oldest first, and the cursor to pass next: the ID of the last
+// event the server looked at, matching or not, so that the next read starts
+// after it (the cursor given if there was none).
 type Events struct {
 	Events []Event `json:"events"`
 	Next   uint64  `json:"next"`
@@ -141,7 +142,7 @@ type Events struct {
 //	update       Proxy, Fault: replace the fault of that name
 //	clear        Proxy, Name: remove the fault
 //	clear-all    Proxy: remove every fault of the proxy, or of all proxies if Proxy is empty
-//	subscribe    Proxy (empty: all), Kinds (empty: all), After (a cursor; 0: from now)
+//	subscribe    Proxy (empty: all), Kinds (empty: all), After (absent: from now; N: the events after N, 0 the first kept)
 //	unsubscribe  Sub
 type Request struct {
 	ID    string        `json:"id"`
