@@ -181,13 +181,12 @@ func (p *Proxy) ClearAll() error {
 	return p.report(err, "clear faults")
 }
 
-// Conns returns the live downstream connections in ID order. A failure is
-// reported with tb.Errorf.
+// Conns returns the live downstream connections in ID order; none once
+// the proxy is closed. A failure is reported with tb.Errorf.
 func (p *Proxy) Conns() []proxy.ConnInfo {
 	be, err := p.backend()
 	if err != nil {
-		_ = p.report(err, "list connections")
-		return nil
+		return nil // not started or closed: nothing is live
 	}
 	cs, err := be.conns()
 	_ = p.report(err, "list connections")
@@ -195,12 +194,12 @@ func (p *Proxy) Conns() []proxy.ConnInfo {
 }
 
 // Pool returns the pool's state and counters (the zero value in dial
-// mode). A failure is reported with tb.Errorf.
+// mode, and once the proxy is closed). A failure is reported with
+// tb.Errorf.
 func (p *Proxy) Pool() proxy.PoolStats {
 	be, err := p.backend()
 	if err != nil {
-		_ = p.report(err, "read pool stats")
-		return proxy.PoolStats{}
+		return proxy.PoolStats{} // not started or closed
 	}
 	st, err := be.pool()
 	_ = p.report(err, "read pool stats")

@@ -195,3 +195,28 @@ func TestCloseWaitsAndSaysOnWhat(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckNothingOpenCatchesALeftOpenConnection(t *testing.T) {
+	px := NewProxy(t, startEcho(t), WithPool(proxy.PoolConfig{}))
+	c := dial(t, px.Addr())
+	roundTrip(t, c, "left open")
+	err := CheckNothingOpen(px)
+	if !errors.Is(err, ErrLeftOpen) {
+		t.Fatalf("CheckNothingOpen with a live connection: got %v, want ErrLeftOpen", err)
+	}
+	for _, want := range []string{"conn 1 was accepted and has not closed", "#1 accepted conn=1", "live: conn=1 from " + c.LocalAddr().String(), "the pool has 1 busy upstream connections"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	_ = c.Close()
+	if err := Within(waitTimeout, func() error { return CheckNothingOpen(px) }); err != nil {
+		t.Errorf("after the client closed: %v", err)
+	}
+	if err := px.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if cs, st := px.Conns(), px.Pool(); len(cs) != 0 || st.Busy != 0 {
+		t.Errorf("after Close: Conns() = %v, Pool() = %+v, want nothing live", cs, st)
+	}
+}
