@@ -176,7 +176,7 @@ func (r *remote) pool() (proxy.PoolStats, error) {
 func (r *remote) subscribe(fn func(proxy.Event)) (func(), error) {
 	ctx, cancel := r.ctx()
 	defer cancel()
-	sub, err := r.sess.Subscribe(ctx, r.name, nil, 0)
+	sub, err := r.sess.Subscribe(ctx, r.name, nil, client.FromNow)
 	if err != nil {
 		return nil, err
 	}

@@ -200,7 +200,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	cf.register(fs, false)
 	fs.StringVar(&proxyName, "proxy", "", "only the events of this proxy")
 	fs.StringVar(&kinds, "kind", "", "only events of these kinds, comma-separated (accepted, fault-applied, ...)")
-	fs.Uint64Var(&after, "after", 0, "start after this event ID (0: from now on)")
+	fs.Uint64Var(&after, "after", client.FromNow, "start after this event ID (0: every event the server keeps; default: from now on)")
 	if code := parseNone(fs, args, stderr); code != exitOK {
 		return code
 	}

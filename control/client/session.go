@@ -356,14 +356,19 @@ func (s *Session) ClearAll(ctx context.Context, proxyName string) error {
 	return err
 }
 
+// FromNow, passed to Subscribe as the cursor, starts a subscription with
+// the next event to happen.
+const FromNow = ^uint64(0)
+
 // Subscribe starts a subscription to the events of the proxy named
 // proxyName (every proxy if empty) of the given kinds (every kind if
-// none), from the event after the cursor after (0: from now on). Read
-// them with Next; events are queued, in order, as they arrive.
+// none), from the event after the cursor after: FromNow for the events to
+// come, 0 for every event the server still keeps. Read them with Next;
+// events are queued, in order, as they arrive.
 func (s *Session) Subscribe(ctx context.Context, proxyName string, kinds []string, after uint64) (*Subscription, error) {
 	sub := &Subscription{s: s, wake: make(chan struct{}, 1)}
 	req := api.Request{Op: api.OpSubscribe, Proxy: proxyName, Kinds: kinds}
-	if after > 0 {
+	if after != FromNow {
 		req.After = &after
 	}
 	if _, err := s.request(ctx, req, sub); err != nil {

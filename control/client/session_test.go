@@ -114,7 +114,7 @@ func TestSessionErrors(t *testing.T) {
 		{"update: no such fault", func() error { _, err := s.Update(ctx(t), "a", faults.Stall(true).WithName("nope")); return err }, api.ErrNotFound},
 		{"clear: no such fault", func() error { return s.Clear(ctx(t), "a", "nope") }, api.ErrNotFound},
 		{"clear-all: no such proxy", func() error { return s.ClearAll(ctx(t), "nope") }, api.ErrNotFound},
-		{"subscribe: unknown kind", func() error { _, err := s.Subscribe(ctx(t), "", []string{"bogus"}, 0); return err }, api.ErrBadRequest},
+		{"subscribe: unknown kind", func() error { _, err := s.Subscribe(ctx(t), "", []string{"bogus"}, client.FromNow); return err }, api.ErrBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,7 +135,7 @@ func TestSubscribe(t *testing.T) {
 	p := fx.createProxy(t, api.ProxySpec{Name: "a"})
 	fx.createProxy(t, api.ProxySpec{Name: "b"})
 	s := fx.session(t)
-	sub, err := s.Subscribe(ctx(t), "a", []string{"fault-applied", "fault-cleared"}, 0)
+	sub, err := s.Subscribe(ctx(t), "a", []string{"fault-applied", "fault-cleared"}, client.FromNow)
 	if err != nil {
 		t.Fatalf("Subscribe: %v", err)
 	}
@@ -197,12 +197,20 @@ func TestSubscribeFromCursor(t *testing.T) {
 	if err != nil || e.ID != second.ID || e.Event.Conn != second.Event.Conn {
 		t.Errorf("first event after cursor %d: got %+v, %v; want %+v", second.ID-1, e, err, second)
 	}
+	// Cursor 0: from the first event kept.
+	all, err := s.Subscribe(ctx(t), "", []string{"accepted"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := all.Next(ctx(t)); err != nil || e.ID != past.Events[0].ID {
+		t.Errorf("first event after cursor 0: got %+v, %v; want %+v", e, err, past.Events[0])
+	}
 }
 
 func TestSessionEndsWithServer(t *testing.T) {
 	fx := newFixture(t, control.Options{})
 	s := fx.session(t)
-	sub, err := s.Subscribe(ctx(t), "", nil, 0)
+	sub, err := s.Subscribe(ctx(t), "", nil, client.FromNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +236,7 @@ func TestSessionEndsWithServer(t *testing.T) {
 func TestSessionClose(t *testing.T) {
 	fx := newFixture(t, control.Options{})
 	s := fx.session(t)
-	sub, err := s.Subscribe(ctx(t), "", nil, 0)
+	sub, err := s.Subscribe(ctx(t), "", nil, client.FromNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +260,7 @@ func TestSessionClose(t *testing.T) {
 func TestSessionContext(t *testing.T) {
 	fx := newFixture(t, control.Options{})
 	s := fx.session(t)
-	sub, err := s.Subscribe(ctx(t), "", []string{"accepted"}, 0)
+	sub, err := s.Subscribe(ctx(t), "", []string{"accepted"}, client.FromNow)
 	if err != nil {
 		t.Fatal(err)
 	}
