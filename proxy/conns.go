@@ -20,9 +20,9 @@ type ConnInfo struct {
 	Pooled   bool      `json:"pooled"`             // the upstream connection belongs to the pool (ModePool)
 	Reused   bool      `json:"reused"`             // the upstream connection came idle from the pool
 
-	// BytesUp and BytesDown are the bytes the proxy has taken from the
-	// client and from the upstream so far. They are read from the kernel
-	// (tcp_info), so they move while bytes are being spliced.
+	// BytesUp and BytesDown are the bytes received from the client and
+	// from the upstream so far. They are the kernel's counts (tcp_info), so
+	// they move while bytes are being spliced.
 	BytesUp   int64    `json:"bytes_up"`
 	BytesDown int64    `json:"bytes_down"`
 	Faults    []string `json:"faults,omitempty"` // names of the faults in force on either direction
@@ -59,24 +59,33 @@ func (p *Proxy) Conns() []ConnInfo {
 	return out
 }
 
-// liveBytes returns the bytes taken so far from the client and from the
-// upstream: from tcp_info while the sockets are open (splice moves bytes
-// without the loops counting them until it returns), else the loops'
-// counts.
+// liveBytes returns the bytes received so far from the client and from
+// the upstream: the kernel's counts while the sockets are open (splice
+// moves bytes without the loops counting them until it returns), else the
+// loops' counts.
 func (s *session) liveBytes() (up, down int64) {
-	up, down = s.up.n.Load(), s.down.n.Load()
-	if ci, err := readSockInfo(s.client); err == nil {
-		up = max(up, int64(ci.readBytes()))
+	return s.liveUp(), s.liveDown()
+}
+
+func (s *session) liveUp() int64 {
+	up := s.up.n.Load()
+	if n, err := recvBytes(s.client); err == nil {
+		up = max(up, int64(n))
 	}
+	return up
+}
+
+func (s *session) liveDown() int64 {
+	down := s.down.n.Load()
 	s.mu.Lock()
 	uc, base := s.uc, s.downBase
 	s.mu.Unlock()
 	if uc != nil {
-		if ui, err := readSockInfo(uc.c); err == nil {
-			down = max(down, int64(ui.readBytes())-int64(base))
+		if n, err := recvBytes(uc.c); err == nil {
+			down = max(down, int64(n)-int64(base))
 		}
 	}
-	return up, down
+	return down
 }
 
 // Bytes returns the bytes relayed from clients (up) and from the upstream

@@ -300,14 +300,20 @@ func (s *session) sideOf(c *net.TCPConn) Side {
 	return Upstream
 }
 
-// emitHalfClosed records a FIN relayed in dir with the bytes taken from
+// emitHalfClosed records a FIN relayed in dir with the bytes received from
 // each side so far, so that bytes a peer sends after the FIN reached it show
-// in the closed event's counts.
+// in the closed event's counts. The direction that ended has its final
+// count; the other is the kernel's count (one getsockopt).
 func (s *session) emitHalfClosed(dir Direction) {
 	if !s.p.ev.on() {
 		return
 	}
-	up, down := s.liveBytes()
+	var up, down int64
+	if dir == Up {
+		up, down = s.up.n.Load(), s.liveDown()
+	} else {
+		up, down = s.liveUp(), s.down.n.Load()
+	}
 	s.emit(Event{Kind: EventHalfClosed, Upstream: s.uc.id, Dir: dir, BytesUp: up, BytesDown: down})
 }
 

@@ -50,6 +50,28 @@ func readSockInfo(c *net.TCPConn) (sockInfo, error) {
 	return si, serr
 }
 
+// recvBytes is how many bytes of data the socket has received from its
+// peer, whether or not the proxy has read them yet: tcp_info's
+// bytes_received, less one for a FIN. One getsockopt call.
+func recvBytes(c *net.TCPConn) (uint64, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var si sockInfo
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		var ti *unix.TCPInfo
+		if ti, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); serr == nil {
+			si.state, si.received = ti.State, ti.Bytes_received
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	return si.readBytes(), err
+}
+
 // readBytes is how many bytes the proxy has taken out of the socket:
 // everything received in order, less what is still queued and less one for
 // a FIN.
