@@ -161,28 +161,40 @@ func proxyRm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // --- conns ---
 
 func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return listCommand(ctx, "conns", args, stdout, stderr, (*client.Client).Conns,
+		"ID\tCLIENT\tAGE\tUP\tDOWN\tPOOLED\tREUSED\tFAULTS",
+		func(c api.Conn) string {
+			return fmt.Sprintf("%d\t%s\t%s\t%d\t%d\t%t\t%t\t%s", c.ID, c.Client, time.Duration(c.Age).Round(time.Millisecond),
+				c.BytesUp, c.BytesDown, c.Pooled, c.Reused, strings.Join(c.Faults, ","))
+		})
+}
+
+// listCommand runs a command that takes one PROXY and lists what fetch
+// returns for it: as JSON with --json, else as a table of header and one
+// row per item.
+func listCommand[T any](ctx context.Context, name string, args []string, stdout, stderr io.Writer,
+	fetch func(*client.Client, context.Context, string) ([]T, error), header string, row func(T) string) int {
 	var cf clientFlags
-	fs := newFlagSet("conns", stderr)
+	fs := newFlagSet(name, stderr)
 	cf.register(fs, true)
 	pos, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
 		return usageError(stderr, err)
 	case len(pos) != 1:
-		return usageError(stderr, errors.New("conns: want one PROXY"))
+		return usageError(stderr, fmt.Errorf("%s: want one PROXY", name))
 	}
-	cs, err := cf.client().Conns(ctx, pos[0])
+	list, err := fetch(cf.client(), ctx, pos[0])
 	if err != nil {
 		return failure(stderr, err)
 	}
 	if cf.json {
-		return jsonOut(stdout, stderr, cs)
+		return jsonOut(stdout, stderr, list)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCLIENT\tAGE\tUP\tDOWN\tPOOLED\tREUSED\tFAULTS")
-	for _, c := range cs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%t\t%t\t%s\n", c.ID, c.Client, time.Duration(c.Age).Round(time.Millisecond),
-			c.BytesUp, c.BytesDown, c.Pooled, c.Reused, strings.Join(c.Faults, ","))
+	fmt.Fprintln(tw, header)
+	for _, item := range list {
+		fmt.Fprintln(tw, row(item))
 	}
 	return flushOut(tw, stderr)
 }

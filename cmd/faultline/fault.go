@@ -6,11 +6,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/faultline-proxy/faultline/control/client"
 	"io"
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/faultline-proxy/faultline/faults"
 )
@@ -24,29 +24,11 @@ func runFaultCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 }
 
 func faultLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var cf clientFlags
-	fs := newFlagSet("fault ls", stderr)
-	cf.register(fs, true)
-	pos, err := parseArgs(fs, args)
-	switch {
-	case err != nil:
-		return usageError(stderr, err)
-	case len(pos) != 1:
-		return usageError(stderr, errors.New("fault ls: want one PROXY"))
-	}
-	list, err := cf.client().Faults(ctx, pos[0])
-	if err != nil {
-		return failure(stderr, err)
-	}
-	if cf.json {
-		return jsonOut(stdout, stderr, list)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tDIR\tTARGET\tPARAMETERS")
-	for _, f := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Name, f.Kind, f.Dir, targetText(f.Target), paramsText(f))
-	}
-	return flushOut(tw, stderr)
+	return listCommand(ctx, "fault ls", args, stdout, stderr, (*client.Client).Faults,
+		"NAME\tKIND\tDIR\tTARGET\tPARAMETERS",
+		func(f faults.Fault) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", f.Name, f.Kind, f.Dir, targetText(f.Target), paramsText(f))
+		})
 }
 
 // targetText describes a target in a few words: "all", "ids 3,4 count 1".
