@@ -6,12 +6,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/faultline-proxy/faultline/control/client"
 	"io"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/faultline-proxy/faultline/control/client"
 	"github.com/faultline-proxy/faultline/faults"
 )
 
