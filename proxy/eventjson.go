@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/faultline-proxy/faultline/faults"
 )
 
 // ErrBadText is returned when decoding a name that is not one of a type's
@@ -66,22 +68,23 @@ func parseName[T fmt.Stringer](dst *T, s, what string, values ...T) error {
 // eventJSON is an Event's JSON form: durations as Go duration strings
 // ("1.5ms") and Err as its text.
 type eventJSON struct {
-	Seq       uint64    `json:"seq"`
-	Time      time.Time `json:"time"`
-	Kind      EventKind `json:"kind"`
-	Conn      uint64    `json:"conn,omitempty"`
-	Upstream  uint64    `json:"upstream,omitempty"`
-	Reused    bool      `json:"reused,omitempty"`
-	Idle      string    `json:"idle,omitempty"`
-	Took      string    `json:"took,omitempty"`
-	Reason    Reason    `json:"reason,omitempty"`
-	Dir       Direction `json:"dir,omitzero"`
-	By        Side      `json:"by,omitzero"`
-	How       CloseHow  `json:"how,omitzero"`
-	BytesUp   int64     `json:"bytes_up,omitempty"`
-	BytesDown int64     `json:"bytes_down,omitempty"`
-	Fault     string    `json:"fault,omitempty"`
-	Err       string    `json:"err,omitempty"`
+	Seq       uint64      `json:"seq"`
+	Time      time.Time   `json:"time"`
+	Kind      EventKind   `json:"kind"`
+	Conn      uint64      `json:"conn,omitempty"`
+	Upstream  uint64      `json:"upstream,omitempty"`
+	Reused    bool        `json:"reused,omitempty"`
+	Idle      string      `json:"idle,omitempty"`
+	Took      string      `json:"took,omitempty"`
+	Reason    Reason      `json:"reason,omitempty"`
+	Dir       Direction   `json:"dir,omitzero"`
+	By        Side        `json:"by,omitzero"`
+	How       CloseHow    `json:"how,omitzero"`
+	BytesUp   int64       `json:"bytes_up,omitempty"`
+	BytesDown int64       `json:"bytes_down,omitempty"`
+	Fault     string      `json:"fault,omitempty"`
+	FaultKind faults.Kind `json:"fault_kind,omitempty"`
+	Err       string      `json:"err,omitempty"`
 }
 
 // MarshalJSON encodes the event with durations as Go duration strings and
@@ -91,7 +94,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		Seq: e.Seq, Time: e.Time, Kind: e.Kind, Conn: e.Conn, Upstream: e.Upstream,
 		Reused: e.Reused, Idle: durString(e.Idle), Took: durString(e.Took), Reason: e.Reason,
 		Dir: e.Dir, By: e.By, How: e.How, BytesUp: e.BytesUp, BytesDown: e.BytesDown,
-		Fault: e.Fault, Err: errString(e.Err),
+		Fault: e.Fault, FaultKind: e.FaultKind, Err: errString(e.Err),
 	})
 }
 
@@ -113,7 +116,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	*e = Event{
 		Seq: j.Seq, Time: j.Time, Kind: j.Kind, Conn: j.Conn, Upstream: j.Upstream,
 		Reused: j.Reused, Idle: idle, Took: took, Reason: j.Reason,
-		Dir: j.Dir, By: j.By, How: j.How, BytesUp: j.BytesUp, BytesDown: j.BytesDown, Fault: j.Fault,
+		Dir: j.Dir, By: j.By, How: j.How, BytesUp: j.BytesUp, BytesDown: j.BytesDown, Fault: j.Fault, FaultKind: j.FaultKind,
 	}
 	if j.Err != "" {
 		e.Err = errors.New(j.Err)

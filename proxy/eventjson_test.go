@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/faultline-proxy/faultline/faults"
 )
 
 func TestEventJSONRoundTrip(t *testing.T) {
@@ -14,7 +16,7 @@ func TestEventJSONRoundTrip(t *testing.T) {
 		{Seq: 1, Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Kind: EventBorrowed, Conn: 3, Upstream: 2, Reused: true, Idle: 1500 * time.Millisecond},
 		{Seq: 2, Kind: EventInterrupted, Took: 42 * time.Microsecond},
 		{Seq: 3, Kind: EventClosed, By: ByProxy, How: RST, BytesUp: 7, BytesDown: 9, Err: errors.New("boom")},
-		{Seq: 4, Kind: EventFaultApplied, Dir: Down, Fault: "slow"},
+		{Seq: 4, Kind: EventFaultApplied, Dir: Down, Fault: "slow", FaultKind: faults.KindLatency},
 		{Seq: 5, Kind: EventDiscarded, Reason: ReasonStranded},
 	}
 	for _, e := range in {

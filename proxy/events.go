@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/faultline-proxy/faultline/faults"
 )
 
 // EventKind names what happened.
@@ -24,9 +26,9 @@ const (
 	EventReleased                          // Conn, Upstream: the upstream connection went back to the pool
 	EventDiscarded                         // Conn (0 if idle), Upstream, Reason, Err: the upstream connection was closed
 	EventClosed                            // Conn, Upstream, BytesUp, BytesDown, By, How, Err: the session ended
-	EventFaultApplied                      // Conn, Dir, Fault: a fault is in force on a connection's direction
-	EventFaultFired                        // Conn, Dir, Fault: a fault acted (reset sent, FIN sent, stall began)
-	EventFaultCleared                      // Conn, Dir, Fault: a fault no longer acts on a connection's direction
+	EventFaultApplied                      // Conn, Dir, Fault, FaultKind: a fault is in force on a connection's direction
+	EventFaultFired                        // Conn, Dir, Fault, FaultKind: a fault acted (reset sent, FIN sent, stall began)
+	EventFaultCleared                      // Conn, Dir, Fault, FaultKind: a fault no longer acts on a connection's direction
 )
 
 var eventKindNames = [...]string{
@@ -162,6 +164,7 @@ type Event struct {
 	BytesUp   int64         `json:"bytes_up,omitempty"`
 	BytesDown int64         `json:"bytes_down,omitempty"`
 	Fault     string        `json:"fault,omitempty"`
+	FaultKind faults.Kind   `json:"fault_kind,omitempty"`
 	Err       error         `json:"-"` // encoded in JSON as "err", its text
 }
 
@@ -177,9 +180,12 @@ func (e Event) String() string {
 	case EventInterrupted:
 		s += fmt.Sprintf(" took=%s", e.Took)
 	case EventHalfClosed:
-		s += " dir=" + e.Dir.String()
+		s += fmt.Sprintf(" dir=%s (up=%dB down=%dB so far)", e.Dir, e.BytesUp, e.BytesDown)
 	case EventFaultApplied, EventFaultFired, EventFaultCleared:
 		s += " fault=" + e.Fault
+		if e.FaultKind != "" {
+			s += " (" + string(e.FaultKind) + ")"
+		}
 		if e.Dir != 0 {
 			s += " dir=" + e.Dir.String()
 		}

@@ -64,11 +64,12 @@ type pendingApply struct {
 	gen   uint64
 	kind  EventKind // EventFaultApplied or EventFaultCleared
 	fault string
+	fkind faults.Kind
 }
 
 // done is the event that says the change is in force.
 func (pa pendingApply) done() Event {
-	return Event{Kind: pa.kind, Dir: pa.l.dir, Fault: pa.fault}
+	return Event{Kind: pa.kind, Dir: pa.l.dir, Fault: pa.fault, FaultKind: pa.fkind}
 }
 
 // applyBatch counts the copy loops one fault change waits for; the last
@@ -372,7 +373,7 @@ func (s *session) hold(l *loop, d time.Duration) error {
 // stall reads nothing until the chain changes or the session stops. (A
 // stall with drop discards what was queued when it is removed: detach.)
 func (s *session) stall(l *loop, c *chain, af *activeFault) error {
-	s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: af.f.Name})
+	s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
 	for l.chain.Load() == c {
 		<-l.wake
 		if s.isStopped() {
@@ -385,7 +386,7 @@ func (s *session) stall(l *loop, c *chain, af *activeFault) error {
 // discard reads and drops bytes until EOF, an error or a chain change.
 func (s *session) discard(l *loop, c *chain, bh *activeFault) error {
 	if bh != nil {
-		s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: bh.f.Name})
+		s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: bh.f.Name, FaultKind: bh.f.Kind})
 	}
 	for l.chain.Load() == c {
 		if _, err := waitReadable(l.src); err != nil {
@@ -411,5 +412,5 @@ func (s *session) fireHalfClose(l *loop, af *activeFault) {
 	if l.dir == Up {
 		s.uc.halfClosed = true
 	}
-	s.emit(Event{Kind: EventFaultFired, Upstream: s.uc.id, Dir: l.dir, Fault: af.f.Name})
+	s.emit(Event{Kind: EventFaultFired, Upstream: s.uc.id, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
 }

@@ -120,7 +120,7 @@ func (p *Proxy) actLocked(af *activeFault) []pendingApply {
 			p.startIdleWatch(af)
 		case faults.KindStale:
 			p.pool.staleIdle(af.f.Mode, func(uc *upConn) {
-				p.ev.emit(Event{Kind: EventFaultFired, Upstream: uc.id, Fault: af.f.Name})
+				p.ev.emit(Event{Kind: EventFaultFired, Upstream: uc.id, Fault: af.f.Name, FaultKind: af.f.Kind})
 			})
 		default:
 			p.refuse()
@@ -304,7 +304,7 @@ func (s *session) attach(af *activeFault, pending []pendingApply) []pendingApply
 			continue
 		}
 		l.active = append(slices.Clip(l.active), af)
-		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)), EventFaultApplied, af.f.Name})
+		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)), EventFaultApplied, af.f.Name, af.f.Kind})
 	}
 	return pending
 }
@@ -324,7 +324,7 @@ func (s *session) detach(af *activeFault, pending []pendingApply) []pendingApply
 			// the loop may read again.
 			_ = discardQueued(l.src)
 		}
-		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)), EventFaultCleared, af.f.Name})
+		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)), EventFaultCleared, af.f.Name, af.f.Kind})
 	}
 	return pending
 }
@@ -368,7 +368,7 @@ func (s *session) fireClose(af *activeFault, e Event, resetClient, resetUpstream
 		how = RST
 	}
 	s.noteEnd(ByProxy, how, fmt.Errorf("fault %q", af.f.Name))
-	e.Kind, e.Upstream, e.Fault = EventFaultFired, uc.id, af.f.Name
+	e.Kind, e.Upstream, e.Fault, e.FaultKind = EventFaultFired, uc.id, af.f.Name, af.f.Kind
 	s.emit(e)
 	closeSide(s.client, resetClient)
 	closeSide(uc.c, resetUpstream)
@@ -548,7 +548,7 @@ func (s *session) idleClose(af *activeFault) {
 	s.closeClientHow = how
 	s.mu.Unlock()
 	s.noteEnd(ByProxy, how, fmt.Errorf("fault %q: idle", af.f.Name))
-	s.emit(Event{Kind: EventFaultFired, Fault: af.f.Name})
+	s.emit(Event{Kind: EventFaultFired, Fault: af.f.Name, FaultKind: af.f.Kind})
 	s.interrupt()
 }
 

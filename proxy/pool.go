@@ -47,13 +47,14 @@ type pool struct {
 	dial func(ctx context.Context, conn uint64) (*upConn, error)
 	ev   *bus
 
-	mu      sync.Mutex // guards the fields below
-	idle    []*upConn  // most recently released last
-	open    int        // idle and busy connections
-	closed  bool
-	waiters int
-	wake    chan struct{} // closed and replaced when a slot frees, if waiters > 0
-	stats   PoolStats
+	mu        sync.Mutex // guards the fields below
+	idle      []*upConn  // most recently released last
+	open      int        // idle and busy connections
+	closed    bool
+	waiters   int
+	releasing int           // connections being put, counted against MaxIdle
+	wake      chan struct{} // closed and replaced when a slot frees, if waiters > 0
+	stats     PoolStats
 
 	stop chan struct{} // closed by close to stop the reaper
 	wg   sync.WaitGroup
@@ -189,7 +190,8 @@ func makeStale(uc *upConn, mode faults.StaleMode) {
 }
 
 // put returns a clean connection to the pool, or closes it when the pool is
-// full or closed.
+// full or closed. EventReleased is emitted before the connection can be
+// borrowed, so a later borrow of it always comes after it in Seq.
 func (p *pool) put(uc *upConn, conn uint64) {
 	p.mu.Lock()
 	switch {
@@ -197,16 +199,25 @@ func (p *pool) put(uc *upConn, conn uint64) {
 		p.mu.Unlock()
 		p.discard(uc, conn, ReasonProxyClosed, nil)
 		return
-	case len(p.idle) >= p.cfg.MaxIdle:
+	case len(p.idle)+p.releasing >= p.cfg.MaxIdle:
 		p.mu.Unlock()
 		p.discard(uc, conn, ReasonPoolFull, nil)
+		return
+	}
+	p.releasing++ // holds its idle slot while the event goes out
+	p.mu.Unlock()
+	p.ev.emit(Event{Kind: EventReleased, Conn: conn, Upstream: uc.id})
+	p.mu.Lock()
+	p.releasing--
+	if p.closed {
+		p.mu.Unlock()
+		p.discard(uc, 0, ReasonProxyClosed, nil)
 		return
 	}
 	uc.idleSince = time.Now()
 	p.idle = append(p.idle, uc)
 	p.signalLocked()
 	p.mu.Unlock()
-	p.ev.emit(Event{Kind: EventReleased, Conn: conn, Upstream: uc.id})
 }
 
 // discard closes a connection that is not to be reused and records why.

@@ -84,7 +84,7 @@ func (s *session) run() {
 	defer s.p.sessWG.Done()
 	s.emit(Event{Kind: EventAccepted})
 	if drop, delay := s.atConnect(); drop != nil {
-		s.emit(Event{Kind: EventFaultFired, Fault: drop.f.Name})
+		s.emit(Event{Kind: EventFaultFired, Fault: drop.f.Name, FaultKind: drop.f.Kind})
 		resetClose(s.client)
 		s.p.forget(s)
 		s.emit(Event{Kind: EventClosed, By: ByProxy, How: RST})
@@ -245,7 +245,7 @@ func (s *session) dialLoopEnded(l *loop) {
 	case l.err == nil:
 		s.noteEnd(s.sideOf(l.src), FIN, nil)
 		if c := l.chain.Load(); c != nil && c.slowClose != nil {
-			s.emit(Event{Kind: EventFaultFired, Upstream: s.uc.id, Dir: l.dir, Fault: c.slowClose.f.Name})
+			s.emit(Event{Kind: EventFaultFired, Upstream: s.uc.id, Dir: l.dir, Fault: c.slowClose.f.Name, FaultKind: c.slowClose.f.Kind})
 			if err := s.hold(l, c.slowClose.f.Delay); err != nil {
 				return
 			}
@@ -479,7 +479,7 @@ func (s *session) borrow() (*upConn, bool, error) {
 		if af.f.Mode == faults.StaleReset {
 			s.noteEnd(Upstream, RST, errStaleReset)
 		}
-		s.emit(Event{Kind: EventFaultFired, Upstream: uc.id, Fault: af.f.Name})
+		s.emit(Event{Kind: EventFaultFired, Upstream: uc.id, Fault: af.f.Name, FaultKind: af.f.Kind})
 		reused = false
 	}
 	return uc, reused, nil

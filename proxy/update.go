@@ -140,7 +140,7 @@ func (s *session) swap(old, af *activeFault, pending []pendingApply) []pendingAp
 		default:
 			l.active = append(slices.Clip(l.active), af)
 		}
-		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)), ev, af.f.Name})
+		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)), ev, af.f.Name, af.f.Kind})
 	}
 	return pending
 }

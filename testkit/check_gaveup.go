@@ -17,8 +17,8 @@ var ErrNoGiveUp = errors.New("testkit: client did not give up on a stalled conne
 // write) deadline interrupts it must.
 //
 // A connection C is stalled from the first EventFaultFired of a stall fault
-// on C (a fault injected through the testkit as a stall, or one the proxy
-// named "stall-N"). The client gave up at the first of these events on C:
+// on C (a fault-fired event of kind stall; for events recorded without a
+// kind, a fault injected through the testkit as a stall or named "stall-N"). The client gave up at the first of these events on C:
 // a FIN from it (EventHalfClosed Dir proxy.Up), an RST from it (EventReset
 // By proxy.Client) or the end of the session by it (EventClosed By
 // proxy.Client). A connection whose stall was cleared (EventFaultCleared)
@@ -47,7 +47,7 @@ func CheckGaveUpWithin(l *EventLog, deadline, bound time.Duration) error {
 	for _, e := range l.All() {
 		st, stalled := stalls[e.Conn]
 		switch {
-		case e.Kind == proxy.EventFaultFired && l.faultKind(e.Fault) == faults.KindStall:
+		case e.Kind == proxy.EventFaultFired && l.eventFaultKind(e) == faults.KindStall:
 			if !stalled {
 				stalls[e.Conn] = e
 				order = append(order, e.Conn)

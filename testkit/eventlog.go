@@ -90,6 +90,15 @@ func (l *EventLog) noteFault(f faults.Fault) {
 	l.kinds[f.Name] = f.Kind
 }
 
+// eventFaultKind returns the kind of the fault of a fault event: the
+// event's own FaultKind, else faultKind of its name.
+func (l *EventLog) eventFaultKind(e proxy.Event) faults.Kind {
+	if e.FaultKind != "" {
+		return e.FaultKind
+	}
+	return l.faultKind(e.Fault)
+}
+
 // faultKind returns the kind of the named fault: the one it was injected
 // with, or, for a fault the testkit did not inject, the kind the proxy names
 // unnamed faults after ("stall-1" is a stall); "" if neither tells.
@@ -253,12 +262,5 @@ func FormatEvents(events []proxy.Event) string {
 	return b.String()
 }
 
-// FormatEvent quotes one event: its String, with the byte counts of a
-// half-closed event added, which the checks rely on.
-func FormatEvent(e proxy.Event) string {
-	s := e.String()
-	if e.Kind == proxy.EventHalfClosed {
-		s += fmt.Sprintf(" (up=%dB down=%dB so far)", e.BytesUp, e.BytesDown)
-	}
-	return s
-}
+// FormatEvent quotes one event as failure messages show it: its String.
+func FormatEvent(e proxy.Event) string { return e.String() }
