@@ -75,6 +75,9 @@ func TestCheckNoInvalidReuse(t *testing.T) {
 			ev(proxy.EventDialed, 1, 1), ev(proxy.EventReleased, 1, 1),
 			borrowed(2, 1, true), borrowed(3, 1, true)),
 			want: []string{"conn 3 borrowed upstream 1 while conn 2's copy loops on it had not stopped", "#3 borrowed conn=2", "#4 borrowed conn=3"}},
+		{name: "reused before it was released", log: events(now,
+			ev(proxy.EventDialed, 1, 1), ev(proxy.EventInterrupted, 1, 1), borrowed(2, 1, true)),
+			want: []string{"conn 2 borrowed upstream 1, which conn 1 had not released to the pool", "#1 dialed conn=1", "#3 borrowed conn=2"}},
 	})
 }
 
