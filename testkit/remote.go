@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -44,24 +45,30 @@ func Connect(tb testing.TB, controlURL, proxyName string, opts ...ConnectOption)
 	for _, o := range opts {
 		o(&cfg)
 	}
-	c := client.New(controlURL, client.WithToken(cfg.token))
+	// A transport of its own, so that Close can close its idle
+	// connections and leave no goroutine behind.
+	tr := &http.Transport{}
+	c := client.New(controlURL, client.WithToken(cfg.token), client.WithHTTPClient(&http.Client{Transport: tr}))
 	ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
 	defer cancel()
 	info, err := c.Proxy(ctx, proxyName)
 	if err != nil {
+		tr.CloseIdleConnections()
 		tb.Fatalf("testkit: connect to proxy %q at %s: %v", proxyName, controlURL, err)
 		return nil
 	}
 	if !info.Enabled {
+		tr.CloseIdleConnections()
 		tb.Fatalf("testkit: proxy %q at %s is disabled", proxyName, controlURL)
 		return nil
 	}
 	sess, err := c.Dial(ctx)
 	if err != nil {
+		tr.CloseIdleConnections()
 		tb.Fatalf("testkit: open the event stream of %s: %v", controlURL, err)
 		return nil
 	}
-	be := &remote{c: c, sess: sess, name: proxyName, listen: info.Listen}
+	be := &remote{c: c, tr: tr, sess: sess, name: proxyName, listen: info.Listen}
 	mode, _ := proxy.ParseMode(info.Mode)
 	p := &Proxy{tb: tb, log: newEventLog(), Config: proxy.Config{Upstream: info.Upstream, Mode: mode, Seed: info.Seed}}
 	p.mu.Lock()
@@ -85,6 +92,7 @@ func Connect(tb testing.TB, controlURL, proxyName string, opts ...ConnectOption)
 // subscription for events.
 type remote struct {
 	c      *client.Client
+	tr     *http.Transport // c's, closed with the backend
 	sess   *client.Session
 	name   string
 	listen string
@@ -220,6 +228,7 @@ func (r *remote) close() error {
 	if err := r.sess.Close(); err != nil && !errors.Is(err, client.ErrSessionClosed) {
 		errs = append(errs, err)
 	}
+	r.tr.CloseIdleConnections()
 	return errors.Join(errs...)
 }
 
