@@ -68,6 +68,24 @@
 // with Errorf, which is safe anywhere, and returns them. Close waits for every
 // goroutine the proxy started and logs what it still waits on every 5 s.
 //
+// # In-process or against the binary
+//
+// Connect returns the same *Proxy for a proxy of a running faultline binary,
+// driven through its control API (faults over the websocket, whose ok comes
+// once a fault is in force; events streamed from the moment Connect
+// returns). One test body thus runs in-process in go test and against the
+// binary in a CI chaos job:
+//
+//	var px *testkit.Proxy
+//	if url := os.Getenv("FAULTLINE_URL"); url != "" {
+//		px = testkit.Connect(t, url, "redis") // token: $FAULTLINE_TOKEN or WithToken
+//	} else {
+//		px = testkit.NewProxy(t, redisAddr)
+//	}
+//
+// A connected Proxy does not own the remote proxy: Close removes the faults
+// injected through it and stops following events; the proxy keeps running.
+//
 // TestConn runs golang.org/x/net/nettest's conformance suite through a proxy.
 // Gomega matchers are in the subpackage gomegakit, so that users of plain go
 // test never import gomega.

@@ -1,0 +1,42 @@
+package testkit_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http/httptest"
+
+	"github.com/faultline-proxy/faultline/control"
+	"github.com/faultline-proxy/faultline/control/api"
+	"github.com/faultline-proxy/faultline/faults"
+	"github.com/faultline-proxy/faultline/internal/echo"
+	"github.com/faultline-proxy/faultline/proxy"
+	"github.com/faultline-proxy/faultline/testkit"
+)
+
+// Connect drives a proxy of a running faultline through its control API.
+// Here the control server runs in-process; in CI it is the faultline binary
+// and the URL is the one its "control listening on" line prints.
+func ExampleConnect() {
+	up, _ := echo.Listen("127.0.0.1:0")
+	defer up.Close()
+	srv := control.New(control.Options{})
+	defer srv.Close()
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	srv.CreateProxy(api.ProxySpec{Name: "echo", Upstream: up.Addr().String()})
+	t := &exampleT{} // in a test: t *testing.T
+	defer t.done()   // the test's cleanups: px.Close, before the server closes
+
+	px := testkit.Connect(t, ts.URL, "echo")
+	f := px.Inject(faults.Limit(3).WithDir(faults.Up)) // in force once Inject returns
+	c, _ := net.Dial("tcp", px.Addr())
+	io.WriteString(c, "hello")
+	got, _ := io.ReadAll(c)
+	c.Close()
+	fmt.Printf("%q came back through the %s fault\n", got, f.Fault().Kind)
+	fmt.Println(px.Await(proxy.EventFaultFired).Fault == f.Name())
+	// Output:
+	// "hel" came back through the limit fault
+	// true
+}
