@@ -1,10 +1,12 @@
 package testkit_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http/httptest"
+	"syscall"
 
 	"github.com/faultline-proxy/faultline/control"
 	"github.com/faultline-proxy/faultline/control/api"
@@ -29,14 +31,13 @@ func ExampleConnect() {
 	defer t.done()   // the test's cleanups: px.Close, before the server closes
 
 	px := testkit.Connect(t, ts.URL, "echo")
-	f := px.Inject(faults.Limit(3).WithDir(faults.Up)) // in force once Inject returns
+	f := px.Inject(faults.Reset(faults.ToClient)) // in force once Inject returns
 	c, _ := net.Dial("tcp", px.Addr())
-	io.WriteString(c, "hello")
-	got, _ := io.ReadAll(c)
+	_, err := io.ReadAll(c)
 	c.Close()
-	fmt.Printf("%q came back through the %s fault\n", got, f.Fault().Kind)
-	fmt.Println(px.Await(proxy.EventFaultFired).Fault == f.Name())
+	fmt.Println("client read:", errors.Is(err, syscall.ECONNRESET))
+	fmt.Println("fault fired:", px.Await(proxy.EventFaultFired).Fault == f.Name())
 	// Output:
-	// "hel" came back through the limit fault
-	// true
+	// client read: true
+	// fault fired: true
 }
