@@ -34,20 +34,28 @@ func (l *loop) fdir() faults.Direction {
 	return faults.Down
 }
 
-// setChain publishes a new fault chain and interrupts the loop so it takes
-// it: the kick flag first, then a read deadline in the past on the loop's
-// source, so no byte is read under the old chain from now on; a read
-// already in the kernel completes, and the loop switches before the next.
-// The flag and the deadline change together under s.mu, against resume.
-func (s *session) setChain(l *loop, c *chain) uint64 {
+// change publishes the chain composed from l.active and interrupts the
+// loop so it takes it: the kick flag first, then a read deadline in the
+// past on the loop's source, so no byte is read under the old chain from
+// now on; a read already in the kernel completes, and the loop switches
+// before the next. The flag and the deadline change together under s.mu,
+// against resume; under the same lock the set's batch is registered with
+// the loop, which acks it once it runs under the new chain (or stops).
+// kind is the event that will say so.
+func (as *applySet) change(s *session, l *loop, kind EventKind, af *activeFault) {
+	c := composeChain(l.active)
 	s.mu.Lock()
 	g := l.gen.Add(1)
 	l.chain.Store(c)
 	l.kick.Store(true)
 	_ = l.src.SetReadDeadline(time.Unix(1, 0))
+	if as.b != nil && !l.stoppedRun.Load() {
+		as.b.left.Add(1)
+		l.acks = append(l.acks, pendingAck{g, as.b})
+	}
 	s.mu.Unlock()
 	l.poke()
-	return g
+	as.items = append(as.items, pendingApply{s, l, g, kind, af.f.Name, af.f.Kind})
 }
 
 // faultApplyTimeout bounds how long AddFault and RemoveFault wait for one
@@ -91,35 +99,41 @@ type pendingAck struct {
 	b   *applyBatch
 }
 
-// waitApplied waits until every loop in pending runs under its gen or
-// later, or has stopped, or faultApplyTimeout passed, then emits each one's
-// event (fault-applied or fault-cleared): the event means the change is in
+// applySet is one fault change: the loops it changed, and the batch that
+// counts those that have not switched yet (nil when the loops have not
+// started, so nothing need be waited for).
+type applySet struct {
+	b     *applyBatch
+	items []pendingApply
+}
+
+// newApplySet returns a set whose batch is held open until wait.
+func newApplySet(n int) *applySet {
+	b := &applyBatch{done: make(chan struct{})}
+	b.left.Store(1)
+	return &applySet{b: b, items: make([]pendingApply, 0, n)}
+}
+
+// wait waits until every loop of the set runs under its change, or has
+// stopped, or faultApplyTimeout passed, then emits each one's event
+// (fault-applied or fault-cleared): the event means the change is in
 // force.
-func waitApplied(pending []pendingApply) {
-	if len(pending) == 0 {
+func (as *applySet) wait() {
+	if as == nil {
 		return
 	}
-	b := &applyBatch{done: make(chan struct{})}
-	b.left.Store(int64(len(pending)) + 1) // +1: held until all are registered
-	for _, pa := range pending {
-		s, l := pa.s, pa.l
-		s.mu.Lock()
-		if l.applied.Load() >= pa.gen || l.stoppedRun.Load() {
-			s.mu.Unlock()
-			b.ack()
-			continue
+	if as.b != nil {
+		as.b.ack() // the hold newApplySet took
+		if len(as.items) > 0 {
+			timer := time.NewTimer(faultApplyTimeout)
+			select {
+			case <-as.b.done:
+			case <-timer.C:
+			}
+			timer.Stop()
 		}
-		l.acks = append(l.acks, pendingAck{pa.gen, b})
-		s.mu.Unlock()
 	}
-	b.ack()
-	timer := time.NewTimer(faultApplyTimeout)
-	select {
-	case <-b.done:
-	case <-timer.C:
-	}
-	timer.Stop()
-	for _, pa := range pending {
+	for _, pa := range as.items {
 		pa.s.emit(pa.done())
 	}
 }

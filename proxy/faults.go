@@ -77,8 +77,8 @@ func (p *Proxy) AddFault(f faults.Fault) (faults.Fault, error) {
 		return f, fmt.Errorf("%w: %s", ErrNotPool, nf.Kind)
 	}
 	fs := &p.faults
-	var pending []pendingApply
-	defer func() { waitApplied(pending) }()
+	var pending *applySet
+	defer func() { pending.wait() }()
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if fs.closed {
@@ -112,7 +112,7 @@ func (p *Proxy) AddFault(f faults.Fault) (faults.Fault, error) {
 
 // actLocked puts af in force on the live connections it picks, in ID
 // order, and starts its For timer. Called with the fault mutex held.
-func (p *Proxy) actLocked(af *activeFault) []pendingApply {
+func (p *Proxy) actLocked(af *activeFault) *applySet {
 	af.acting = true
 	if af.f.Kind.ProxyLevel() {
 		switch af.f.Kind {
@@ -132,10 +132,10 @@ func (p *Proxy) actLocked(af *activeFault) []pendingApply {
 	}
 	live := p.liveSessions()
 	slices.SortFunc(live, func(a, b *session) int { return cmp.Compare(a.id, b.id) })
-	pending := make([]pendingApply, 0, 2*len(live))
+	pending := newApplySet(2 * len(live))
 	for _, s := range live {
 		if s.targetedBy(af) {
-			pending = s.attach(af, pending)
+			s.attach(af, pending)
 		}
 	}
 	if af.f.For > 0 {
@@ -154,7 +154,7 @@ func (p *Proxy) activate(af *activeFault) {
 	}
 	pending := p.actLocked(af)
 	fs.mu.Unlock()
-	waitApplied(pending)
+	pending.wait()
 }
 
 // startTimer runs fn after d, tracked so that Close can stop and wait for
@@ -174,8 +174,8 @@ func (p *Proxy) startTimer(af *activeFault, d time.Duration, fn func()) {
 // after their delay. A direction left without faults goes back to splice.
 func (p *Proxy) RemoveFault(name string) error {
 	fs := &p.faults
-	var pending []pendingApply
-	defer func() { waitApplied(pending) }()
+	var pending *applySet
+	defer func() { pending.wait() }()
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	i := slices.IndexFunc(fs.list, func(af *activeFault) bool { return af.f.Name == name })
@@ -189,9 +189,9 @@ func (p *Proxy) RemoveFault(name string) error {
 		fs.timers.Done()
 	}
 	live := p.liveSessions()
-	pending = make([]pendingApply, 0, 2*len(live))
+	pending = newApplySet(2 * len(live))
 	for _, s := range live {
-		pending = s.detach(af, pending)
+		s.detach(af, pending)
 	}
 	if af.acting && af.f.Kind == faults.KindRefuse && !slices.ContainsFunc(fs.list, func(o *activeFault) bool {
 		return o.acting && o.f.Kind == faults.KindRefuse
@@ -285,33 +285,32 @@ func (af *activeFault) pick() bool {
 	return true
 }
 
-// attach puts af in force on s, appending the loops to wait for to
-// pending. Called with the proxy's fault mutex held. A session whose copy
-// loops are not set up yet gets its faults at setup.
-func (s *session) attach(af *activeFault, pending []pendingApply) []pendingApply {
+// attach puts af in force on s, adding the loops to wait for to as.
+// Called with the proxy's fault mutex held. A session whose copy loops are
+// not set up yet gets its faults at setup.
+func (s *session) attach(af *activeFault, as *applySet) {
 	if !s.faultReady {
-		return pending
+		return
 	}
 	switch {
 	case af.f.Kind.AtConnect():
-		return pending // acts when a connection starts: atConnect
+		return // acts when a connection starts: atConnect
 	case af.f.Kind.OneShot():
 		s.fireReset(af)
-		return pending
+		return
 	}
 	for _, l := range []*loop{&s.up, &s.down} {
 		if !af.f.Dir.Has(l.fdir()) || slices.Contains(l.active, af) {
 			continue
 		}
 		l.active = append(slices.Clip(l.active), af)
-		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)), EventFaultApplied, af.f.Name, af.f.Kind})
+		as.change(s, l, EventFaultApplied, af)
 	}
-	return pending
 }
 
-// detach takes af off s, appending the loops to wait for to pending.
-// Called with the proxy's fault mutex held.
-func (s *session) detach(af *activeFault, pending []pendingApply) []pendingApply {
+// detach takes af off s, adding the loops to wait for to as. Called with
+// the proxy's fault mutex held.
+func (s *session) detach(af *activeFault, as *applySet) {
 	for _, l := range []*loop{&s.up, &s.down} {
 		i := slices.Index(l.active, af)
 		if i < 0 {
@@ -324,9 +323,8 @@ func (s *session) detach(af *activeFault, pending []pendingApply) []pendingApply
 			// the loop may read again.
 			_ = discardQueued(l.src)
 		}
-		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)), EventFaultCleared, af.f.Name, af.f.Kind})
+		as.change(s, l, EventFaultCleared, af)
 	}
-	return pending
 }
 
 // setupFaults attaches the proxy's faults that target s, before its copy
@@ -339,9 +337,9 @@ func (s *session) setupFaults() {
 	for _, af := range fs.list {
 		if s.targetedBy(af) {
 			// The loops have not started: in force from their first byte.
-			for _, pa := range s.attach(af, nil) {
-				s.emit(pa.done())
-			}
+			as := &applySet{}
+			s.attach(af, as)
+			as.wait()
 		}
 	}
 }

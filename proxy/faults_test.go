@@ -792,3 +792,53 @@ func TestFaultStale(t *testing.T) {
 		})
 	}
 }
+
+// TestFaultInForceOnReturnAt1000Conns: on each of 1000 live connections,
+// the first byte sent after AddFault returns is already held by the stall,
+// and all of them are delivered once it is removed.
+func TestFaultInForceOnReturnAt1000Conns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1000 connections")
+	}
+	const conns = 1000
+	up := startServer(t, echoHandler)
+	p := startProxy(t, Config{Upstream: up.addr()})
+	cs := make([]*net.TCPConn, conns)
+	for i := range cs {
+		cs[i] = dial(t, p.Addr().String())
+		roundTrip(t, cs[i], "x")
+	}
+	for round := range 3 {
+		f, err := p.AddFault(faults.Stall(false).WithDir(faults.Up))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if _, err := c.Write([]byte{'a' + byte(round)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		deadline := time.Now().Add(200 * time.Millisecond)
+		for i, c := range cs {
+			_ = c.SetReadDeadline(deadline)
+			if n, err := c.Read(make([]byte, 1)); n != 0 || !isTimeout(err) {
+				t.Fatalf("round %d, conn %d: a byte sent after AddFault returned came back (%d bytes, %v)", round, i, n, err)
+			}
+		}
+		if err := p.RemoveFault(f.Name); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1)
+		for i, c := range cs {
+			_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+			if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 'a'+byte(round) {
+				t.Fatalf("round %d, conn %d: after the stall got %q, %v", round, i, buf, err)
+			}
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -29,8 +29,8 @@ func (p *Proxy) UpdateFault(f faults.Fault) (faults.Fault, error) {
 		return f, fmt.Errorf("%w: a fault to update needs its name", faults.ErrBadFault)
 	}
 	fs := &p.faults
-	var pending []pendingApply
-	defer func() { waitApplied(pending) }()
+	var pending *applySet
+	defer func() { pending.wait() }()
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if fs.closed {
@@ -83,9 +83,9 @@ func (p *Proxy) UpdateFault(f faults.Fault) (faults.Fault, error) {
 		return nf, nil
 	}
 	af.acting = nf.After <= 0
-	pending = make([]pendingApply, 0, 2*len(live))
+	pending = newApplySet(2 * len(live))
 	for _, s := range live {
-		pending = s.swap(old, af, pending)
+		s.swap(old, af, pending)
 	}
 	switch {
 	case nf.After > 0:
@@ -104,22 +104,22 @@ func sameTarget(a, b faults.Fault) bool {
 }
 
 // swap puts af in force on s in place of old, changing each copy loop's
-// chain once, and appends the loops to wait for to pending. Called with the
-// proxy's fault mutex held.
-func (s *session) swap(old, af *activeFault, pending []pendingApply) []pendingApply {
+// chain once, and adds the loops to wait for to as. Called with the proxy's
+// fault mutex held.
+func (s *session) swap(old, af *activeFault, as *applySet) {
 	if !s.faultReady {
-		return pending
+		return
 	}
 	wasPicked := s.picks[old]
 	want := s.targetedBy(af)
 	switch {
 	case af.f.Kind.AtConnect():
-		return pending
+		return
 	case af.f.Kind.OneShot():
 		if want && !wasPicked {
 			s.fireReset(af)
 		}
-		return pending
+		return
 	}
 	for _, l := range []*loop{&s.up, &s.down} {
 		i := slices.Index(l.active, old)
@@ -140,9 +140,8 @@ func (s *session) swap(old, af *activeFault, pending []pendingApply) []pendingAp
 		default:
 			l.active = append(slices.Clip(l.active), af)
 		}
-		pending = append(pending, pendingApply{s, l, s.setChain(l, composeChain(l.active)), ev, af.f.Name, af.f.Kind})
+		as.change(s, l, ev, af)
 	}
-	return pending
 }
 
 // ClearFaults removes every fault, returning once none acts on any
