@@ -68,6 +68,8 @@ type Server struct {
 
 	wsQueue     int           // wsQueue, but tests make it smaller
 	wsSlowAfter time.Duration // wsSlowAfter, but tests make it shorter
+	wsPing      time.Duration // api.WSPingInterval, but tests make it shorter
+	wsPongWait  time.Duration // api.WSPongWait, but tests make it shorter
 
 	mu      sync.Mutex // guards the fields below
 	proxies map[string]*entry
@@ -96,6 +98,8 @@ func New(opts Options) *Server {
 
 		wsQueue:     wsQueue,
 		wsSlowAfter: wsSlowAfter,
+		wsPing:      api.WSPingInterval,
+		wsPongWait:  api.WSPongWait,
 	}
 	s.reg.MustRegister(&collector{s: s})
 	s.handler = s.routes()

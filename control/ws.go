@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -91,14 +92,18 @@ func (wc *wsConn) serve() {
 	go wc.writeLoop()
 	c := wc.c
 	c.SetReadLimit(wc.s.opts.MaxBody)
-	_ = c.SetReadDeadline(time.Now().Add(api.WSPongWait))
-	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(api.WSPongWait)) })
+	wait := wc.s.wsPongWait
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(wait)) })
 	for {
 		_, data, err := c.ReadMessage()
 		if err != nil {
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+				wc.close(websocket.CloseGoingAway, fmt.Sprintf("keepalive: no pong within %s", wait))
+			}
 			break
 		}
-		_ = c.SetReadDeadline(time.Now().Add(api.WSPongWait))
+		_ = c.SetReadDeadline(time.Now().Add(wait))
 		wc.handle(data)
 	}
 	wc.close(websocket.CloseNormalClosure, "")
@@ -120,7 +125,7 @@ func (wc *wsConn) close(code int, text string) {
 // before the reader is cut off.
 func (wc *wsConn) writeLoop() {
 	defer wc.wg.Done()
-	ping := time.NewTicker(api.WSPingInterval)
+	ping := time.NewTicker(wc.s.wsPing)
 	defer ping.Stop()
 	for {
 		select {

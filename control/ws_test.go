@@ -357,3 +357,40 @@ func TestWSTokenAndOrigin(t *testing.T) {
 		}
 	}
 }
+
+// TestWSKeepalive: the server pings; a client that answers (by reading)
+// stays, one that does not is dropped with a close frame that says why.
+func TestWSKeepalive(t *testing.T) {
+	fx := newFixture(t, Options{})
+	fx.srv.wsPing, fx.srv.wsPongWait = 20*time.Millisecond, 300*time.Millisecond
+	ws := fx.dialWS(t, nil)
+	pings := 0
+	ws.c.SetPingHandler(func(data string) error {
+		pings++
+		return ws.c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	// Reading answers the pings; the connection outlives the pong wait.
+	_ = ws.c.SetReadDeadline(time.Now().Add(time.Second))
+	if _, _, err := ws.c.ReadMessage(); !isTimeout(err) {
+		t.Fatalf("reading an idle, answered connection: %v, want our own deadline", err)
+	}
+	if pings < 5 {
+		t.Errorf("%d pings in 1s at a 20ms interval, want at least 5", pings)
+	}
+	// A client that stops reading stops answering.
+	quiet := fx.dialWS(t, nil)
+	quiet.c.SetPingHandler(func(string) error { return nil }) // too late to answer anyway
+	time.Sleep(time.Second)
+	_ = quiet.c.SetReadDeadline(time.Now().Add(waitTimeout))
+	for {
+		_, _, err := quiet.c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway || !strings.Contains(ce.Text, "no pong") {
+			t.Fatalf("silent client: %v, want a 1001 close saying no pong", err)
+		}
+		break
+	}
+}
