@@ -29,7 +29,7 @@ func TestE2E(t *testing.T) {
 
 // The processes the suite shares, started once.
 var (
-	redisAddr  string          // redis-server, direct
+	redisAddr  string                // redis-server, direct
 	proxyAddr  = map[string]string{} // faultline's proxies by name
 	controlURL string
 	faultline  *gexec.Session
