@@ -280,18 +280,31 @@ func (l *loop) effective(c *chain) (*chain, int64) {
 }
 
 // bufSize is the most a fault loop reads at once.
-const bufSize = 32 << 10
+const bufSize = 64 << 10
 
 // relayChunk waits until src is readable, then reads up to chunk bytes
 // into a pooled buffer and writes them on through the chain. Waiting first
 // keeps an idle faulted connection from holding a buffer.
 func (s *session) relayChunk(l *loop, c *chain, chunk int) error {
-	if _, err := waitReadable(l.src); err != nil {
-		return err
+	if c.corrupt == nil && c.slice == nil {
+		// No fault looks at the bytes or cuts the writes: they can stay
+		// in the kernel.
+		if done, err := s.spliceChunk(l, c, chunk); done {
+			return err
+		}
+	}
+	// Wait for bytes before taking a buffer, so that an idle loop holds
+	// none; after a read that filled the buffer more are likely queued,
+	// and the wait (one more syscall) is skipped.
+	if !l.lastFull {
+		if _, err := waitReadable(l.src); err != nil {
+			return err
+		}
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	n, err := l.src.Read((*bp)[:chunk])
+	l.lastFull = n == chunk
 	if n > 0 {
 		if d := c.delay(); d > 0 {
 			if werr := s.hold(l, d); werr != nil {
@@ -303,6 +316,40 @@ func (s *session) relayChunk(l *loop, c *chain, chunk int) error {
 		}
 	}
 	return err
+}
+
+// spliceChunk relays up to chunk bytes without copying them through user
+// space, for chains whose faults act only on timing and counts (latency,
+// bandwidth, limit): once the source is readable it notes how many bytes
+// are queued, leaves them in the kernel for the chain's delay, then splices
+// exactly those, so each byte is held at least the delay and none that came
+// later is taken early. done is false when nothing is queued although the
+// source is readable (EOF or an error): the caller's read finds out which.
+func (s *session) spliceChunk(l *loop, c *chain, chunk int) (done bool, err error) {
+	q := sockInq(l.src)
+	if q <= 0 {
+		if _, err := waitReadable(l.src); err != nil {
+			return true, err
+		}
+		if q = sockInq(l.src); q <= 0 {
+			return false, nil
+		}
+	}
+	n := int64(min(q, chunk))
+	if d := c.delay(); d > 0 {
+		if err := s.hold(l, d); err != nil {
+			return true, err
+		}
+	}
+	w, err := l.dst.ReadFrom(&io.LimitedReader{R: l.src, N: n})
+	l.n.Add(w)
+	if err == nil && w < n {
+		err = io.ErrUnexpectedEOF // queued bytes cannot vanish
+	}
+	if err == nil {
+		err = s.pace(l, c, w)
+	}
+	return true, err
 }
 
 // firstLimit returns the limit fault of c that is used up first and the
@@ -345,17 +392,8 @@ func (s *session) writeOut(l *loop, c *chain, b []byte) error {
 			return err
 		}
 		b = b[k:]
-		if c.rate > 0 {
-			if c.paceStart.IsZero() {
-				c.paceStart = time.Now()
-			}
-			c.paceSent += int64(w)
-			due := c.paceStart.Add(time.Duration(float64(c.paceSent) / float64(c.rate) * float64(time.Second)))
-			if d := time.Until(due); d > 0 {
-				if err := s.hold(l, d); err != nil {
-					return err
-				}
-			}
+		if err := s.pace(l, c, int64(w)); err != nil {
+			return err
 		}
 		if c.slice != nil && c.slice.f.Delay > 0 && len(b) > 0 {
 			if err := s.hold(l, c.slice.f.Delay); err != nil {
@@ -366,8 +404,26 @@ func (s *session) writeOut(l *loop, c *chain, b []byte) error {
 	return nil
 }
 
-// hold waits d with a chunk in hand. A chain change does not cut it short
-// (the chunk was read under the old chain); the session stopping does.
+// pace holds the loop after w bytes were written until a bandwidth fault's
+// rate allows more.
+func (s *session) pace(l *loop, c *chain, w int64) error {
+	if c.rate <= 0 {
+		return nil
+	}
+	if c.paceStart.IsZero() {
+		c.paceStart = time.Now()
+	}
+	c.paceSent += w
+	due := c.paceStart.Add(time.Duration(float64(c.paceSent) / float64(c.rate) * float64(time.Second)))
+	if d := time.Until(due); d > 0 {
+		return s.hold(l, d)
+	}
+	return nil
+}
+
+// hold waits d for a chunk read, or noted as queued, under the current
+// chain. A chain change does not cut it short (the chunk belongs to the old
+// chain); the session stopping does.
 func (s *session) hold(l *loop, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -70,6 +70,7 @@ type loop struct {
 	stoppedRun atomic.Bool            // the loop has returned for good
 	acks       []pendingAck           // fault changes waiting for the loop to switch; guarded by the session's mu
 	halfClosed bool                   // a half-close fault sent FIN on dst; owned by the loop
+	lastFull   bool                   // the fault loop's last read filled its buffer; owned by the loop
 }
 
 func (s *session) emit(e Event) {
