@@ -195,8 +195,9 @@ func (s *session) resume(l *loop, err error) bool {
 	return true
 }
 
-// copyThrough relays one direction through its fault chain in user space
-// until EOF (nil), an error, or a chain change (errRechain).
+// copyThrough relays one direction through its fault chain until EOF (nil),
+// an error, or a chain change (errRechain): chunk by chunk, by splice when
+// the chain only times or counts bytes, else through a buffer in user space.
 func (s *session) copyThrough(l *loop, c, eff *chain, until int64) error {
 	if eff != nil && eff.halfClose != nil && !l.halfClosed {
 		s.fireHalfClose(l, eff.halfClose)
