@@ -211,6 +211,9 @@ func (s *session) copyThrough(l *loop, c, eff *chain, until int64) error {
 		return s.discard(l, c, eff.blackhole)
 	}
 	base := bufSize
+	if eff.corrupt == nil && eff.slice == nil {
+		base = spliceChunkMax // no buffer: relayChunk splices
+	}
 	if eff.rate > 0 {
 		// Read no more than 50ms worth at a time, so pacing stays smooth.
 		base = int(min(int64(base), max(1, eff.rate/20)))
@@ -280,6 +283,10 @@ func (l *loop) effective(c *chain) (*chain, int64) {
 	return composeChain(acting), until
 }
 
+// spliceChunkMax is the most a fault loop splices at once: what a pipe of
+// Go's splice holds.
+const spliceChunkMax = 1 << 20
+
 // bufSize is the most a fault loop reads at once.
 const bufSize = 64 << 10
 
@@ -293,6 +300,7 @@ func (s *session) relayChunk(l *loop, c *chain, chunk int) error {
 		if done, err := s.spliceChunk(l, c, chunk); done {
 			return err
 		}
+		chunk = min(chunk, bufSize)
 	}
 	// Wait for bytes before taking a buffer, so that an idle loop holds
 	// none; after a read that filled the buffer more are likely queued,
@@ -327,14 +335,12 @@ func (s *session) relayChunk(l *loop, c *chain, chunk int) error {
 // later is taken early. done is false when nothing is queued although the
 // source is readable (EOF or an error): the caller's read finds out which.
 func (s *session) spliceChunk(l *loop, c *chain, chunk int) (done bool, err error) {
+	if _, err := waitReadable(l.src); err != nil {
+		return true, err
+	}
 	q := sockInq(l.src)
 	if q <= 0 {
-		if _, err := waitReadable(l.src); err != nil {
-			return true, err
-		}
-		if q = sockInq(l.src); q <= 0 {
-			return false, nil
-		}
+		return false, nil
 	}
 	n := int64(min(q, chunk))
 	if d := c.delay(); d > 0 {

@@ -842,3 +842,30 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestFaultLatencyHoldsEachByte: bytes that arrive while earlier ones are
+// held are not taken early: each reaches the client at least the delay
+// after it reached the proxy (the splice path leaves them in the kernel).
+func TestFaultLatencyHoldsEachByte(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	fx := newFaultFixture(t, Config{})
+	fx.add(t, faults.Latency(delay, 0).WithDir(faults.Down))
+	sent := make(map[byte]time.Time)
+	for _, b := range []byte("ab") {
+		sent[b] = time.Now()
+		if _, err := fx.u.Write([]byte{b}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay * 2 / 3)
+	}
+	_ = fx.c.SetReadDeadline(time.Now().Add(waitTimeout))
+	buf := make([]byte, 1)
+	for _, want := range []byte("ab") {
+		if _, err := io.ReadFull(fx.c, buf); err != nil || buf[0] != want {
+			t.Fatalf("read %q, %v; want %q", buf, err, want)
+		}
+		if held := time.Since(sent[want]); held < delay {
+			t.Errorf("%q arrived %s after it was sent, under a %s latency", want, held, delay)
+		}
+	}
+}
