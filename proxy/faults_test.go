@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"slices"
 	"syscall"
 	"testing"
@@ -867,5 +868,41 @@ func TestFaultLatencyHoldsEachByte(t *testing.T) {
 		if held := time.Since(sent[want]); held < delay {
 			t.Errorf("%q arrived %s after it was sent, under a %s latency", want, held, delay)
 		}
+	}
+}
+
+// TestFaultedConnMemory: an idle connection with a fault in force on both
+// directions costs the proxy (Go heap and stacks) well under 32 KiB: its
+// loops hold no buffer while idle. The test's own client and echo server
+// ends are measured first, direct, and taken off.
+func TestFaultedConnMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("2000 connections")
+	}
+	const conns = 1000
+	up := startServer(t, echoHandler)
+	p := startProxy(t, Config{Upstream: up.addr()})
+	if _, err := p.AddFault(faults.Latency(time.Millisecond, 0)); err != nil {
+		t.Fatal(err)
+	}
+	mem := func() float64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return float64(ms.HeapInuse + ms.StackInuse)
+	}
+	perConn := func(addr string) float64 {
+		before := mem()
+		for range conns {
+			roundTrip(t, dial(t, addr), "x")
+		}
+		return (mem() - before) / conns / 1024
+	}
+	direct := perConn(up.addr())
+	through := perConn(p.Addr().String())
+	per := through - direct
+	t.Logf("%.1f KiB per idle connection with a latency fault on both directions (%.1f through the proxy, %.1f direct)", per, through, direct)
+	if per > 32 {
+		t.Errorf("%.1f KiB per faulted idle connection, want at most 32", per)
 	}
 }
