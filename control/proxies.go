@@ -224,14 +224,15 @@ func (e *entry) live() (*proxy.Proxy, error) {
 	return e.p, nil
 }
 
-// addFault adds f: to the live proxy (returning once in force), or to the
-// faults held while disabled. Called with e.op held.
-func (e *entry) addFault(f faults.Fault) (faults.Fault, error) {
+// faultChange applies f to the live proxy with live (returning once in
+// force), or, while the proxy is disabled, validates f as the proxy would
+// and passes it to held with e.mu held.
+func (e *entry) faultChange(f faults.Fault, live func(*proxy.Proxy) (faults.Fault, error), held func(nf faults.Fault) (faults.Fault, error)) (faults.Fault, error) {
 	e.mu.Lock()
 	p := e.p
 	e.mu.Unlock()
 	if p != nil {
-		nf, err := p.AddFault(f)
+		nf, err := live(p)
 		return nf, faultError(err)
 	}
 	nf, err := e.checkHeld(f)
@@ -240,20 +241,27 @@ func (e *entry) addFault(f faults.Fault) (faults.Fault, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if nf.Name == "" {
-		for {
-			e.faultSeq++
-			nf.Name = fmt.Sprintf("%s-%d", nf.Kind, e.faultSeq)
-			if !slices.ContainsFunc(e.held, func(h faults.Fault) bool { return h.Name == nf.Name }) {
-				break
-			}
+	return held(nf)
+}
+
+// addFault adds f: to the live proxy (returning once in force), or to the
+// faults held while disabled. Called with e.op held.
+func (e *entry) addFault(f faults.Fault) (faults.Fault, error) {
+	return e.faultChange(f, func(p *proxy.Proxy) (faults.Fault, error) { return p.AddFault(f) }, func(nf faults.Fault) (faults.Fault, error) {
+		taken := func(name string) bool {
+			return slices.ContainsFunc(e.held, func(h faults.Fault) bool { return h.Name == name })
 		}
-	}
-	if slices.ContainsFunc(e.held, func(h faults.Fault) bool { return h.Name == nf.Name }) {
-		return f, api.Errorf(api.ErrNameTaken, "proxy %s already has a fault named %q", e.name, nf.Name)
-	}
-	e.held = append(e.held, nf)
-	return nf, nil
+		if nf.Name == "" { // named as the proxy names them, skipping names taken
+			for e.faultSeq++; taken(fmt.Sprintf("%s-%d", nf.Kind, e.faultSeq)); e.faultSeq++ {
+			}
+			nf.Name = fmt.Sprintf("%s-%d", nf.Kind, e.faultSeq)
+		}
+		if taken(nf.Name) {
+			return f, api.Errorf(api.ErrNameTaken, "proxy %s already has a fault named %q", e.name, nf.Name)
+		}
+		e.held = append(e.held, nf)
+		return nf, nil
+	})
 }
 
 // checkHeld validates a fault for a disabled proxy as AddFault would.
@@ -273,28 +281,17 @@ func (e *entry) checkHeld(f faults.Fault) (faults.Fault, error) {
 
 // updateFault replaces the fault named f.Name. Called with e.op held.
 func (e *entry) updateFault(f faults.Fault) (faults.Fault, error) {
-	e.mu.Lock()
-	p := e.p
-	e.mu.Unlock()
-	if p != nil {
-		nf, err := p.UpdateFault(f)
-		return nf, faultError(err)
-	}
-	nf, err := e.checkHeld(f)
-	if err != nil {
-		return f, err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	i := slices.IndexFunc(e.held, func(h faults.Fault) bool { return h.Name == nf.Name })
-	switch {
-	case i < 0:
-		return f, api.Errorf(api.ErrNotFound, "proxy %s has no fault named %q", e.name, nf.Name)
-	case e.held[i].Kind != nf.Kind:
-		return f, api.Errorf(api.ErrBadFault, "fault %q is %s and cannot become %s; remove it and add another", nf.Name, e.held[i].Kind, nf.Kind)
-	}
-	e.held[i] = nf
-	return nf, nil
+	return e.faultChange(f, func(p *proxy.Proxy) (faults.Fault, error) { return p.UpdateFault(f) }, func(nf faults.Fault) (faults.Fault, error) {
+		i := slices.IndexFunc(e.held, func(h faults.Fault) bool { return h.Name == nf.Name })
+		switch {
+		case i < 0:
+			return f, api.Errorf(api.ErrNotFound, "proxy %s has no fault named %q", e.name, nf.Name)
+		case e.held[i].Kind != nf.Kind:
+			return f, api.Errorf(api.ErrBadFault, "fault %q is %s and cannot become %s; remove it and add another", nf.Name, e.held[i].Kind, nf.Kind)
+		}
+		e.held[i] = nf
+		return nf, nil
+	})
 }
 
 // removeFault removes the named fault. Called with e.op held.
