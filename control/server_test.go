@@ -408,3 +408,28 @@ func TestEventsCursorExpires(t *testing.T) {
 		t.Errorf("the last 8 events: got %d", len(evs.Events))
 	}
 }
+
+func TestFaultsHeldWhileDisabled(t *testing.T) {
+	fx := newFixture(t, Options{})
+	fx.createProxy(t, api.ProxySpec{Name: "off", Disabled: true})
+	var a, b faults.Fault
+	fx.call(t, "POST", "/api/v1/proxies/off/faults", `{"kind":"stall"}`, http.StatusCreated, &a)
+	fx.call(t, "POST", "/api/v1/proxies/off/faults", `{"kind":"stall"}`, http.StatusCreated, &b)
+	if a.Name == "" || a.Name == b.Name {
+		t.Errorf("unnamed faults held while disabled got names %q and %q, want two distinct names", a.Name, b.Name)
+	}
+	fx.wantError(t, "POST", "/api/v1/proxies/off/faults", `{"kind":"stall","name":"`+a.Name+`"}`, http.StatusConflict, "name_taken")
+	fx.wantError(t, "POST", "/api/v1/proxies/off/faults", `{"kind":"stale","mode":"eof"}`, http.StatusBadRequest, "bad_fault")
+	fx.call(t, "PUT", "/api/v1/proxies/off/faults/"+a.Name, `{"kind":"stall","drop":true}`, http.StatusOK, &a)
+	if !a.Drop {
+		t.Errorf("updated held fault %+v, want drop", a)
+	}
+	fx.call(t, "DELETE", "/api/v1/proxies/off/faults/"+b.Name, nil, http.StatusNoContent, nil)
+	var p api.Proxy
+	fx.call(t, "PATCH", "/api/v1/proxies/off", map[string]any{"enabled": true}, http.StatusOK, &p)
+	var list []faults.Fault
+	fx.call(t, "GET", "/api/v1/proxies/off/faults", nil, http.StatusOK, &list)
+	if len(list) != 1 || list[0].Name != a.Name || !list[0].Drop {
+		t.Errorf("faults after enabling: %+v, want the one held, updated", list)
+	}
+}
