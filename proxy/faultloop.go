@@ -140,11 +140,11 @@ func (as *applySet) wait() {
 
 // signalApplied tells the batches waiting on l that it runs under its
 // latest gen, or has stopped.
-func (s *session) signalApplied(l *loop) {
+func (s *session) signalApplied(l *loop) (acked bool) {
 	s.mu.Lock()
 	if len(l.acks) == 0 {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	applied, stopped := l.applied.Load(), l.stoppedRun.Load()
 	kept := l.acks[:0]
@@ -155,9 +155,11 @@ func (s *session) signalApplied(l *loop) {
 			kept = append(kept, a)
 		}
 	}
+	acked = len(kept) < len(l.acks)
 	clear(l.acks[len(kept):])
 	l.acks = kept
 	s.mu.Unlock()
+	return acked
 }
 
 // poke wakes the loop if it waits on its wake channel.

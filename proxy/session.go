@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,7 +195,11 @@ func (s *session) copyLoop(l *loop) {
 	for {
 		if g := l.gen.Load(); l.applied.Load() != g {
 			l.applied.Store(g) // the chain loaded below is at least g's
-			s.signalApplied(l)
+			if s.signalApplied(l) {
+				// A fault change waits on this loop and maybe on many
+				// more just woken: let them ack before this one goes on.
+				runtime.Gosched()
+			}
 		}
 		c := l.chain.Load()
 		eff, until := l.effective(c)
