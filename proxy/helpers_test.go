@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/faultline-proxy/faultline/internal/loopback"
 )
 
 // waitTimeout bounds every wait in these tests. It is generous: a test that
@@ -184,33 +186,11 @@ func echoHandler(c *net.TCPConn) {
 }
 
 // dial connects to addr and closes the connection when the test ends.
-func dial(t testing.TB, addr string) *net.TCPConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c.(*net.TCPConn)
-}
+func dial(t testing.TB, addr string) *net.TCPConn { t.Helper(); return loopback.Dial(t, addr) }
 
 // roundTrip writes msg and reads len(msg) bytes back, failing the test if
 // they differ.
-func roundTrip(t testing.TB, c net.Conn, msg string) {
-	t.Helper()
-	_ = c.SetDeadline(time.Now().Add(waitTimeout))
-	defer c.SetDeadline(time.Time{})
-	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatalf("read echo of %q: %v", msg, err)
-	}
-	if string(got) != msg {
-		t.Fatalf("echo: got %q, want %q", got, msg)
-	}
-}
+func roundTrip(t testing.TB, c net.Conn, msg string) { t.Helper(); loopback.RoundTrip(t, c, msg) }
 
 // readAll reads c to EOF within waitTimeout.
 func readAll(t testing.TB, c net.Conn) ([]byte, error) {

@@ -2,7 +2,6 @@ package testkit
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/faultline-proxy/faultline/internal/echo"
+	"github.com/faultline-proxy/faultline/internal/loopback"
 	"github.com/faultline-proxy/faultline/proxy"
 )
 
@@ -29,32 +29,10 @@ func startEcho(t testing.TB) string {
 }
 
 // dial connects to addr and closes the connection when the test ends.
-func dial(t testing.TB, addr string) *net.TCPConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c.(*net.TCPConn)
-}
+func dial(t testing.TB, addr string) *net.TCPConn { t.Helper(); return loopback.Dial(t, addr) }
 
 // roundTrip writes msg and reads it back.
-func roundTrip(t testing.TB, c net.Conn, msg string) {
-	t.Helper()
-	_ = c.SetDeadline(time.Now().Add(waitTimeout))
-	defer c.SetDeadline(time.Time{})
-	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatalf("read echo of %q: %v", msg, err)
-	}
-	if string(got) != msg {
-		t.Fatalf("echo: got %q, want %q", got, msg)
-	}
-}
+func roundTrip(t testing.TB, c net.Conn, msg string) { t.Helper(); loopback.RoundTrip(t, c, msg) }
 
 // recTB is a testing.TB that records Errorf, Fatalf and Logf instead of
 // failing the test, to test the testkit's own failure paths. Fatalf ends
