@@ -285,8 +285,12 @@ func TestMetrics(t *testing.T) {
 	// 1 MiB echoed through one connection that stays open: the byte counts
 	// move while it is open.
 	const n = 1 << 20
-	go func() { _, _ = c.Write(make([]byte, n)) }()
+	wrote := make(chan error, 1)
+	go func() { _, err := c.Write(make([]byte, n)); wrote <- err }()
 	if _, err := io.ReadFull(c, make([]byte, n)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wrote; err != nil {
 		t.Fatal(err)
 	}
 	fx.call(t, "POST", "/api/v1/proxies/m/faults", faults.Reset(faults.ToClient).WithTarget(faults.Target{Which: faults.New}).WithName("rst"), http.StatusCreated, nil)
@@ -359,11 +363,14 @@ func TestEventsCursor(t *testing.T) {
 	}
 	// A long poll returns as soon as an event arrives.
 	got := make(chan api.Events, 1)
-	go func() {
+	go func() { // owned: the test receives from got, and the poll ends by Close at the latest
 		var e api.Events
-		status, b := fx.do(t, "GET", "/api/v1/events?after=0&timeout=30s&kind=closed", nil)
-		if status == http.StatusOK {
-			_ = json.Unmarshal(b, &e)
+		resp, err := fx.ts.Client().Get(fx.ts.URL + "/api/v1/events?after=0&timeout=30s&kind=closed")
+		if err == nil {
+			if resp.StatusCode == http.StatusOK {
+				_ = json.NewDecoder(resp.Body).Decode(&e)
+			}
+			resp.Body.Close()
 		}
 		got <- e
 	}()
