@@ -3,7 +3,9 @@ package proxy
 import (
 	"errors"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,19 +36,76 @@ func (l *loop) fdir() faults.Direction {
 	return faults.Down
 }
 
-// change publishes the chain composed from l.active and interrupts the
-// loop so it takes it: the kick flag first, then a read deadline in the
-// past on the loop's source, so no byte is read under the old chain from
-// now on; a read already in the kernel completes, and the loop switches
-// before the next. The flag and the deadline change together under s.mu,
-// against resume; under the same lock the set's batch is registered with
-// the loop, which acks it once it runs under the new chain (or stops).
-// kind is the event that will say so.
-func (as *applySet) change(s *session, l *loop, kind EventKind, af *activeFault) {
-	c := composeChain(l.active)
+// Ways a fault change rewrites a loop's list of faults in force.
+const (
+	opAppend  = iota // add the set's fault at the end
+	opDelete         // remove the fault at index i
+	opReplace        // put the set's fault at index i
+)
+
+// chainKey names one rewrite of one chain within an applySet: loops that
+// had the same chain get the same new one.
+type chainKey struct {
+	old *chain
+	op  int
+}
+
+// rechain rewrites l.active by op (with the set's fault af, at index i
+// for opDelete and opReplace) and returns the chain composed from it.
+// Loops that ran under the same chain share the result, composed once:
+// within one set, the same op on the same list gives the same list.
+// Called with the proxy's fault mutex held, which also guards l.active;
+// l.chain is always the chain of l.active.
+func (as *applySet) rechain(l *loop, op, i int, af *activeFault) *chain {
+	k := chainKey{l.chain.Load(), op}
+	c, ok := as.memo[k]
+	if !ok {
+		var next []*activeFault
+		switch op {
+		case opAppend:
+			next = append(slices.Clip(l.active), af)
+		case opDelete:
+			next = slices.Delete(slices.Clone(l.active), i, i+1)
+		case opReplace:
+			next = slices.Clone(l.active)
+			next[i] = af
+		}
+		c = composeChain(next)
+		if as.memo == nil {
+			as.memo = make(map[chainKey]*chain)
+		}
+		as.memo[k] = c
+	}
+	if c == nil {
+		l.active = nil
+	} else {
+		l.active = c.all
+	}
+	return c
+}
+
+// change rewrites l's faults by op (see rechain), publishes the new chain
+// and interrupts the loop so it takes it: the kick flag first, then a read
+// deadline in the past on the loop's source, so no byte is read under the
+// old chain from now on; a read already in the kernel completes, and the
+// loop switches before the next. The flag and the deadline change together
+// under s.mu, against resume; under the same lock the set's batch is
+// registered with the loop, which acks it once it runs under the new chain
+// (or stops). kind is the event that will say so.
+func (as *applySet) change(s *session, l *loop, kind EventKind, op, i int, af *activeFault) {
+	c := as.rechain(l, op, i, af)
 	s.mu.Lock()
 	g := l.gen.Add(1)
 	l.chain.Store(c)
+	if l.checking && c.quiet() {
+		// The loop looks at the chain under s.mu before it takes any
+		// byte, and nothing of c acts on an idle connection: in force
+		// now, with no wake.
+		s.mu.Unlock()
+		as.fault, as.fkind = af.f.Name, af.f.Kind
+		as.items = append(as.items, pendingApply{s, l, kind})
+		return
+	}
 	l.kick.Store(true)
 	_ = l.src.SetReadDeadline(time.Unix(1, 0))
 	if as.b != nil && !l.stoppedRun.Load() {
@@ -55,7 +114,8 @@ func (as *applySet) change(s *session, l *loop, kind EventKind, af *activeFault)
 	}
 	s.mu.Unlock()
 	l.poke()
-	as.items = append(as.items, pendingApply{s, l, g, kind, af.f.Name, af.f.Kind})
+	as.fault, as.fkind = af.f.Name, af.f.Kind
+	as.items = append(as.items, pendingApply{s, l, kind})
 }
 
 // faultApplyTimeout bounds how long AddFault and RemoveFault wait for one
@@ -64,20 +124,12 @@ func (as *applySet) change(s *session, l *loop, kind EventKind, af *activeFault)
 // switches before its next read, so waiting for it longer buys nothing.
 const faultApplyTimeout = time.Second
 
-// pendingApply is a loop that was given chain generation gen, and the
-// event to emit once the loop runs under it.
+// pendingApply is a loop given a new chain, and the event to emit once the
+// loop runs under it.
 type pendingApply struct {
-	s     *session
-	l     *loop
-	gen   uint64
-	kind  EventKind // EventFaultApplied or EventFaultCleared
-	fault string
-	fkind faults.Kind
-}
-
-// done is the event that says the change is in force.
-func (pa pendingApply) done() Event {
-	return Event{Kind: pa.kind, Dir: pa.l.dir, Fault: pa.fault, FaultKind: pa.fkind}
+	s    *session
+	l    *loop
+	kind EventKind // EventFaultApplied or EventFaultCleared
 }
 
 // applyBatch counts the copy loops one fault change waits for; the last
@@ -99,19 +151,31 @@ type pendingAck struct {
 	b   *applyBatch
 }
 
-// applySet is one fault change: the loops it changed, and the batch that
-// counts those that have not switched yet (nil when the loops have not
-// started, so nothing need be waited for).
+// applySet is one fault change of one fault: the loops it changed, the
+// chains it composed, and the batch that counts the loops that have not
+// switched yet (nil when the loops have not started, so nothing need be
+// waited for).
 type applySet struct {
 	b     *applyBatch
 	items []pendingApply
+	memo  map[chainKey]*chain
+	fault string      // the fault changed
+	fkind faults.Kind // and its kind
 }
 
+// itemsPool keeps the item lists of finished sets: a change to thousands
+// of connections then allocates little but its new chains.
+var itemsPool sync.Pool // of *[]pendingApply
+
 // newApplySet returns a set whose batch is held open until wait.
-func newApplySet(n int) *applySet {
+func newApplySet() *applySet {
 	b := &applyBatch{done: make(chan struct{})}
 	b.left.Store(1)
-	return &applySet{b: b, items: make([]pendingApply, 0, n)}
+	as := &applySet{b: b}
+	if p, ok := itemsPool.Get().(*[]pendingApply); ok {
+		as.items = (*p)[:0]
+	}
+	return as
 }
 
 // wait waits until every loop of the set runs under its change, or has
@@ -134,7 +198,13 @@ func (as *applySet) wait() {
 		}
 	}
 	for _, pa := range as.items {
-		pa.s.emit(pa.done())
+		pa.s.emit(Event{Kind: pa.kind, Dir: pa.l.dir, Fault: as.fault, FaultKind: as.fkind})
+	}
+	if cap(as.items) > 0 {
+		items := as.items
+		clear(items)
+		as.items = nil
+		itemsPool.Put(&items)
 	}
 }
 
@@ -220,6 +290,22 @@ func (s *session) copyThrough(l *loop, c, eff *chain, until int64) error {
 		// Read no more than 50ms worth at a time, so pacing stays smooth.
 		base = int(min(int64(base), max(1, eff.rate/20)))
 	}
+	if eff.corrupt == nil && eff.slice == nil {
+		// spliceChunk checks the chain under s.mu before it notes any
+		// byte: a change needs no wake while the loop waits there.
+		s.mu.Lock()
+		if l.chain.Load() != c {
+			s.mu.Unlock()
+			return errRechain
+		}
+		l.checking = true
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			l.checking = false
+			s.mu.Unlock()
+		}()
+	}
 	stop := int64(-1) // the byte count at which an armed fault acts
 	if until > 0 {
 		stop = l.n.Load() + until
@@ -242,7 +328,7 @@ func (s *session) copyThrough(l *loop, c, eff *chain, until int64) error {
 			}
 			chunk = int(min(int64(chunk), left))
 		}
-		if err := s.relayChunk(l, eff, chunk); err != nil {
+		if err := s.relayChunk(l, c, eff, chunk); err != nil {
 			if err == io.EOF {
 				return nil
 			}
@@ -295,11 +381,11 @@ const bufSize = 64 << 10
 // relayChunk waits until src is readable, then reads up to chunk bytes
 // into a pooled buffer and writes them on through the chain. Waiting first
 // keeps an idle faulted connection from holding a buffer.
-func (s *session) relayChunk(l *loop, c *chain, chunk int) error {
+func (s *session) relayChunk(l *loop, pub, c *chain, chunk int) error {
 	if c.corrupt == nil && c.slice == nil {
 		// No fault looks at the bytes or cuts the writes: they can stay
 		// in the kernel.
-		if done, err := s.spliceChunk(l, c, chunk); done {
+		if done, err := s.spliceChunk(l, pub, c, chunk); done {
 			return err
 		}
 		chunk = min(chunk, bufSize)
@@ -336,11 +422,20 @@ func (s *session) relayChunk(l *loop, c *chain, chunk int) error {
 // exactly those, so each byte is held at least the delay and none that came
 // later is taken early. done is false when nothing is queued although the
 // source is readable (EOF or an error): the caller's read finds out which.
-func (s *session) spliceChunk(l *loop, c *chain, chunk int) (done bool, err error) {
+func (s *session) spliceChunk(l *loop, pub, c *chain, chunk int) (done bool, err error) {
 	if _, err := waitReadable(l.src); err != nil {
 		return true, err
 	}
+	// Note what is queued under s.mu, and only if the loop's chain is
+	// still pub: a change made before this point acts on every byte
+	// noted after it, one made after acts from the next chunk.
+	s.mu.Lock()
+	if l.chain.Load() != pub {
+		s.mu.Unlock()
+		return true, errRechain
+	}
 	q := sockInq(l.src)
+	s.mu.Unlock()
 	if q <= 0 {
 		return false, nil
 	}
@@ -359,6 +454,21 @@ func (s *session) spliceChunk(l *loop, c *chain, chunk int) (done bool, err erro
 		err = s.pace(l, c, w)
 	}
 	return true, err
+}
+
+// forgetRemoved drops the byte counts kept for faults no longer in the
+// loop's chain, so a long connection does not keep every fault it saw.
+func (l *loop) forgetRemoved() {
+	if len(l.limitFrom) == 0 && len(l.armedFrom) == 0 {
+		return
+	}
+	var all []*activeFault
+	if c := l.chain.Load(); c != nil {
+		all = c.all
+	}
+	gone := func(af *activeFault, _ int64) bool { return !slices.Contains(all, af) }
+	maps.DeleteFunc(l.limitFrom, gone)
+	maps.DeleteFunc(l.armedFrom, gone)
 }
 
 // firstLimit returns the limit fault of c that is used up first and the
@@ -419,11 +529,13 @@ func (s *session) pace(l *loop, c *chain, w int64) error {
 	if c.rate <= 0 {
 		return nil
 	}
-	if c.paceStart.IsZero() {
-		c.paceStart = time.Now()
+	if l.paceChain != c {
+		// Chains are shared between loops: the pacing is the loop's, and
+		// starts again under each chain.
+		l.paceChain, l.paceStart, l.paceSent = c, time.Now(), 0
 	}
-	c.paceSent += w
-	due := c.paceStart.Add(time.Duration(float64(c.paceSent) / float64(c.rate) * float64(time.Second)))
+	l.paceSent += w
+	due := l.paceStart.Add(time.Duration(float64(l.paceSent) / float64(c.rate) * float64(time.Second)))
 	if d := time.Until(due); d > 0 {
 		return s.hold(l, d)
 	}

@@ -132,7 +132,7 @@ func (p *Proxy) actLocked(af *activeFault) *applySet {
 	}
 	live := p.liveSessions()
 	slices.SortFunc(live, func(a, b *session) int { return cmp.Compare(a.id, b.id) })
-	pending := newApplySet(2 * len(live))
+	pending := newApplySet()
 	for _, s := range live {
 		if s.targetedBy(af) {
 			s.attach(af, pending)
@@ -189,9 +189,10 @@ func (p *Proxy) RemoveFault(name string) error {
 		fs.timers.Done()
 	}
 	live := p.liveSessions()
-	pending = newApplySet(2 * len(live))
+	pending = newApplySet()
 	for _, s := range live {
 		s.detach(af, pending)
+		delete(s.picks, af)
 	}
 	if af.acting && af.f.Kind == faults.KindRefuse && !slices.ContainsFunc(fs.list, func(o *activeFault) bool {
 		return o.acting && o.f.Kind == faults.KindRefuse
@@ -303,8 +304,7 @@ func (s *session) attach(af *activeFault, as *applySet) {
 		if !af.f.Dir.Has(l.fdir()) || slices.Contains(l.active, af) {
 			continue
 		}
-		l.active = append(slices.Clip(l.active), af)
-		as.change(s, l, EventFaultApplied, af)
+		as.change(s, l, EventFaultApplied, opAppend, 0, af)
 	}
 }
 
@@ -316,14 +316,13 @@ func (s *session) detach(af *activeFault, as *applySet) {
 		if i < 0 {
 			continue
 		}
-		l.active = slices.Delete(slices.Clone(l.active), i, i+1)
 		if af.f.Kind == faults.KindStall && af.f.Drop {
 			// The loop reads nothing while the stall is in its chain, so
 			// what is queued came during the stall: drop it here, before
 			// the loop may read again.
 			_ = discardQueued(l.src)
 		}
-		as.change(s, l, EventFaultCleared, af)
+		as.change(s, l, EventFaultCleared, opDelete, i, af)
 	}
 }
 
@@ -387,7 +386,8 @@ func closeSide(c *net.TCPConn, reset bool) {
 // chain is what the faults on one direction do, in a fixed order: a
 // half-close wins over everything (the direction is closed); then a stall
 // (nothing moves); then a blackhole (bytes are dropped); then latency
-// (every latency fault's delay adds up). It is immutable.
+// (every latency fault's delay adds up). It is immutable, and loops whose
+// faults are the same share one (see applySet.rechain).
 type chain struct {
 	halfClose *activeFault
 	stall     *activeFault
@@ -401,10 +401,6 @@ type chain struct {
 
 	all   []*activeFault // the faults composed
 	armed bool           // some wait for AfterBytes: see loop.effective
-
-	// Pacing state for rate, used by the loop alone.
-	paceStart time.Time
-	paceSent  int64
 }
 
 // composeChain composes the faults on one direction. It is called with
@@ -443,6 +439,24 @@ func composeChain(active []*activeFault) *chain {
 		}
 	}
 	return c
+}
+
+// quiet reports whether nothing of c acts on a connection until a byte or
+// EOF arrives: no chain, or one that only times, paces or counts bytes.
+// A loop waiting in spliceChunk can take such a chain when it next wakes.
+func (c *chain) quiet() bool {
+	if c == nil {
+		return true
+	}
+	if c.halfClose != nil || c.stall != nil || c.blackhole != nil || c.corrupt != nil || c.slice != nil {
+		return false
+	}
+	for _, af := range c.limits {
+		if af.f.Bytes == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func cmpFirst(have, af *activeFault) *activeFault {

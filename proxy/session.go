@@ -71,7 +71,14 @@ type loop struct {
 	stoppedRun atomic.Bool            // the loop has returned for good
 	acks       []pendingAck           // fault changes waiting for the loop to switch; guarded by the session's mu
 	halfClosed bool                   // a half-close fault sent FIN on dst; owned by the loop
+	checking   bool                   // the loop checks its chain under mu before it notes a byte (spliceChunk); guarded by the session's mu
 	lastFull   bool                   // the fault loop's last read filled its buffer; owned by the loop
+
+	// Bandwidth pacing under paceChain: when it started, bytes sent since.
+	// Owned by the loop.
+	paceChain *chain
+	paceStart time.Time
+	paceSent  int64
 }
 
 func (s *session) emit(e Event) {
@@ -195,6 +202,7 @@ func (s *session) copyLoop(l *loop) {
 	for {
 		if g := l.gen.Load(); l.applied.Load() != g {
 			l.applied.Store(g) // the chain loaded below is at least g's
+			l.forgetRemoved()
 			if s.signalApplied(l) {
 				// A fault change waits on this loop and maybe on many
 				// more just woken: let them ack before this one goes on.

@@ -83,9 +83,10 @@ func (p *Proxy) UpdateFault(f faults.Fault) (faults.Fault, error) {
 		return nf, nil
 	}
 	af.acting = nf.After <= 0
-	pending = newApplySet(2 * len(live))
+	pending = newApplySet()
 	for _, s := range live {
 		s.swap(old, af, pending)
+		delete(s.picks, old)
 	}
 	switch {
 	case nf.After > 0:
@@ -124,23 +125,19 @@ func (s *session) swap(old, af *activeFault, as *applySet) {
 	for _, l := range []*loop{&s.up, &s.down} {
 		i := slices.Index(l.active, old)
 		has := want && af.f.Dir.Has(l.fdir())
-		ev := EventFaultApplied
+		ev, op := EventFaultApplied, opAppend
 		switch {
 		case i < 0 && !has:
 			continue
 		case i >= 0 && has:
-			l.active = slices.Clone(l.active)
-			l.active[i] = af
+			op = opReplace
 		case i >= 0:
-			l.active = slices.Delete(slices.Clone(l.active), i, i+1)
 			if old.f.Kind == faults.KindStall && old.f.Drop {
 				_ = discardQueued(l.src) // as detach does
 			}
-			ev = EventFaultCleared
-		default:
-			l.active = append(slices.Clip(l.active), af)
+			ev, op = EventFaultCleared, opDelete
 		}
-		as.change(s, l, ev, af)
+		as.change(s, l, ev, op, i, af)
 	}
 }
 
