@@ -24,9 +24,13 @@
 // a clean EOF. When the upstream cannot be dialed, the client connection is
 // reset.
 //
-// With no fault active, each copy loop calls (*net.TCPConn).ReadFrom with
-// another *net.TCPConn, which Go implements with splice(2): bytes move from
-// socket to socket through a kernel pipe and never enter user space.
+// With no fault active, each copy loop waits until its source is readable,
+// notes how many bytes are queued, and calls (*net.TCPConn).ReadFrom on the
+// other *net.TCPConn with an *io.LimitedReader of exactly those bytes over
+// the source, which Go implements with splice(2) as it does for the bare
+// connection: bytes move from socket to socket through a kernel pipe and
+// never enter user space. Noting the bytes under the session's lock is what
+// lets a fault be put in force without waking the loop (see AddFault).
 //
 // # Pool mode
 //

@@ -4,11 +4,15 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/faultline-proxy/faultline/faults"
 )
@@ -385,16 +389,13 @@ func (s *session) relayChunk(l *loop, pub, c *chain, chunk int) error {
 	if c.corrupt == nil && c.slice == nil {
 		// No fault looks at the bytes or cuts the writes: they can stay
 		// in the kernel.
-		if done, err := s.spliceChunk(l, pub, c, chunk); done {
-			return err
-		}
-		chunk = min(chunk, bufSize)
+		return s.spliceChunk(l, pub, c, chunk)
 	}
 	// Wait for bytes before taking a buffer, so that an idle loop holds
 	// none; after a read that filled the buffer more are likely queued,
 	// and the wait (one more syscall) is skipped.
 	if !l.lastFull {
-		if _, err := waitReadable(l.src); err != nil {
+		if _, err := l.waitReadable(); err != nil {
 			return err
 		}
 	}
@@ -420,29 +421,21 @@ func (s *session) relayChunk(l *loop, pub, c *chain, chunk int) error {
 // bandwidth, limit): once the source is readable it notes how many bytes
 // are queued, leaves them in the kernel for the chain's delay, then splices
 // exactly those, so each byte is held at least the delay and none that came
-// later is taken early. done is false when nothing is queued although the
-// source is readable (EOF or an error): the caller's read finds out which.
-func (s *session) spliceChunk(l *loop, pub, c *chain, chunk int) (done bool, err error) {
-	if _, err := waitReadable(l.src); err != nil {
-		return true, err
-	}
-	// Note what is queued under s.mu, and only if the loop's chain is
-	// still pub: a change made before this point acts on every byte
-	// noted after it, one made after acts from the next chunk.
-	s.mu.Lock()
-	if l.chain.Load() != pub {
-		s.mu.Unlock()
-		return true, errRechain
-	}
-	q := sockInq(l.src)
-	s.mu.Unlock()
-	if q <= 0 {
-		return false, nil
+// later is taken early. pub is the loop's chain, of which c is what acts
+// now (see loop.effective): the count is taken only while pub is in force
+// (see noteQueued). It returns io.EOF at the source's EOF.
+func (s *session) spliceChunk(l *loop, pub, c *chain, chunk int) error {
+	q, err := s.noteQueued(l, pub)
+	switch {
+	case err != nil:
+		return err
+	case q == 0:
+		return io.EOF
 	}
 	n := int64(min(q, chunk))
 	if d := c.delay(); d > 0 {
 		if err := s.hold(l, d); err != nil {
-			return true, err
+			return err
 		}
 	}
 	w, err := l.dst.ReadFrom(&io.LimitedReader{R: l.src, N: n})
@@ -453,7 +446,104 @@ func (s *session) spliceChunk(l *loop, pub, c *chain, chunk int) (done bool, err
 	if err == nil {
 		err = s.pace(l, c, w)
 	}
-	return true, err
+	return err
+}
+
+// waitReadable waits until the loop's source is readable (see
+// readWaiter).
+func (l *loop) waitReadable() (bool, error) {
+	if l.rw == nil {
+		rw, err := newReadWaiter(l.src)
+		if err != nil {
+			return false, err
+		}
+		l.rw = rw
+	}
+	return l.rw.wait()
+}
+
+// queueNoter is a loop's way to wait for bytes and note how many are
+// queued (see session.noteQueued), built once per loop so that it
+// allocates nothing.
+type queueNoter struct {
+	rc  syscall.RawConn
+	pub *chain // the chain the loop runs under
+	q   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+// noteQueued waits until the loop's source has bytes queued, EOF (0) or an
+// error, and returns how many bytes are queued. It counts them under s.mu,
+// and only while the loop's chain is still pub (else errRechain), in one
+// syscall (peekQueued): a fault change made before the count acts on
+// every byte counted, one made after it acts from the next count. It
+// honours the read deadline.
+func (s *session) noteQueued(l *loop, pub *chain) (int, error) {
+	n := l.noter
+	if n == nil {
+		rc, err := l.src.SyscallConn()
+		if err != nil {
+			return 0, err
+		}
+		n = &queueNoter{rc: rc}
+		n.fn = func(fd uintptr) bool {
+			s.mu.Lock()
+			if l.chain.Load() != n.pub {
+				s.mu.Unlock()
+				n.err = errRechain
+				return true
+			}
+			q, err := peekQueued(fd)
+			s.mu.Unlock()
+			if err == unix.EAGAIN || err == unix.EINTR {
+				return false
+			}
+			n.q, n.err = q, err
+			return true
+		}
+		l.noter = n
+	}
+	n.pub, n.q, n.err = pub, 0, nil
+	if err := n.rc.Read(n.fn); err != nil {
+		return 0, err
+	}
+	return n.q, n.err
+}
+
+// noFaults is the chain of a loop with no fault in force, for spliceChunk.
+var noFaults = &chain{}
+
+// spliceRelay relays one direction with no fault in force until EOF (nil),
+// an error or a chain change (errRechain), by Go's splice path: it waits
+// until the source is readable, notes under s.mu how many bytes are queued
+// (if the loop still has no fault), and has the destination's ReadFrom
+// splice exactly those, through an *io.LimitedReader over the source,
+// which net splices as it does the bare *net.TCPConn. Because bytes are
+// noted under the lock that fault changes take, a change whose chain does
+// nothing to an idle connection (chain.quiet) is in force the moment it
+// is published, with no wake: the loop sees it before it notes another
+// byte. See applySet.change.
+func (s *session) spliceRelay(l *loop) error {
+	s.mu.Lock()
+	if l.chain.Load() != nil {
+		s.mu.Unlock()
+		return errRechain
+	}
+	l.checking = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		l.checking = false
+		s.mu.Unlock()
+	}()
+	for {
+		if err := s.spliceChunk(l, nil, noFaults, math.MaxInt); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
 }
 
 // forgetRemoved drops the byte counts kept for faults no longer in the
@@ -580,7 +670,7 @@ func (s *session) discard(l *loop, c *chain, bh *activeFault) error {
 		s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: bh.f.Name, FaultKind: bh.f.Kind})
 	}
 	for l.chain.Load() == c {
-		if _, err := waitReadable(l.src); err != nil {
+		if _, err := l.waitReadable(); err != nil {
 			return err
 		}
 		bp := bufPool.Get().(*[]byte)

@@ -61,13 +61,19 @@ type faultSet struct {
 }
 
 // AddFault adds a fault and returns it with its defaults filled in. It
-// returns once the fault is in force on every live connection it targets:
-// each targeted copy loop is interrupted (a read deadline in the past on
-// its source) and AddFault waits until the loop runs under the new fault,
-// so a byte sent after AddFault returns goes through it. A loop blocked
-// writing to a peer that does not read cannot read either and switches
-// before its next read; AddFault waits at most faultApplyTimeout for it.
-// New connections the fault targets get it before their first byte.
+// returns once the fault is in force on every live connection it targets,
+// so a byte sent after AddFault returns goes through it. Each targeted
+// copy loop gets the new chain of faults in one step, under the session's
+// lock. A loop that looks at its chain under that lock before it takes any
+// byte (one relaying by splice, with no fault or with faults that only
+// time or count bytes) takes the change at its next byte, so when the new
+// chain does nothing to an idle connection (latency, bandwidth, limit) it
+// is in force at once and the loop is not woken. Any other loop is
+// interrupted (a read deadline in the past on its source) and AddFault
+// waits until it runs under the new fault. A loop blocked writing to a
+// peer that does not read cannot read either and switches before its next
+// read; AddFault waits at most faultApplyTimeout for it. New connections
+// the fault targets get it before their first byte.
 func (p *Proxy) AddFault(f faults.Fault) (faults.Fault, error) {
 	nf, err := f.Normalized()
 	if err != nil {

@@ -155,20 +155,21 @@ func TestFaultRemovedReturnsToSplice(t *testing.T) {
 	fx := newFaultFixture(t, Config{})
 	f := fx.add(t, faults.Latency(time.Millisecond, 0))
 	roundTripVia(t, fx.c, fx.u, "through the fault")
-	if ls := copyLoopStacks("copyUp"); ls.splicing != 0 {
-		t.Fatalf("with a fault, %d of %d copyUp loops splice, want 0", ls.splicing, ls.total)
+	if ls := copyLoopStacks("copyUp"); ls.noFault != 0 {
+		t.Fatalf("with a fault, %d of %d copyUp loops are on the no-fault path, want 0", ls.noFault, ls.total)
 	}
 	fx.remove(t, f.Name)
 	roundTripVia(t, fx.c, fx.u, "spliced again")
 	deadline := time.Now().Add(waitTimeout)
 	for {
+		// TestNoFaultPathSplices shows that path splices.
 		up, down := copyLoopStacks("copyUp"), copyLoopStacks("copyDown")
-		if up.total == 1 && down.total == 1 && up.splicing == 1 && down.splicing == 1 {
+		if up.total == 1 && down.total == 1 && up.noFault == 1 && down.noFault == 1 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after removing the fault: copyUp %d/%d splicing, copyDown %d/%d; a loop not splicing:\n%s%s",
-				up.splicing, up.total, down.splicing, down.total, up.other, down.other)
+			t.Fatalf("after removing the fault: copyUp %d/%d on the no-fault path, copyDown %d/%d; a loop that is not:\n%s%s",
+				up.noFault, up.total, down.noFault, down.total, up.other, down.other)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -835,6 +836,69 @@ func TestFaultInForceOnReturnAt1000Conns(t *testing.T) {
 			if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 'a'+byte(round) {
 				t.Fatalf("round %d, conn %d: after the stall got %q, %v", round, i, buf, err)
 			}
+		}
+	}
+}
+
+// TestQuietFaultInForceOnReturnAt1000Conns does the same for latency, which
+// a loop waiting on the no-fault path takes without being woken (see
+// session.spliceRelay): on each of 1000 live connections, the first byte
+// sent after AddFault returns is held, and the first byte sent after
+// RemoveFault returns is not.
+func TestQuietFaultInForceOnReturnAt1000Conns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1000 connections")
+	}
+	const (
+		conns = 1000
+		delay = time.Second
+	)
+	up := startServer(t, echoHandler)
+	p := startProxy(t, Config{Upstream: up.addr()})
+	cs := make([]*net.TCPConn, conns)
+	for i := range cs {
+		cs[i] = dial(t, p.Addr().String())
+		roundTrip(t, cs[i], "x")
+	}
+	buf := make([]byte, 1)
+	for round := range 2 {
+		f, err := p.AddFault(faults.Latency(delay, 0).WithDir(faults.Up))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := time.Now()
+		for _, c := range cs {
+			if _, err := c.Write([]byte{'a' + byte(round)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, c := range cs {
+			_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+			if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 'a'+byte(round) {
+				t.Fatalf("round %d, conn %d: through the latency got %q, %v", round, i, buf, err)
+			}
+			if took := time.Since(sent); took < delay {
+				t.Fatalf("round %d, conn %d: a byte sent after AddFault returned came back after %s, before the %s latency", round, i, took, delay)
+			}
+		}
+		if err := p.RemoveFault(f.Name); err != nil {
+			t.Fatal(err)
+		}
+		sent = time.Now()
+		for _, c := range cs {
+			if _, err := c.Write([]byte{'A' + byte(round)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, c := range cs {
+			_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+			if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 'A'+byte(round) {
+				t.Fatalf("round %d, conn %d: after the latency got %q, %v", round, i, buf, err)
+			}
+		}
+		// Generous: the latency would have added a whole second.
+		if took := time.Since(sent); took >= delay/2 {
+			t.Fatalf("round %d: bytes sent after RemoveFault returned took %s to come back, as if still delayed", round, took)
 		}
 	}
 }

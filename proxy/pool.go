@@ -53,6 +53,7 @@ type pool struct {
 	closed    bool
 	waiters   int
 	releasing int           // connections being put, counted against MaxIdle
+	drainOwed int           // of those, how many a drain has counted: put discards them
 	wake      chan struct{} // closed and replaced when a slot frees, if waiters > 0
 	stats     PoolStats
 
@@ -214,6 +215,13 @@ func (p *pool) put(uc *upConn, conn uint64) {
 		p.discard(uc, 0, ReasonProxyClosed, nil)
 		return
 	}
+	if p.drainOwed > 0 {
+		// A drain came after EventReleased said this one was idle.
+		p.drainOwed--
+		p.mu.Unlock()
+		p.discard(uc, 0, ReasonDrained, nil)
+		return
+	}
 	uc.idleSince = time.Now()
 	p.idle = append(p.idle, uc)
 	p.signalLocked()
@@ -306,11 +314,15 @@ func (p *pool) drain() int {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle = nil
+	// Connections whose EventReleased is out but which are not in idle
+	// yet count as idle too: put discards them as it finishes.
+	owed := p.releasing - p.drainOwed
+	p.drainOwed = p.releasing
 	p.mu.Unlock()
 	for _, uc := range idle {
 		p.discard(uc, 0, ReasonDrained, nil)
 	}
-	return len(idle)
+	return len(idle) + owed
 }
 
 // close discards every idle connection, refuses later puts and stops the

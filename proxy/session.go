@@ -72,6 +72,8 @@ type loop struct {
 	acks       []pendingAck           // fault changes waiting for the loop to switch; guarded by the session's mu
 	halfClosed bool                   // a half-close fault sent FIN on dst; owned by the loop
 	checking   bool                   // the loop checks its chain under mu before it notes a byte (spliceChunk); guarded by the session's mu
+	rw         *readWaiter            // waits for src to be readable; owned by the loop
+	noter      *queueNoter            // waits for src's bytes and counts them; owned by the loop
 	lastFull   bool                   // the fault loop's last read filled its buffer; owned by the loop
 
 	// Bandwidth pacing under paceChain: when it started, bytes sent since.
@@ -225,9 +227,7 @@ func (s *session) copyLoop(l *loop) {
 				continue
 			}
 		case eff == nil && !l.halfClosed:
-			var n int64
-			n, err = l.dst.ReadFrom(l.src)
-			l.n.Add(n)
+			err = s.spliceRelay(l)
 		default:
 			err = s.copyThrough(l, c, eff, until)
 		}

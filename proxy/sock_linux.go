@@ -124,22 +124,71 @@ func probe(c *net.TCPConn) (Reason, error) {
 	return ReasonError, perr
 }
 
-// waitReadable blocks until c has a byte to read, EOF or an error, without
+// waitReadable blocks until c has a byte to read or EOF, without
 // consuming anything, and reports whether it had to wait. It honours c's
-// read deadline and returns an error when c is closed.
+// read deadline and returns an error when c is closed, or the socket error
+// (such as ECONNRESET) the peek saw. See readWaiter.
 func waitReadable(c *net.TCPConn) (waited bool, err error) {
-	rc, err := c.SyscallConn()
+	w, err := newReadWaiter(c)
 	if err != nil {
 		return false, err
 	}
+	return w.wait()
+}
+
+// readWaiter waits until a connection is readable, as waitReadable does,
+// built once per copy loop so that waiting allocates nothing.
+type readWaiter struct {
+	rc    syscall.RawConn
+	calls int
+	err   error // what the peek said, if not EAGAIN or data
+	fn    func(fd uintptr) bool
+}
+
+func newReadWaiter(c *net.TCPConn) (*readWaiter, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	w := &readWaiter{rc: rc}
 	var b [1]byte
-	calls := 0
-	err = rc.Read(func(fd uintptr) bool {
-		calls++
+	w.fn = func(fd uintptr) bool {
+		w.calls++
 		_, perr := peek(fd, b[:])
-		return !errors.Is(perr, unix.EAGAIN)
-	})
-	return calls > 1, err
+		if perr == unix.EAGAIN || perr == unix.EINTR {
+			return false
+		}
+		w.err = perr
+		return true
+	}
+	return w, nil
+}
+
+// wait blocks until the connection has a byte to read or EOF, without
+// consuming anything. It honours the read deadline. A socket error (such
+// as ECONNRESET) is returned: the peek that saw it cleared it, so a read
+// after it would see only EOF.
+func (w *readWaiter) wait() (waited bool, err error) {
+	w.calls, w.err = 0, nil
+	if err = w.rc.Read(w.fn); err == nil {
+		err = w.err
+	}
+	return w.calls > 1, err
+}
+
+// peekQueued returns how many bytes wait unread in the socket fd, without
+// consuming or copying them and without blocking, in one syscall: recv(2)
+// with MSG_PEEK|MSG_TRUNC|MSG_DONTWAIT, which on TCP counts the bytes it
+// would have read and copies none (so it needs no buffer). 0 means EOF;
+// EAGAIN that nothing is queued; a socket error such as ECONNRESET is
+// returned, and cleared by the call.
+func peekQueued(fd uintptr) (int, error) {
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, 0, 1<<30,
+		unix.MSG_PEEK|unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 // peek reads into b without consuming or blocking (recv with MSG_PEEK and

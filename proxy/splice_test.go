@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -12,18 +13,20 @@ import (
 // TestNoFaultPathSplices shows that with no fault active both copy loops of
 // a session relay through splice(2), not through a user-space buffer.
 //
-// It opens spliceConns sessions, does one echo on each and leaves them
-// idle, so that each session's two copy loops are blocked waiting for their
-// source to become readable. Two independent witnesses then say where they
-// are blocked:
+// It opens spliceConns sessions, does one echo on each, then has each
+// client write without end and never read. The upstream echoes, so both
+// directions fill up, and each session's two copy loops end up blocked
+// writing to a full destination in the middle of moving bytes. Two
+// independent witnesses then say how they move them:
 //
 //   - The goroutine stacks. A loop that splices is inside internal/poll.Splice
 //     (reached from (*net.TCPConn).ReadFrom through net.spliceFrom); a loop
-//     that copies through a buffer is in io.copyBuffer and
-//     (*net.conn).Read instead. Every copyUp and copyDown goroutine must
-//     have internal/poll.Splice on its stack. This is precise (per loop) and
-//     immune to the pipe cache below, but names unexported standard-library
-//     functions, which a Go release could rename.
+//     that copies through a buffer is in io.copyBuffer and (*net.conn).Write
+//     instead. Every copyUp and copyDown goroutine must have
+//     session.spliceRelay and internal/poll.Splice on its stack. This is
+//     precise (per loop) and immune to the pipe cache below, but names
+//     unexported standard-library functions, which a Go release could
+//     rename.
 //   - The kernel's view. internal/poll.Splice takes a pipe (two
 //     descriptors) from a process-wide cache for the whole of a ReadFrom
 //     and gives it back only when ReadFrom returns, so 2*spliceConns
@@ -34,9 +37,13 @@ import (
 //     buffered copy opens no pipe at all. The upstream echoes through a
 //     buffer too, so that its own pipes are not counted.
 //
-// Checked by hand: with copyLoop's l.dst.ReadFrom(l.src) replaced by
-// io.Copy(struct{ io.Writer }{l.dst}, struct{ io.Reader }{l.src}), which
-// hides the *net.TCPConn types and so disables splice, both checks fail.
+// An idle loop waits for its source to be readable outside splice (see
+// session.spliceRelay), so it holds no pipe.
+//
+// Checked by hand: with spliceChunk's l.dst.ReadFrom(&io.LimitedReader{R:
+// l.src, ...}) replaced by io.Copy(struct{ io.Writer }{l.dst},
+// &io.LimitedReader{R: struct{ io.Reader }{l.src}, ...}), which hides the
+// *net.TCPConn types and so disables splice, both checks fail.
 func TestNoFaultPathSplices(t *testing.T) {
 	const spliceConns = 8
 	tests := []struct {
@@ -73,16 +80,28 @@ func TestNoFaultPathSplices(t *testing.T) {
 					ev.waitKind(t, EventReleased, uint64(i+1)) // IDs count from 1 in accept order
 				}
 			}
-			for i := range spliceConns {
+			var writers sync.WaitGroup
+			clients := make([]*net.TCPConn, spliceConns)
+			t.Cleanup(func() {
+				for _, c := range clients {
+					if c != nil {
+						_ = c.Close()
+					}
+				}
+				writers.Wait()
+			})
+			for i := range clients {
 				c := dial(t, p.Addr().String())
+				clients[i] = c
 				roundTrip(t, c, fmt.Sprintf("splice %d", i))
+				writers.Go(func() { writeUntilError(c) })
 			}
 			if got := p.PoolStats().Reused; got != tt.wantReused {
 				t.Errorf("PoolStats().Reused: got %d, want %d", got, tt.wantReused)
 			}
 
-			// Both loops of every session are past their first bytes, so
-			// they are inside ReadFrom; wait until each has reached splice.
+			// Wait until both loops of every session are stuck writing
+			// inside splice.
 			var up, down loopStacks
 			for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
 				up, down = copyLoopStacks("copyUp"), copyLoopStacks("copyDown")
@@ -96,9 +115,9 @@ func TestNoFaultPathSplices(t *testing.T) {
 			}
 
 			got := countPipes(t) - pipesBefore
-			t.Logf("%d pipe descriptors opened while %d sessions idle", got, spliceConns)
+			t.Logf("%d pipe descriptors opened while %d sessions are blocked", got, spliceConns)
 			if want := 4 * spliceConns; got < want {
-				t.Errorf("pipe descriptors opened while %d sessions idle: got %d, want at least %d (one pipe, two descriptors, per blocked copy loop)", spliceConns, got, want)
+				t.Errorf("pipe descriptors opened while %d sessions are blocked: got %d, want at least %d (one pipe, two descriptors, per blocked copy loop)", spliceConns, got, want)
 			}
 		})
 	}
@@ -113,14 +132,27 @@ func bufferedEchoHandler(c *net.TCPConn) {
 	_ = c.Close()
 }
 
+// writeUntilError writes to c until a write fails (c is closed).
+func writeUntilError(c *net.TCPConn) {
+	buf := make([]byte, 256<<10)
+	for {
+		if _, err := c.Write(buf); err != nil {
+			return
+		}
+	}
+}
+
 // loopStacks sums up the goroutines of one kind of copy loop.
 type loopStacks struct {
-	total, splicing int
-	other           string // the stack of one that is not splicing, if any
+	total    int
+	noFault  int    // on the no-fault path: session.spliceRelay on the stack
+	splicing int    // and inside internal/poll.Splice
+	other    string // the stack of one that is not splicing, if any
 }
 
 // copyLoopStacks finds the goroutines whose stack has function name in
-// this package on it and says how many are inside internal/poll.Splice.
+// this package on it and says how many are inside internal/poll.Splice
+// on the no-fault path (session.spliceRelay).
 func copyLoopStacks(name string) loopStacks {
 	var ls loopStacks
 	for _, g := range strings.Split(allStacks(), "\n\n") {
@@ -128,7 +160,11 @@ func copyLoopStacks(name string) loopStacks {
 			continue
 		}
 		ls.total++
-		if strings.Contains(g, "\ninternal/poll.Splice(") {
+		noFault := strings.Contains(g, ".(*session).spliceRelay(")
+		if noFault {
+			ls.noFault++
+		}
+		if noFault && strings.Contains(g, "\ninternal/poll.Splice(") {
 			ls.splicing++
 		} else if ls.other == "" {
 			ls.other = g + "\n"
