@@ -108,10 +108,13 @@ func BenchmarkBulkFault(b *testing.B) {
 // trip on every connection takes each loop back to the no-fault path.
 // Reported: p50 and p99 of the add and of the remove.
 //
-//   - latency: a quiet fault (chain.quiet), which loops waiting on the
-//     no-fault path take when they next wake, so no loop is woken.
-//   - stall: a fault that acts on an idle connection, so every loop is
-//     woken (a read deadline in the past) and waited for.
+// Both faults are quiet (chain.quiet): a loop waiting on the no-fault path
+// counts the bytes it takes under the session's lock, so it takes the
+// fault when its next byte comes and is not woken. The stall is reported
+// fired on every loop when added, as if the loop had been woken into it.
+// TestFaultInForceOnReturnAt1000Conns and
+// TestQuietFaultInForceOnReturnAt1000Conns check that a byte sent after
+// AddFault returns is faulted on every connection.
 func BenchmarkAddFault1000(b *testing.B) {
 	const conns = 1000
 	up := startServer(b, echoHandler)

@@ -104,10 +104,15 @@ func (as *applySet) change(s *session, l *loop, kind EventKind, op, i int, af *a
 	if l.checking && c.quiet() {
 		// The loop looks at the chain under s.mu before it takes any
 		// byte, and nothing of c acts on an idle connection: in force
-		// now, with no wake.
+		// now. A stall or blackhole is reported fired now, as a loop
+		// woken into it would; the poke wakes a stalled loop so held
+		// bytes move under the new chain; one waiting for bytes is not
+		// woken.
+		fired := l.claimFired(c)
 		s.mu.Unlock()
+		l.poke()
 		as.fault, as.fkind = af.f.Name, af.f.Kind
-		as.items = append(as.items, pendingApply{s, l, kind})
+		as.items = append(as.items, pendingApply{s, l, kind, fired})
 		return
 	}
 	l.kick.Store(true)
@@ -119,7 +124,27 @@ func (as *applySet) change(s *session, l *loop, kind EventKind, op, i int, af *a
 	s.mu.Unlock()
 	l.poke()
 	as.fault, as.fkind = af.f.Name, af.f.Kind
-	as.items = append(as.items, pendingApply{s, l, kind})
+	as.items = append(as.items, pendingApply{s, l, kind, nil})
+}
+
+// claimFired returns the stall, or else the blackhole, that c puts in
+// force on l at once and that was not reported fired on l yet, and notes
+// it as reported; nil if none. Called with s.mu held.
+func (l *loop) claimFired(c *chain) *activeFault {
+	switch {
+	case c == nil:
+	case c.stall != nil:
+		if c.stall.f.AfterBytes == 0 && l.firedStall != c.stall {
+			l.firedStall = c.stall
+			return c.stall
+		}
+	case c.blackhole != nil:
+		if c.blackhole.f.AfterBytes == 0 && l.firedBlackhole != c.blackhole {
+			l.firedBlackhole = c.blackhole
+			return c.blackhole
+		}
+	}
+	return nil
 }
 
 // faultApplyTimeout bounds how long AddFault and RemoveFault wait for one
@@ -131,9 +156,10 @@ const faultApplyTimeout = time.Second
 // pendingApply is a loop given a new chain, and the event to emit once the
 // loop runs under it.
 type pendingApply struct {
-	s    *session
-	l    *loop
-	kind EventKind // EventFaultApplied or EventFaultCleared
+	s     *session
+	l     *loop
+	kind  EventKind    // EventFaultApplied or EventFaultCleared
+	fired *activeFault // a stall or blackhole to report fired after it, if any
 }
 
 // applyBatch counts the copy loops one fault change waits for; the last
@@ -203,6 +229,9 @@ func (as *applySet) wait() {
 	}
 	for _, pa := range as.items {
 		pa.s.emit(Event{Kind: pa.kind, Dir: pa.l.dir, Fault: as.fault, FaultKind: as.fkind})
+		if f := pa.fired; f != nil {
+			pa.s.emit(Event{Kind: EventFaultFired, Dir: pa.l.dir, Fault: f.f.Name, FaultKind: f.f.Kind})
+		}
 	}
 	if cap(as.items) > 0 {
 		items := as.items
@@ -654,7 +683,25 @@ func (s *session) hold(l *loop, d time.Duration) error {
 // stall reads nothing until the chain changes or the session stops. (A
 // stall with drop discards what was queued when it is removed: detach.)
 func (s *session) stall(l *loop, c *chain, af *activeFault) error {
-	s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
+	s.mu.Lock()
+	if l.chain.Load() != c {
+		s.mu.Unlock()
+		return errRechain
+	}
+	first := l.firedStall != af
+	l.firedStall = af
+	// A stalled loop reads nothing: a change is in force at once, and
+	// the poke that comes with it wakes the loop.
+	l.checking = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		l.checking = false
+		s.mu.Unlock()
+	}()
+	if first {
+		s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
+	}
 	for l.chain.Load() == c {
 		<-l.wake
 		if s.isStopped() {
@@ -667,7 +714,13 @@ func (s *session) stall(l *loop, c *chain, af *activeFault) error {
 // discard reads and drops bytes until EOF, an error or a chain change.
 func (s *session) discard(l *loop, c *chain, bh *activeFault) error {
 	if bh != nil {
-		s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: bh.f.Name, FaultKind: bh.f.Kind})
+		s.mu.Lock()
+		first := l.firedBlackhole != bh
+		l.firedBlackhole = bh
+		s.mu.Unlock()
+		if first {
+			s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: bh.f.Name, FaultKind: bh.f.Kind})
+		}
 	}
 	for l.chain.Load() == c {
 		if _, err := l.waitReadable(); err != nil {

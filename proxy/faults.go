@@ -448,13 +448,16 @@ func composeChain(active []*activeFault) *chain {
 }
 
 // quiet reports whether nothing of c acts on a connection until a byte or
-// EOF arrives: no chain, or one that only times, paces or counts bytes.
-// A loop waiting in spliceChunk can take such a chain when it next wakes.
+// EOF arrives: every fault but a half-close (which sends its FIN at once)
+// and a limit of 0 bytes (which closes at once). A loop that checks its
+// chain before it takes a byte can take such a chain when it next wakes;
+// a stall or blackhole among them is reported fired when put in force
+// (see applySet.change).
 func (c *chain) quiet() bool {
 	if c == nil {
 		return true
 	}
-	if c.halfClose != nil || c.stall != nil || c.blackhole != nil || c.corrupt != nil || c.slice != nil {
+	if c.halfClose != nil {
 		return false
 	}
 	for _, af := range c.limits {

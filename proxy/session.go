@@ -74,7 +74,11 @@ type loop struct {
 	checking   bool                   // the loop checks its chain under mu before it notes a byte (spliceChunk); guarded by the session's mu
 	rw         *readWaiter            // waits for src to be readable; owned by the loop
 	noter      *queueNoter            // waits for src's bytes and counts them; owned by the loop
-	lastFull   bool                   // the fault loop's last read filled its buffer; owned by the loop
+
+	// The stall and blackhole reported fired on this loop (once each);
+	// guarded by the session's mu.
+	firedStall, firedBlackhole *activeFault
+	lastFull                   bool // the fault loop's last read filled its buffer; owned by the loop
 
 	// Bandwidth pacing under paceChain: when it started, bytes sent since.
 	// Owned by the loop.
