@@ -467,7 +467,8 @@ func (s *session) spliceChunk(l *loop, pub, c *chain, chunk int) error {
 			return err
 		}
 	}
-	w, err := l.dst.ReadFrom(&io.LimitedReader{R: l.src, N: n})
+	l.lr = io.LimitedReader{R: l.src, N: n}
+	w, err := l.dst.ReadFrom(&l.lr)
 	l.n.Add(w)
 	if err == nil && w < n {
 		err = io.ErrUnexpectedEOF // queued bytes cannot vanish

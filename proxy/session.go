@@ -74,6 +74,7 @@ type loop struct {
 	checking   bool                   // the loop checks its chain under mu before it notes a byte (spliceChunk); guarded by the session's mu
 	rw         *readWaiter            // waits for src to be readable; owned by the loop
 	noter      *queueNoter            // waits for src's bytes and counts them; owned by the loop
+	lr         io.LimitedReader       // what spliceChunk hands to ReadFrom, kept so that it does not allocate; owned by the loop
 
 	// The stall and blackhole reported fired on this loop (once each);
 	// guarded by the session's mu.
