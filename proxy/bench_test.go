@@ -57,6 +57,11 @@ func BenchmarkChurn(b *testing.B) {
 				}
 				_ = c.Close()
 			}
+			if mode == ModePool {
+				st := p.PoolStats()
+				b.ReportMetric(float64(st.Dialed), "dialed")
+				b.ReportMetric(float64(st.Reused), "reused")
+			}
 		})
 	}
 }
@@ -108,9 +113,9 @@ func BenchmarkBulkFault(b *testing.B) {
 // trip on every connection takes each loop back to the no-fault path.
 // Reported: p50 and p99 of the add and of the remove.
 //
-// Both faults are quiet (chain.quiet): a loop waiting on the no-fault path
-// counts the bytes it takes under the session's lock, so it takes the
-// fault when its next byte comes and is not woken. The stall is reported
+// The faults are quiet (chain.quiet): a waiting loop counts the bytes it
+// takes under the session's lock, so it takes the fault when its next byte
+// comes and is not woken. The stall is reported
 // fired on every loop when added, as if the loop had been woken into it.
 // TestFaultInForceOnReturnAt1000Conns and
 // TestQuietFaultInForceOnReturnAt1000Conns check that a byte sent after
@@ -126,6 +131,30 @@ func BenchmarkAddFault1000(b *testing.B) {
 	}
 	for _, f := range []faults.Fault{faults.Latency(0, 0), faults.Stall(false)} {
 		b.Run(string(f.Kind), func(b *testing.B) {
+			benchAddFault(b, p, cs, f)
+		})
+	}
+	// Loops copying through user space (here under a slice fault that
+	// cuts nothing) count what they read under the session's lock too.
+	b.Run("latency-over-slice", func(b *testing.B) {
+		if _, err := p.AddFault(faults.Slice(1<<20, 0).WithName("userspace")); err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range cs {
+			roundTrip(b, c, "x") // each loop into the user-space path
+		}
+		benchAddFault(b, p, cs, faults.Latency(0, 0))
+		if err := p.RemoveFault("userspace"); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+// benchAddFault adds and removes f b.N times, with a round trip on every
+// connection in between, and reports the percentiles.
+func benchAddFault(b *testing.B, p *Proxy, cs []*net.TCPConn, f faults.Fault) {
+	{
+		{
 			var add, remove []time.Duration
 			for b.Loop() {
 				start := time.Now()
@@ -151,6 +180,6 @@ func BenchmarkAddFault1000(b *testing.B) {
 			b.ReportMetric(pct(add, 99), "p99-µs/add")
 			b.ReportMetric(pct(remove, 50), "p50-µs/remove")
 			b.ReportMetric(pct(remove, 99), "p99-µs/remove")
-		})
+		}
 	}
 }

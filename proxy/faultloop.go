@@ -323,22 +323,12 @@ func (s *session) copyThrough(l *loop, c, eff *chain, until int64) error {
 		// Read no more than 50ms worth at a time, so pacing stays smooth.
 		base = int(min(int64(base), max(1, eff.rate/20)))
 	}
-	if eff.corrupt == nil && eff.slice == nil {
-		// spliceChunk checks the chain under s.mu before it notes any
-		// byte: a change needs no wake while the loop waits there.
-		s.mu.Lock()
-		if l.chain.Load() != c {
-			s.mu.Unlock()
-			return errRechain
-		}
-		l.checking = true
-		s.mu.Unlock()
-		defer func() {
-			s.mu.Lock()
-			l.checking = false
-			s.mu.Unlock()
-		}()
+	// relayChunk counts the bytes it takes under s.mu, while c is still
+	// the loop's chain: a change needs no wake while the loop waits.
+	if !s.beginChecking(l, c) {
+		return errRechain
 	}
+	defer s.endChecking(l)
 	stop := int64(-1) // the byte count at which an armed fault acts
 	if until > 0 {
 		stop = l.n.Load() + until
@@ -420,29 +410,27 @@ func (s *session) relayChunk(l *loop, pub, c *chain, chunk int) error {
 		// in the kernel.
 		return s.spliceChunk(l, pub, c, chunk)
 	}
-	// Wait for bytes before taking a buffer, so that an idle loop holds
-	// none; after a read that filled the buffer more are likely queued,
-	// and the wait (one more syscall) is skipped.
-	if !l.lastFull {
-		if _, err := l.waitReadable(); err != nil {
-			return err
-		}
+	// Count the bytes before taking a buffer, so that an idle loop holds
+	// none, and read only those (see noteQueued).
+	q, err := s.noteQueued(l, pub)
+	switch {
+	case err != nil:
+		return err
+	case q == 0:
+		return io.EOF
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	n, err := l.src.Read((*bp)[:chunk])
-	l.lastFull = n == chunk
-	if n > 0 {
-		if d := c.delay(); d > 0 {
-			if werr := s.hold(l, d); werr != nil {
-				return werr
-			}
-		}
-		if werr := s.writeOut(l, c, (*bp)[:n]); werr != nil {
-			return werr
+	b := (*bp)[:min(q, chunk)]
+	if _, err := io.ReadFull(l.src, b); err != nil {
+		return err
+	}
+	if d := c.delay(); d > 0 {
+		if err := s.hold(l, d); err != nil {
+			return err
 		}
 	}
-	return err
+	return s.writeOut(l, c, b)
 }
 
 // spliceChunk relays up to chunk bytes without copying them through user
@@ -477,19 +465,6 @@ func (s *session) spliceChunk(l *loop, pub, c *chain, chunk int) error {
 		err = s.pace(l, c, w)
 	}
 	return err
-}
-
-// waitReadable waits until the loop's source is readable (see
-// readWaiter).
-func (l *loop) waitReadable() (bool, error) {
-	if l.rw == nil {
-		rw, err := newReadWaiter(l.src)
-		if err != nil {
-			return false, err
-		}
-		l.rw = rw
-	}
-	return l.rw.wait()
 }
 
 // queueNoter is a loop's way to wait for bytes and note how many are
@@ -541,6 +516,27 @@ func (s *session) noteQueued(l *loop, pub *chain) (int, error) {
 	return n.q, n.err
 }
 
+// beginChecking marks l as a loop that looks at its chain under s.mu
+// before it takes any byte (noteQueued), or takes none (stall), so that a
+// quiet change is in force without waking it (see applySet.change). It
+// returns false, changing nothing, if c is no longer l's chain.
+func (s *session) beginChecking(l *loop, c *chain) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l.chain.Load() != c {
+		return false
+	}
+	l.checking = true
+	return true
+}
+
+// endChecking ends what beginChecking began.
+func (s *session) endChecking(l *loop) {
+	s.mu.Lock()
+	l.checking = false
+	s.mu.Unlock()
+}
+
 // noFaults is the chain of a loop with no fault in force, for spliceChunk.
 var noFaults = &chain{}
 
@@ -555,18 +551,10 @@ var noFaults = &chain{}
 // is published, with no wake: the loop sees it before it notes another
 // byte. See applySet.change.
 func (s *session) spliceRelay(l *loop) error {
-	s.mu.Lock()
-	if l.chain.Load() != nil {
-		s.mu.Unlock()
+	if !s.beginChecking(l, nil) {
 		return errRechain
 	}
-	l.checking = true
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		l.checking = false
-		s.mu.Unlock()
-	}()
+	defer s.endChecking(l)
 	for {
 		if err := s.spliceChunk(l, nil, noFaults, math.MaxInt); err == io.EOF {
 			return nil
@@ -684,22 +672,16 @@ func (s *session) hold(l *loop, d time.Duration) error {
 // stall reads nothing until the chain changes or the session stops. (A
 // stall with drop discards what was queued when it is removed: detach.)
 func (s *session) stall(l *loop, c *chain, af *activeFault) error {
-	s.mu.Lock()
-	if l.chain.Load() != c {
-		s.mu.Unlock()
-		return errRechain
-	}
-	first := l.firedStall != af
-	l.firedStall = af
 	// A stalled loop reads nothing: a change is in force at once, and
 	// the poke that comes with it wakes the loop.
-	l.checking = true
+	if !s.beginChecking(l, c) {
+		return errRechain
+	}
+	defer s.endChecking(l)
+	s.mu.Lock()
+	first := l.firedStall != af
+	l.firedStall = af
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		l.checking = false
-		s.mu.Unlock()
-	}()
 	if first {
 		s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
 	}
@@ -714,6 +696,10 @@ func (s *session) stall(l *loop, c *chain, af *activeFault) error {
 
 // discard reads and drops bytes until EOF, an error or a chain change.
 func (s *session) discard(l *loop, c *chain, bh *activeFault) error {
+	if !s.beginChecking(l, c) {
+		return errRechain
+	}
+	defer s.endChecking(l)
 	if bh != nil {
 		s.mu.Lock()
 		first := l.firedBlackhole != bh
@@ -723,21 +709,18 @@ func (s *session) discard(l *loop, c *chain, bh *activeFault) error {
 			s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: bh.f.Name, FaultKind: bh.f.Kind})
 		}
 	}
-	for l.chain.Load() == c {
-		if _, err := l.waitReadable(); err != nil {
+	for {
+		q, err := s.noteQueued(l, c)
+		switch {
+		case err != nil:
 			return err
-		}
-		bp := bufPool.Get().(*[]byte)
-		_, err := l.src.Read(*bp)
-		bufPool.Put(bp)
-		if err == io.EOF {
+		case q == 0:
 			return nil
 		}
-		if err != nil {
+		if err := dropN(l.src, q); err != nil {
 			return err
 		}
 	}
-	return errRechain
 }
 
 // fireHalfClose sends the FIN of a half-close fault, once per loop.

@@ -72,14 +72,12 @@ type loop struct {
 	acks       []pendingAck           // fault changes waiting for the loop to switch; guarded by the session's mu
 	halfClosed bool                   // a half-close fault sent FIN on dst; owned by the loop
 	checking   bool                   // the loop checks its chain under mu before it notes a byte (spliceChunk); guarded by the session's mu
-	rw         *readWaiter            // waits for src to be readable; owned by the loop
 	noter      *queueNoter            // waits for src's bytes and counts them; owned by the loop
 	lr         io.LimitedReader       // what spliceChunk hands to ReadFrom, kept so that it does not allocate; owned by the loop
 
 	// The stall and blackhole reported fired on this loop (once each);
 	// guarded by the session's mu.
 	firedStall, firedBlackhole *activeFault
-	lastFull                   bool // the fault loop's last read filled its buffer; owned by the loop
 
 	// Bandwidth pacing under paceChain: when it started, bytes sent since.
 	// Owned by the loop.

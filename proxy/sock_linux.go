@@ -136,8 +136,7 @@ func waitReadable(c *net.TCPConn) (waited bool, err error) {
 	return w.wait()
 }
 
-// readWaiter waits until a connection is readable, as waitReadable does,
-// built once per copy loop so that waiting allocates nothing.
+// readWaiter waits until a connection is readable (see wait).
 type readWaiter struct {
 	rc    syscall.RawConn
 	calls int
@@ -250,6 +249,26 @@ func discardQueued(c *net.TCPConn) error {
 			rerr = ierr
 			return
 		}
+		_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, 0, uintptr(n), unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
+		if errno != 0 {
+			rerr = errno
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return rerr
+}
+
+// dropN drops the first n bytes queued in c's socket without copying them
+// (recv(2) with MSG_TRUNC) and without blocking.
+func dropN(c *net.TCPConn, n int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var rerr error
+	err = rc.Control(func(fd uintptr) {
 		_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, 0, uintptr(n), unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
 		if errno != 0 {
 			rerr = errno
