@@ -540,23 +540,39 @@ func (s *session) endChecking(l *loop) {
 // noFaults is the chain of a loop with no fault in force, for spliceChunk.
 var noFaults = &chain{}
 
-// spliceRelay relays one direction with no fault in force until EOF (nil),
+// spliceRelay relays one direction with no fault acting until EOF (nil),
 // an error or a chain change (errRechain), by Go's splice path: it waits
 // until the source is readable, notes under s.mu how many bytes are queued
-// (if the loop still has no fault), and has the destination's ReadFrom
+// (if the loop's chain is still pub), and has the destination's ReadFrom
 // splice exactly those, through an *io.LimitedReader over the source,
 // which net splices as it does the bare *net.TCPConn. Because bytes are
 // noted under the lock that fault changes take, a change whose chain does
 // nothing to an idle connection (chain.quiet) is in force the moment it
 // is published, with no wake: the loop sees it before it notes another
 // byte. See applySet.change.
-func (s *session) spliceRelay(l *loop) error {
-	if !s.beginChecking(l, nil) {
+//
+// pub is nil, or a chain whose faults all wait for AfterBytes: then the
+// loop relays until more bytes (the first of them starts acting) and
+// returns errRechain there, so that copyLoop takes what acts.
+func (s *session) spliceRelay(l *loop, pub *chain, until int64) error {
+	if !s.beginChecking(l, pub) {
 		return errRechain
 	}
 	defer s.endChecking(l)
+	stop := int64(-1)
+	if until > 0 {
+		stop = l.n.Load() + until
+	}
 	for {
-		if err := s.spliceChunk(l, nil, noFaults, math.MaxInt); err == io.EOF {
+		chunk := math.MaxInt
+		if stop >= 0 {
+			left := stop - l.n.Load()
+			if left <= 0 {
+				return errRechain
+			}
+			chunk = int(min(left, math.MaxInt))
+		}
+		if err := s.spliceChunk(l, pub, noFaults, chunk); err == io.EOF {
 			return nil
 		} else if err != nil {
 			return err

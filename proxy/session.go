@@ -199,9 +199,9 @@ func copyUp(s *session) {
 // copyDown relays upstream to client.
 func copyDown(s *session) { s.copyLoop(&s.down) }
 
-// copyLoop moves bytes from l.src to l.dst until EOF or an error. Both ends
-// are *net.TCPConn, so ReadFrom splices in the kernel without copying
-// through user space.
+// copyLoop moves bytes from l.src to l.dst until EOF or an error: with no
+// fault by Go's splice path (spliceRelay), else through the direction's
+// fault chain (copyThrough), switching whenever the chain changes.
 func (s *session) copyLoop(l *loop) {
 	var err error
 	for {
@@ -221,16 +221,9 @@ func (s *session) copyLoop(l *loop) {
 			err = s.staleReset(l)
 		case stale == faults.StaleBlackhole:
 			err = s.discard(l, c, nil)
-		case eff == nil && !l.halfClosed && until > 0:
-			// Splice up to the byte where a waiting fault starts acting.
-			var n int64
-			n, err = l.dst.ReadFrom(&io.LimitedReader{R: l.src, N: until})
-			l.n.Add(n)
-			if err == nil && n == until {
-				continue
-			}
 		case eff == nil && !l.halfClosed:
-			err = s.spliceRelay(l)
+			// No fault acts (yet: one may wait for until more bytes).
+			err = s.spliceRelay(l, c, until)
 		default:
 			err = s.copyThrough(l, c, eff, until)
 		}
