@@ -122,13 +122,7 @@ func BenchmarkBulkFault(b *testing.B) {
 // AddFault returns is faulted on every connection.
 func BenchmarkAddFault1000(b *testing.B) {
 	const conns = 1000
-	up := startServer(b, echoHandler)
-	p := startProxy(b, Config{Upstream: up.addr()})
-	cs := make([]*net.TCPConn, conns)
-	for i := range cs {
-		cs[i] = dial(b, p.Addr().String())
-		roundTrip(b, cs[i], "x")
-	}
+	p, cs := liveConns(b, conns)
 	for _, f := range []faults.Fault{faults.Latency(0, 0), faults.Stall(false)} {
 		b.Run(string(f.Kind), func(b *testing.B) {
 			benchAddFault(b, p, cs, f)

@@ -413,11 +413,8 @@ func (s *session) relayChunk(l *loop, pub, c *chain, chunk int) error {
 	// Count the bytes before taking a buffer, so that an idle loop holds
 	// none, and read only those (see noteQueued).
 	q, err := s.noteQueued(l, pub)
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
-	case q == 0:
-		return io.EOF
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
@@ -443,11 +440,8 @@ func (s *session) relayChunk(l *loop, pub, c *chain, chunk int) error {
 // (see noteQueued). It returns io.EOF at the source's EOF.
 func (s *session) spliceChunk(l *loop, pub, c *chain, chunk int) error {
 	q, err := s.noteQueued(l, pub)
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
-	case q == 0:
-		return io.EOF
 	}
 	n := int64(min(q, chunk))
 	if d := c.delay(); d > 0 {
@@ -478,8 +472,8 @@ type queueNoter struct {
 	fn  func(fd uintptr) bool
 }
 
-// noteQueued waits until the loop's source has bytes queued, EOF (0) or an
-// error, and returns how many bytes are queued. It counts them under s.mu,
+// noteQueued waits until the loop's source has bytes queued, EOF (io.EOF)
+// or an error, and returns how many bytes are queued. It counts them under s.mu,
 // and only while the loop's chain is still pub (else errRechain), in one
 // syscall (peekQueued): a fault change made before the count acts on
 // every byte counted, one made after it acts from the next count. It
@@ -512,6 +506,9 @@ func (s *session) noteQueued(l *loop, pub *chain) (int, error) {
 	n.pub, n.q, n.err = pub, 0, nil
 	if err := n.rc.Read(n.fn); err != nil {
 		return 0, err
+	}
+	if n.err == nil && n.q == 0 {
+		return 0, io.EOF
 	}
 	return n.q, n.err
 }
@@ -694,13 +691,7 @@ func (s *session) stall(l *loop, c *chain, af *activeFault) error {
 		return errRechain
 	}
 	defer s.endChecking(l)
-	s.mu.Lock()
-	first := l.firedStall != af
-	l.firedStall = af
-	s.mu.Unlock()
-	if first {
-		s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
-	}
+	s.reportFired(l, &l.firedStall, af)
 	for l.chain.Load() == c {
 		<-l.wake
 		if s.isStopped() {
@@ -710,6 +701,18 @@ func (s *session) stall(l *loop, c *chain, af *activeFault) error {
 	return errRechain
 }
 
+// reportFired emits fault-fired for af on l, unless *slot (l.firedStall
+// or l.firedBlackhole) says it was reported already.
+func (s *session) reportFired(l *loop, slot **activeFault, af *activeFault) {
+	s.mu.Lock()
+	first := *slot != af
+	*slot = af
+	s.mu.Unlock()
+	if first {
+		s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
+	}
+}
+
 // discard reads and drops bytes until EOF, an error or a chain change.
 func (s *session) discard(l *loop, c *chain, bh *activeFault) error {
 	if !s.beginChecking(l, c) {
@@ -717,21 +720,14 @@ func (s *session) discard(l *loop, c *chain, bh *activeFault) error {
 	}
 	defer s.endChecking(l)
 	if bh != nil {
-		s.mu.Lock()
-		first := l.firedBlackhole != bh
-		l.firedBlackhole = bh
-		s.mu.Unlock()
-		if first {
-			s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: bh.f.Name, FaultKind: bh.f.Kind})
-		}
+		s.reportFired(l, &l.firedBlackhole, bh)
 	}
 	for {
 		q, err := s.noteQueued(l, c)
-		switch {
-		case err != nil:
-			return err
-		case q == 0:
+		if err == io.EOF {
 			return nil
+		} else if err != nil {
+			return err
 		}
 		if err := dropN(l.src, q); err != nil {
 			return err

@@ -803,13 +803,7 @@ func TestFaultInForceOnReturnAt1000Conns(t *testing.T) {
 		t.Skip("1000 connections")
 	}
 	const conns = 1000
-	up := startServer(t, echoHandler)
-	p := startProxy(t, Config{Upstream: up.addr()})
-	cs := make([]*net.TCPConn, conns)
-	for i := range cs {
-		cs[i] = dial(t, p.Addr().String())
-		roundTrip(t, cs[i], "x")
-	}
+	p, cs := liveConns(t, conns)
 	for round := range 3 {
 		f, err := p.AddFault(faults.Stall(false).WithDir(faults.Up))
 		if err != nil {
@@ -853,49 +847,40 @@ func TestQuietFaultInForceOnReturnAt1000Conns(t *testing.T) {
 		conns = 1000
 		delay = time.Second
 	)
-	up := startServer(t, echoHandler)
-	p := startProxy(t, Config{Upstream: up.addr()})
-	cs := make([]*net.TCPConn, conns)
-	for i := range cs {
-		cs[i] = dial(t, p.Addr().String())
-		roundTrip(t, cs[i], "x")
+	p, cs := liveConns(t, conns)
+	// echoAll sends b on every connection, reads it back from each, and
+	// calls back(i) as conn i's comes back.
+	echoAll := func(b byte, back func(i int)) {
+		for _, c := range cs {
+			if _, err := c.Write([]byte{b}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		buf := make([]byte, 1)
+		for i, c := range cs {
+			_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+			if _, err := io.ReadFull(c, buf); err != nil || buf[0] != b {
+				t.Fatalf("conn %d: sent %q, got %q, %v", i, b, buf, err)
+			}
+			back(i)
+		}
 	}
-	buf := make([]byte, 1)
 	for round := range 2 {
 		f, err := p.AddFault(faults.Latency(delay, 0).WithDir(faults.Up))
 		if err != nil {
 			t.Fatal(err)
 		}
 		sent := time.Now()
-		for _, c := range cs {
-			if _, err := c.Write([]byte{'a' + byte(round)}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for i, c := range cs {
-			_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
-			if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 'a'+byte(round) {
-				t.Fatalf("round %d, conn %d: through the latency got %q, %v", round, i, buf, err)
-			}
+		echoAll('a'+byte(round), func(i int) {
 			if took := time.Since(sent); took < delay {
 				t.Fatalf("round %d, conn %d: a byte sent after AddFault returned came back after %s, before the %s latency", round, i, took, delay)
 			}
-		}
+		})
 		if err := p.RemoveFault(f.Name); err != nil {
 			t.Fatal(err)
 		}
 		sent = time.Now()
-		for _, c := range cs {
-			if _, err := c.Write([]byte{'A' + byte(round)}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for i, c := range cs {
-			_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
-			if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 'A'+byte(round) {
-				t.Fatalf("round %d, conn %d: after the latency got %q, %v", round, i, buf, err)
-			}
-		}
+		echoAll('A'+byte(round), func(int) {})
 		// Generous: the latency would have added a whole second.
 		if took := time.Since(sent); took >= delay/2 {
 			t.Fatalf("round %d: bytes sent after RemoveFault returned took %s to come back, as if still delayed", round, took)

@@ -209,3 +209,17 @@ func readErr(t testing.TB, c net.Conn) error {
 	}
 	return err
 }
+
+// liveConns starts an echo upstream and a proxy in dial mode in front of
+// it, and opens n connections through the proxy, each past one round trip.
+func liveConns(t testing.TB, n int) (*Proxy, []*net.TCPConn) {
+	t.Helper()
+	up := startServer(t, echoHandler)
+	p := startProxy(t, Config{Upstream: up.addr()})
+	cs := make([]*net.TCPConn, n)
+	for i := range cs {
+		cs[i] = dial(t, p.Addr().String())
+		roundTrip(t, cs[i], "x")
+	}
+	return p, cs
+}

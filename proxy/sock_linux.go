@@ -237,31 +237,10 @@ func sockInq(c *net.TCPConn) int {
 // discardQueued drops the bytes waiting unread in c's socket without
 // copying them and without blocking: recv(2) with MSG_TRUNC, which on TCP
 // discards up to len bytes and needs no buffer. It ignores c's deadlines.
-func discardQueued(c *net.TCPConn) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var rerr error
-	err = rc.Control(func(fd uintptr) {
-		n, ierr := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-		if ierr != nil || n == 0 {
-			rerr = ierr
-			return
-		}
-		_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, 0, uintptr(n), unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
-		if errno != 0 {
-			rerr = errno
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return rerr
-}
+func discardQueued(c *net.TCPConn) error { return dropN(c, -1) }
 
-// dropN drops the first n bytes queued in c's socket without copying them
-// (recv(2) with MSG_TRUNC) and without blocking.
+// dropN drops the first n bytes queued in c's socket (all of them if n < 0)
+// as discardQueued does.
 func dropN(c *net.TCPConn, n int) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
@@ -269,6 +248,11 @@ func dropN(c *net.TCPConn, n int) error {
 	}
 	var rerr error
 	err = rc.Control(func(fd uintptr) {
+		if n < 0 {
+			if n, rerr = unix.IoctlGetInt(int(fd), unix.SIOCINQ); rerr != nil || n == 0 {
+				return
+			}
+		}
 		_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, 0, uintptr(n), unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
 		if errno != 0 {
 			rerr = errno
