@@ -101,6 +101,14 @@ func (as *applySet) change(s *session, l *loop, kind EventKind, op, i int, af *a
 	s.mu.Lock()
 	g := l.gen.Add(1)
 	l.chain.Store(c)
+	if l.stoppedRun.Load() {
+		// The loop has returned, and its session may have handed its
+		// upstream connection back to the pool: touch nothing.
+		s.mu.Unlock()
+		as.fault, as.fkind = af.f.Name, af.f.Kind
+		as.items = append(as.items, pendingApply{s, l, kind, nil})
+		return
+	}
 	if l.checking && c.quiet() {
 		// The loop looks at the chain under s.mu before it takes any
 		// byte, and nothing of c acts on an idle connection: in force
@@ -117,7 +125,7 @@ func (as *applySet) change(s *session, l *loop, kind EventKind, op, i int, af *a
 	}
 	l.kick.Store(true)
 	_ = l.src.SetReadDeadline(time.Unix(1, 0))
-	if as.b != nil && !l.stoppedRun.Load() {
+	if as.b != nil {
 		as.b.left.Add(1)
 		l.acks = append(l.acks, pendingAck{g, as.b})
 	}
@@ -125,6 +133,17 @@ func (as *applySet) change(s *session, l *loop, kind EventKind, op, i int, af *a
 	l.poke()
 	as.fault, as.fkind = af.f.Name, af.f.Kind
 	as.items = append(as.items, pendingApply{s, l, kind, nil})
+}
+
+// dropHeld drops what waits unread in l's source, as removing a stall
+// with drop does, unless the loop has returned (its source may be back in
+// the pool, holding another session's bytes).
+func (s *session) dropHeld(l *loop) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !l.stoppedRun.Load() {
+		_ = discardQueued(l.src)
+	}
 }
 
 // claimFired returns the stall, or else the blackhole, that c puts in

@@ -326,7 +326,7 @@ func (s *session) detach(af *activeFault, as *applySet) {
 			// The loop reads nothing while the stall is in its chain, so
 			// what is queued came during the stall: drop it here, before
 			// the loop may read again.
-			_ = discardQueued(l.src)
+			s.dropHeld(l)
 		}
 		as.change(s, l, EventFaultCleared, opDelete, i, af)
 	}

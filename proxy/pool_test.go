@@ -2,13 +2,17 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/faultline-proxy/faultline/faults"
 )
 
 // startPool starts a pool-mode proxy in front of an echo upstream.
@@ -391,4 +395,56 @@ func sockIoctl(c *net.TCPConn, req uint) int {
 	var n int
 	_ = rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), req) })
 	return n
+}
+
+// TestToggleDuringChurn: fault changes that land while sessions end (the
+// loops see the change after the session's interrupt, or after they have
+// returned and the upstream connection went back to the pool) break no
+// session: none ends with an RST, and in pool mode every discard is for a
+// reason the sessions gave, none ReasonError.
+func TestToggleDuringChurn(t *testing.T) {
+	for _, mode := range []Mode{ModeDial, ModePool} {
+		t.Run(mode.String(), func(t *testing.T) {
+			up := startServer(t, echoHandler)
+			p := startProxy(t, Config{Upstream: up.addr(), Mode: mode})
+			ev := record(t, p)
+			stop := make(chan struct{})
+			var toggler sync.WaitGroup
+			toggler.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := p.AddFault(faults.Latency(0, 0).WithName("toggle")); err != nil {
+						t.Error(err)
+						return
+					}
+					if err := p.RemoveFault("toggle"); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+			for i := range 300 {
+				c := dial(t, p.Addr().String())
+				roundTrip(t, c, fmt.Sprintf("session %d", i))
+				_ = c.Close()
+			}
+			close(stop)
+			toggler.Wait()
+			ev.waitKind(t, EventClosed, 300)
+			for _, e := range ev.of(EventClosed) {
+				if e.How == RST {
+					t.Errorf("session ended with an RST while toggling: %s", e)
+				}
+			}
+			for _, d := range ev.of(EventDiscarded) {
+				if d.Reason == ReasonError {
+					t.Errorf("discarded for an error while toggling: %s", d)
+				}
+			}
+		})
+	}
 }

@@ -68,7 +68,7 @@ type loop struct {
 	wake       chan struct{}          // (cap 1) poked on chain changes and when the session stops
 	gen        atomic.Uint64          // chain changes published; bumped before chain is stored
 	applied    atomic.Uint64          // the gen the loop runs under; see session.waitApplied
-	stoppedRun atomic.Bool            // the loop has returned for good
+	stoppedRun atomic.Bool            // the loop has returned for good; set under the session's mu
 	acks       []pendingAck           // fault changes waiting for the loop to switch; guarded by the session's mu
 	halfClosed bool                   // a half-close fault sent FIN on dst; owned by the loop
 	checking   bool                   // the loop checks its chain under mu before it notes a byte (spliceChunk); guarded by the session's mu
@@ -232,8 +232,12 @@ func (s *session) copyLoop(l *loop) {
 		}
 	}
 	l.err = err
-	l.byUs = err != nil && s.isStopped() && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, errStopped))
-	l.stoppedRun.Store(true)
+	// The session's own interrupt, or a chain change seen after it (the
+	// loop took no byte under either) is harmless.
+	l.byUs = err != nil && s.isStopped() && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, errStopped) || errors.Is(err, errRechain))
+	s.mu.Lock()
+	l.stoppedRun.Store(true) // under mu: see applySet.change
+	s.mu.Unlock()
 	s.signalApplied(l)
 	if s.p.pool == nil {
 		s.dialLoopEnded(l)

@@ -133,7 +133,7 @@ func (s *session) swap(old, af *activeFault, as *applySet) {
 			op = opReplace
 		case i >= 0:
 			if old.f.Kind == faults.KindStall && old.f.Drop {
-				_ = discardQueued(l.src) // as detach does
+				s.dropHeld(l) // as detach does
 			}
 			ev, op = EventFaultCleared, opDelete
 		}
