@@ -437,16 +437,20 @@ func (s *session) relayChunk(l *loop, pub, c *chain, chunk int) error {
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	b := (*bp)[:min(q, chunk)]
-	if _, err := io.ReadFull(l.src, b); err != nil {
-		return err
-	}
-	if d := c.delay(); d > 0 {
-		if err := s.hold(l, d); err != nil {
+	// The bytes are queued, so the read does not wait; should it stop
+	// short (a kick's deadline), what it read still goes on.
+	n, rerr := io.ReadFull(l.src, (*bp)[:min(q, chunk)])
+	if n > 0 {
+		if d := c.delay(); d > 0 {
+			if err := s.hold(l, d); err != nil {
+				return err
+			}
+		}
+		if err := s.writeOut(l, c, (*bp)[:n]); err != nil {
 			return err
 		}
 	}
-	return s.writeOut(l, c, b)
+	return rerr
 }
 
 // spliceChunk relays up to chunk bytes without copying them through user
