@@ -9,12 +9,14 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/faultline-proxy/faultline/control/api"
 	"github.com/faultline-proxy/faultline/control/client"
+	"github.com/faultline-proxy/faultline/faults"
 	"github.com/faultline-proxy/faultline/proxy"
 )
 
@@ -72,9 +74,10 @@ func subNames[T any](m map[string]T) string {
 
 func runProxyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return subcommand(ctx, "proxy", args, stdout, stderr, map[string]func(context.Context, []string, io.Writer, io.Writer) int{
-		"ls":  proxyLs,
-		"add": proxyAdd,
-		"rm":  proxyRm,
+		"ls":     proxyLs,
+		"add":    proxyAdd,
+		"update": proxyUpdate,
+		"rm":     proxyRm,
 	})
 }
 
@@ -137,6 +140,89 @@ func proxyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return exitOK
 }
 
+func proxyUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var (
+		cf      clientFlags
+		pf      proxyFlags
+		enabled bool
+	)
+	fs := newFlagSet("proxy update", stderr)
+	cf.register(fs, true)
+	pf.register(fs, "")
+	fs.StringVar(&pf.upstream, "upstream", "", "upstream address HOST:PORT")
+	fs.BoolVar(&enabled, "enabled", false, "--enabled=false stops the proxy listening (its faults are kept); --enabled starts it again")
+	// A setting not given is left as it is: no default to show.
+	pf.mode = ""
+	fs.Lookup("mode").DefValue = ""
+	pos, err := parseArgs(fs, args)
+	switch {
+	case err != nil:
+		return usageError(stderr, err)
+	case len(pos) != 1:
+		return usageError(stderr, errors.New("proxy update: want one NAME"))
+	}
+	u, n := pf.update(fs, enabled)
+	if n == 0 {
+		return usageError(stderr, errors.New("proxy update: give at least one setting to change (--listen, --upstream, --mode, --enabled, ...)"))
+	}
+	if u.Mode != nil {
+		if _, err := proxy.ParseMode(*u.Mode); err != nil {
+			return usageError(stderr, err)
+		}
+	}
+	p, err := cf.client().UpdateProxy(ctx, pos[0], u)
+	if err != nil {
+		return failure(stderr, err)
+	}
+	if cf.json {
+		return jsonOut(stdout, stderr, p)
+	}
+	printProxy(stdout, p, "")
+	return exitOK
+}
+
+// update returns the change that the proxy flags set on fs ask for, with
+// enabled for --enabled, and how many settings it changes. The pool flags
+// make one setting: given any of them, the pool settings are replaced as a
+// whole, the ones not given taking their defaults.
+func (pf *proxyFlags) update(fs *flag.FlagSet, enabled bool) (api.ProxyUpdate, int) {
+	var (
+		u api.ProxyUpdate
+		n int
+	)
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			u.Listen = &pf.listen
+		case "upstream":
+			u.Upstream = &pf.upstream
+		case "mode":
+			u.Mode = &pf.mode
+		case "dial-timeout":
+			d := faults.Duration(pf.dialTimeout)
+			u.DialTimeout = &d
+		case "pool-size", "pool-max-idle", "pool-idle-timeout", "pool-max-lifetime":
+			if u.Pool != nil {
+				return
+			}
+			u.Pool = &api.PoolSpec{
+				Size:        pf.poolSize,
+				MaxIdle:     pf.poolMaxIdle,
+				IdleTimeout: faults.Duration(pf.poolIdle),
+				MaxLifetime: faults.Duration(pf.poolLifetime),
+			}
+		case "seed":
+			u.Seed = &pf.seed
+		case "enabled":
+			u.Enabled = &enabled
+		default: // --control, --token, --json
+			return
+		}
+		n++
+	})
+	return u, n
+}
+
 func proxyRm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf clientFlags
 	fs := newFlagSet("proxy rm", stderr)
@@ -160,13 +246,49 @@ func proxyRm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // --- conns ---
 
+// runConns lists the live connections of a proxy, or with "close" as its
+// first argument closes one. A proxy named "close" is listed with
+// "conns -- close" (or with any flag before its name).
 func runConns(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "close" {
+		return connsClose(ctx, args[1:], stdout, stderr)
+	}
 	return listCommand(ctx, "conns", args, stdout, stderr, (*client.Client).Conns,
 		"ID\tCLIENT\tAGE\tUP\tDOWN\tPOOLED\tREUSED\tFAULTS",
 		func(c api.Conn) string {
 			return fmt.Sprintf("%d\t%s\t%s\t%d\t%d\t%t\t%t\t%s", c.ID, c.Client, time.Duration(c.Age).Round(time.Millisecond),
 				c.BytesUp, c.BytesDown, c.Pooled, c.Reused, strings.Join(c.Faults, ","))
 		})
+}
+
+func connsClose(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var (
+		cf  clientFlags
+		rst bool
+	)
+	fs := newFlagSet("conns close", stderr)
+	cf.register(fs, false)
+	fs.BoolVar(&rst, "rst", false, "close the client's connection with an RST instead of a FIN")
+	pos, err := parseArgs(fs, args)
+	switch {
+	case err != nil:
+		return usageError(stderr, err)
+	case len(pos) != 2:
+		return usageError(stderr, errors.New("conns close: want PROXY and connection ID"))
+	}
+	id, err := strconv.ParseUint(pos[1], 10, 64)
+	if err != nil {
+		return usageError(stderr, fmt.Errorf("conns close: connection ID %q: want a number", pos[1]))
+	}
+	how := proxy.FIN
+	if rst {
+		how = proxy.RST
+	}
+	if err := cf.client().CloseConn(ctx, pos[0], id, how); err != nil {
+		return failure(stderr, err)
+	}
+	fmt.Fprintf(stdout, "closed connection %d of proxy %s (%s)\n", id, pos[0], how)
+	return exitOK
 }
 
 // listCommand runs a command that takes one PROXY and lists what fetch
@@ -197,6 +319,37 @@ func listCommand[T any](ctx context.Context, name string, args []string, stdout,
 		fmt.Fprintln(tw, row(item))
 	}
 	return flushOut(tw, stderr)
+}
+
+// --- pool ---
+
+func runPoolCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return subcommand(ctx, "pool", args, stdout, stderr, map[string]func(context.Context, []string, io.Writer, io.Writer) int{
+		"drain": poolDrain,
+	})
+}
+
+func poolDrain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var cf clientFlags
+	fs := newFlagSet("pool drain", stderr)
+	cf.register(fs, false)
+	pos, err := parseArgs(fs, args)
+	switch {
+	case err != nil:
+		return usageError(stderr, err)
+	case len(pos) != 1:
+		return usageError(stderr, errors.New("pool drain: want one PROXY"))
+	}
+	n, err := cf.client().DrainPool(ctx, pos[0])
+	if err != nil {
+		return failure(stderr, err)
+	}
+	noun := "connections"
+	if n == 1 {
+		noun = "connection"
+	}
+	fmt.Fprintf(stdout, "drained %d idle %s of proxy %s\n", n, noun, pos[0])
+	return exitOK
 }
 
 // --- events ---

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -268,3 +270,211 @@ func TestEventsCommand(t *testing.T) {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// liveConn connects to the proxy proxyName at addr and makes one echo round
+// trip through it, so that it is a live connection of the proxy; it returns
+// the connection, closed when the test ends, and its ID.
+func liveConn(t *testing.T, in *instance, proxyName, addr string) (net.Conn, uint64) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := io.WriteString(c, "ping"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := in.c.Conns(ctx(t), proxyName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ci := range cs {
+		if ci.Client == c.LocalAddr().String() {
+			return c, ci.ID
+		}
+	}
+	t.Fatalf("no live connection of %s from %s in %+v", proxyName, c.LocalAddr(), cs)
+	return nil, 0
+}
+
+func TestConnsCloseCommand(t *testing.T) {
+	in := startInstance(t)
+
+	fin, finID := liveConn(t, in, "main", in.addr)
+	out := in.cli(t, nil, "conns", "close", "main", itoa(finID)).ok(t, "conns close")
+	if want := "closed connection " + itoa(finID) + " of proxy main (FIN)\n"; out != want {
+		t.Errorf("conns close: got %q, want %q", out, want)
+	}
+	if n, err := fin.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Errorf("read after conns close: got %d, %v; want 0, EOF", n, err)
+	}
+
+	rst, rstID := liveConn(t, in, "main", in.addr)
+	if rstID == finID {
+		t.Fatalf("two live connections with ID %d", rstID)
+	}
+	out = in.cli(t, nil, "conns", "close", "main", itoa(rstID), "--rst").ok(t, "conns close --rst")
+	if want := "closed connection " + itoa(rstID) + " of proxy main (RST)\n"; out != want {
+		t.Errorf("conns close --rst: got %q, want %q", out, want)
+	}
+	if n, err := rst.Read(make([]byte, 1)); n != 0 || !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("read after conns close --rst: got %d, %v; want 0, ECONNRESET", n, err)
+	}
+
+	in.cli(t, nil, "conns", "close", "main", "999").failed(t, "conns close (unknown ID)", exitError, "proxy main has no live connection 999 (not_found)")
+	in.cli(t, nil, "conns", "close", "nope", "1").failed(t, "conns close (unknown proxy)", exitError, `no proxy named "nope" (not_found)`)
+	in.cli(t, nil, "conns", "close", "main", "x").failed(t, "conns close (bad ID)", exitUsage, `conns close: connection ID "x": want a number`)
+	in.cli(t, nil, "conns", "close", "main", "7x").failed(t, "conns close (ID with junk)", exitUsage, `conns close: connection ID "7x": want a number`)
+	in.cli(t, nil, "conns", "close", "main").failed(t, "conns close (no ID)", exitUsage, "conns close: want PROXY and connection ID")
+	in.cli(t, nil, "conns", "close", "main", "1", "2").failed(t, "conns close (two IDs)", exitUsage, "conns close: want PROXY and connection ID")
+	in.cli(t, nil, "conns", "close", "main", "1", "--fin").failed(t, "conns close (unknown flag)", exitUsage, "flag provided but not defined: -fin")
+
+	// A proxy named "close" is listed after "--".
+	if _, err := in.c.CreateProxy(ctx(t), api.ProxySpec{Name: "close", Upstream: in.echo}); err != nil {
+		t.Fatal(err)
+	}
+	out = runCLI(t, []string{envURL + "=" + in.ctl}, "conns", "--", "close").ok(t, "conns -- close")
+	if !strings.HasPrefix(out, "ID") || strings.Count(out, "\n") != 1 {
+		t.Errorf("conns -- close: got %q, want the header of an empty table", out)
+	}
+	in.cli(t, nil, "conns", "nope").failed(t, "conns (unknown proxy)", exitError, `no proxy named "nope"`)
+	in.p.stop(t)
+}
+
+// startGreeter starts a server for the test that writes msg to each
+// connection and closes it, and returns its address.
+func startGreeter(t *testing.T, msg string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.SetDeadline(time.Now().Add(waitTimeout))
+			_, _ = io.WriteString(c, msg)
+			_ = c.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// readAll connects to addr and returns what it reads up to EOF.
+func readAll(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, waitTimeout)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(waitTimeout))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read from %s: got %q, %v", addr, b, err)
+	}
+	return string(b)
+}
+
+func TestProxyUpdateCommand(t *testing.T) {
+	in := startInstance(t)
+	up2 := startGreeter(t, "hello from up2\n")
+
+	out := in.cli(t, nil, "proxy", "update", "main", "--upstream", up2).ok(t, "proxy update --upstream")
+	if want := "proxy main listening on " + in.addr + " -> " + up2 + "\n"; out != want {
+		t.Errorf("proxy update --upstream: got %q, want %q", out, want)
+	}
+	if got := readAll(t, in.addr); got != "hello from up2\n" {
+		t.Errorf("through main after the update: got %q, want the new upstream's greeting", got)
+	}
+	out = in.cli(t, nil, "proxy", "ls").ok(t, "proxy ls")
+	if row := tableRow(out, "main"); len(row) < 4 || row[1] != in.addr || row[2] != up2 || row[3] != "dial" {
+		t.Errorf("proxy ls after update: row of main: got %q, want main %s %s dial ...", row, in.addr, up2)
+	}
+
+	// Only the settings given change: the upstream stays.
+	var p api.Proxy
+	out = in.cli(t, nil, "proxy", "update", "main", "--mode", "pool", "--pool-size", "2", "--json").ok(t, "proxy update --mode pool --json")
+	if err := json.Unmarshal([]byte(out), &p); err != nil || p.Name != "main" || p.Mode != "pool" || p.Pool.Size != 2 || p.Upstream != up2 || p.Listen != in.addr || !p.Enabled {
+		t.Errorf("proxy update --mode pool --json: got %q (%v), want main in pool mode, size 2, on %s -> %s", out, err, in.addr, up2)
+	}
+
+	out = in.cli(t, nil, "proxy", "update", "main", "--enabled=false").ok(t, "proxy update --enabled=false")
+	if want := "proxy main disabled -> " + up2 + "\n"; out != want {
+		t.Errorf("proxy update --enabled=false: got %q, want %q", out, want)
+	}
+	if p, err := in.c.Proxy(ctx(t), "main"); err != nil || p.Enabled || p.Mode != "pool" {
+		t.Errorf("main after --enabled=false: got %+v, %v; want it disabled, still in pool mode", p, err)
+	}
+	out = in.cli(t, nil, "proxy", "update", "main", "--enabled").ok(t, "proxy update --enabled")
+	if want := "proxy main listening on " + in.addr + " -> " + up2 + "\n"; out != want {
+		t.Errorf("proxy update --enabled: got %q, want %q", out, want)
+	}
+
+	in.cli(t, nil, "proxy", "update", "main").failed(t, "proxy update (no flags)", exitUsage, "proxy update: give at least one setting to change")
+	in.cli(t, nil, "proxy", "update", "main", "--json").failed(t, "proxy update (only --json)", exitUsage, "proxy update: give at least one setting to change")
+	in.cli(t, nil, "proxy", "update", "--upstream", up2).failed(t, "proxy update (no name)", exitUsage, "proxy update: want one NAME")
+	in.cli(t, nil, "proxy", "update", "main", "--mode", "bogus").failed(t, "proxy update (bad mode)", exitUsage, `unknown mode: "bogus"`)
+	in.cli(t, nil, "proxy", "update", "main", "--bogus").failed(t, "proxy update (unknown flag)", exitUsage, "flag provided but not defined: -bogus")
+	in.cli(t, nil, "proxy", "update", "nope", "--upstream", up2).failed(t, "proxy update (unknown proxy)", exitError, `no proxy named "nope" (not_found)`)
+	in.cli(t, nil, "proxy", "update", "main", "--mode", "dial", "--pool-size", "2").failed(t, "proxy update (pool settings in dial mode)", exitError, "pool settings are for mode pool (bad_request)")
+	if p, err := in.c.Proxy(ctx(t), "main"); err != nil || p.Mode != "pool" || p.Upstream != up2 {
+		t.Errorf("main after the failed updates: got %+v, %v; want it unchanged", p, err)
+	}
+	in.p.stop(t)
+}
+
+func TestPoolDrainCommand(t *testing.T) {
+	in := startInstance(t)
+	out := in.cli(t, nil, "proxy", "add", "pooled", "--upstream", in.echo, "--mode", "pool").ok(t, "proxy add --mode pool")
+	m := listeningRE.FindStringSubmatch(strings.TrimSpace(out))
+	if m == nil {
+		t.Fatalf("proxy add: got %q", out)
+	}
+	roundTrip(t, m[2], "one pooled connection")
+	// The session ends on the client's FIN; then the upstream connection
+	// goes back to the pool.
+	for deadline := time.Now().Add(waitTimeout); ; {
+		st, err := in.c.Pool(ctx(t), "pooled")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Idle == 1 && st.Busy == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pool: got %+v, want one idle connection", st.PoolStats)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	if out := in.cli(t, nil, "pool", "drain", "pooled").ok(t, "pool drain"); out != "drained 1 idle connection of proxy pooled\n" {
+		t.Errorf("pool drain: got %q, want %q", out, "drained 1 idle connection of proxy pooled\n")
+	}
+	if st, err := in.c.Pool(ctx(t), "pooled"); err != nil || st.Idle != 0 {
+		t.Errorf("pool after drain: got %+v, %v; want no idle connection", st.PoolStats, err)
+	}
+	if out := in.cli(t, nil, "pool", "drain", "pooled").ok(t, "pool drain (empty)"); out != "drained 0 idle connections of proxy pooled\n" {
+		t.Errorf("pool drain (empty): got %q", out)
+	}
+
+	in.cli(t, nil, "pool", "drain", "main").failed(t, "pool drain (dial mode)", exitError, "proxy main is in dial mode: it has no pool (bad_request)")
+	in.cli(t, nil, "pool", "drain", "nope").failed(t, "pool drain (unknown proxy)", exitError, `no proxy named "nope" (not_found)`)
+	in.cli(t, nil, "pool", "drain").failed(t, "pool drain (no proxy)", exitUsage, "pool drain: want one PROXY")
+	runCLI(t, nil, "pool").failed(t, "pool (no subcommand)", exitUsage, "pool: want a subcommand (drain)")
+	in.cli(t, nil, "pool", "flush", "main").failed(t, "pool (unknown subcommand)", exitUsage, `pool: unknown subcommand "flush" (want drain)`)
+	in.p.stop(t)
+}

@@ -274,7 +274,7 @@ func TestUsageErrors(t *testing.T) {
 		{
 			name:       "proxy without subcommand",
 			args:       []string{"proxy"},
-			wantStderr: "proxy: want a subcommand (add, ls, rm)",
+			wantStderr: "proxy: want a subcommand (add, ls, rm, update)",
 		},
 		{
 			name:       "proxy add without upstream",

@@ -35,16 +35,24 @@ const usage = `usage:
 Against a running faultline:
   faultline proxy ls [--json]
   faultline proxy add NAME --upstream ADDR [--listen ADDR] [--mode dial|pool] [--disabled] [--json]
+  faultline proxy update NAME [--listen ADDR] [--upstream ADDR] [--mode dial|pool] [pool flags]
+                         [--dial-timeout D] [--seed N] [--enabled=true|false] [--json]
   faultline proxy rm NAME...
   faultline fault ls PROXY [--json]
   faultline fault add PROXY --kind KIND [fault flags] [--json]
   faultline fault add PROXY '{"kind":"latency","delay":"150ms"}' [--json]
   faultline fault rm PROXY NAME... | --all
   faultline conns PROXY [--json]
+  faultline conns close PROXY ID [--rst]
+  faultline pool drain PROXY
   faultline events [--proxy PROXY] [--kind KIND,...] [--after ID]
 
   Each takes --control URL (default $FAULTLINE_URL, else http://127.0.0.1:8470)
   and --token TOKEN (default $FAULTLINE_TOKEN); "faultline CMD -h" lists the rest.
+  proxy update changes only the settings given (at least one); changing any
+  but --enabled restarts the proxy (live connections closed, faults kept),
+  and a pool flag replaces all the pool settings (the others: defaults).
+  A proxy named "close" is listed with "faultline conns -- close".
 
 Durations are Go durations: 500ms, 30s, 5m.
 `
@@ -85,6 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runFaultCmd(ctx, args[1:], stdout, stderr)
 	case "conns":
 		return runConns(ctx, args[1:], stdout, stderr)
+	case "pool":
+		return runPoolCmd(ctx, args[1:], stdout, stderr)
 	case "events":
 		return runEvents(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
