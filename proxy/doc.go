@@ -51,7 +51,7 @@
 // one socket but not written to the other, counted exactly from the
 // kernel's tcp_info (ReasonStranded); bytes wait unread in the upstream
 // socket (ReasonUnread); the proxy half-closed it (ReasonHalfClosed); the
-// client reset its connection (ReasonClientReset); it is older than
+// client reset its connection after a byte moved (ReasonClientReset); it is older than
 // PoolConfig.MaxLifetime (ReasonMaxLifetime).
 //
 // Borrowing takes the most recently returned idle connection, checks its

@@ -448,3 +448,30 @@ func TestToggleDuringChurn(t *testing.T) {
 		})
 	}
 }
+
+// TestPoolClientResetBeforeAnyByte: a client that resets its connection
+// before sending anything, on a reused upstream connection (whose first
+// bytes the proxy waits for to probe it once more), is recorded as ended
+// by the client with an RST, and the untouched upstream connection goes
+// back to the pool.
+func TestPoolClientResetBeforeAnyByte(t *testing.T) {
+	up := startServer(t, echoHandler)
+	p := startProxy(t, Config{Upstream: up.addr(), Mode: ModePool})
+	ev := record(t, p)
+	warm := dial(t, p.Addr().String())
+	roundTrip(t, warm, "warm")
+	_ = warm.Close()
+	ev.waitKind(t, EventReleased, 1)
+
+	c := dial(t, p.Addr().String())
+	ev.waitFor(t, "borrowed conn 2", func(e Event) bool { return e.Kind == EventBorrowed && e.Conn == 2 })
+	resetClose(c)
+	closed := ev.waitKind(t, EventClosed, 2)
+	if closed.By != Client || closed.How != RST {
+		t.Errorf("closed event %s: want by client, how RST", closed)
+	}
+	rel := ev.waitKind(t, EventReleased, 2)
+	if rel.Upstream != 1 {
+		t.Errorf("released %s: want upstream 1 back in the pool", rel)
+	}
+}

@@ -71,6 +71,7 @@ type loop struct {
 	stoppedRun atomic.Bool            // the loop has returned for good; set under the session's mu
 	acks       []pendingAck           // fault changes waiting for the loop to switch; guarded by the session's mu
 	halfClosed bool                   // a half-close fault sent FIN on dst; owned by the loop
+	early      error                  // an error recheck saw, which the loop ends with; owned by the loop's goroutine
 	checking   bool                   // the loop checks its chain under mu before it notes a byte (spliceChunk); guarded by the session's mu
 	noter      *queueNoter            // waits for src's bytes and counts them; owned by the loop
 	lr         io.LimitedReader       // what spliceChunk hands to ReadFrom, kept so that it does not allocate; owned by the loop
@@ -217,6 +218,8 @@ func (s *session) copyLoop(l *loop) {
 		c := l.chain.Load()
 		eff, until := l.effective(c)
 		switch stale := s.uc.stale; {
+		case l.early != nil:
+			err, l.early = l.early, nil
 		case stale == faults.StaleReset:
 			err = s.staleReset(l)
 		case stale == faults.StaleBlackhole:
@@ -411,11 +414,16 @@ func (s *session) judge(uc *upConn) (Reason, error) {
 	if uc.halfClosed {
 		return ReasonHalfClosed, nil
 	}
+	// A client that reset before a byte moved either way left the
+	// upstream connection as it was borrowed.
+	moved := s.up.n.Load() > 0 || s.down.n.Load() > 0
 	for _, l := range []*loop{&s.up, &s.down} {
 		if l.err == nil || l.byUs {
 			continue
 		}
 		switch {
+		case tcpState(s.client) == tcpClose && !moved && l == &s.up:
+			continue
 		case tcpState(s.client) == tcpClose:
 			return ReasonClientReset, l.err
 		case tcpState(uc.c) == tcpClose:
@@ -446,7 +454,7 @@ func (s *session) judge(uc *upConn) (Reason, error) {
 		switch {
 		case err != nil:
 			return ReasonError, err
-		case ci.state == tcpClose:
+		case ci.state == tcpClose && moved:
 			return ReasonClientReset, nil
 		case ci.readBytes() > uint64(s.up.n.Load()):
 			return ReasonStranded, fmt.Errorf("%d bytes read from client, %d written to upstream", ci.readBytes(), s.up.n.Load())
@@ -511,7 +519,11 @@ func (s *session) recheck() error {
 	if err != nil || !waited {
 		// The client is gone or the proxy is closing, and the loops find
 		// out; or its bytes were already there, and borrow's probe is
-		// only microseconds old.
+		// only microseconds old. A reset the peek saw is cleared from
+		// the socket: the up loop starts with it.
+		if err != nil && isReset(err) {
+			s.up.early = err
+		}
 		return nil
 	}
 	old := s.uc
