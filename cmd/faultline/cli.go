@@ -109,10 +109,7 @@ func proxyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		pf       proxyFlags
 		disabled bool
 	)
-	fs := newFlagSet("proxy add", stderr)
-	cf.register(fs, true)
-	pf.register(fs, "")
-	fs.StringVar(&pf.upstream, "upstream", "", "upstream address HOST:PORT (required)")
+	fs := proxyFlagSet("proxy add", stderr, &cf, &pf, "upstream address HOST:PORT (required)")
 	fs.BoolVar(&disabled, "disabled", false, "create the proxy without listening")
 	pos, err := parseArgs(fs, args)
 	switch {
@@ -130,6 +127,22 @@ func proxyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	spec.Disabled = disabled
 	p, err := cf.client().CreateProxy(ctx, spec)
+	return showProxy(stdout, stderr, cf, p, err)
+}
+
+// proxyFlagSet is the flag set of proxy add and proxy update: the client
+// flags, the proxy flags and --upstream.
+func proxyFlagSet(name string, stderr io.Writer, cf *clientFlags, pf *proxyFlags, upstreamUsage string) *flag.FlagSet {
+	fs := newFlagSet(name, stderr)
+	cf.register(fs, true)
+	pf.register(fs, "")
+	fs.StringVar(&pf.upstream, "upstream", "", upstreamUsage)
+	return fs
+}
+
+// showProxy prints the proxy a command made or changed (JSON with
+// --json), or its error.
+func showProxy(stdout, stderr io.Writer, cf clientFlags, p api.Proxy, err error) int {
 	if err != nil {
 		return failure(stderr, err)
 	}
@@ -146,10 +159,7 @@ func proxyUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		pf      proxyFlags
 		enabled bool
 	)
-	fs := newFlagSet("proxy update", stderr)
-	cf.register(fs, true)
-	pf.register(fs, "")
-	fs.StringVar(&pf.upstream, "upstream", "", "upstream address HOST:PORT")
+	fs := proxyFlagSet("proxy update", stderr, &cf, &pf, "upstream address HOST:PORT")
 	fs.BoolVar(&enabled, "enabled", false, "--enabled=false stops the proxy listening (its faults are kept); --enabled starts it again")
 	// A setting not given is left as it is: no default to show.
 	pf.mode = ""
@@ -171,14 +181,7 @@ func proxyUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 	}
 	p, err := cf.client().UpdateProxy(ctx, pos[0], u)
-	if err != nil {
-		return failure(stderr, err)
-	}
-	if cf.json {
-		return jsonOut(stdout, stderr, p)
-	}
-	printProxy(stdout, p, "")
-	return exitOK
+	return showProxy(stdout, stderr, cf, p, err)
 }
 
 // update returns the change that the proxy flags set on fs ask for, with

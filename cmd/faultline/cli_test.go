@@ -376,12 +376,8 @@ func startGreeter(t *testing.T, msg string) string {
 // readAll connects to addr and returns what it reads up to EOF.
 func readAll(t *testing.T, addr string) string {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
+	c := dialWithin(t, addr)
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(waitTimeout))
 	b, err := io.ReadAll(c)
 	if err != nil {
 		t.Fatalf("read from %s: got %q, %v", addr, b, err)

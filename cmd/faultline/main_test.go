@@ -214,12 +214,8 @@ func startEcho(t *testing.T) string {
 // the session.
 func roundTrip(t *testing.T, addr, msg string) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
+	c := dialWithin(t, addr)
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(waitTimeout))
 	if _, err := io.WriteString(c, msg); err != nil {
 		t.Fatalf("write: %v", err)
 	}
@@ -326,4 +322,16 @@ func TestUsageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dialWithin connects to addr, with waitTimeout as the deadline of the
+// dial and of everything on the connection.
+func dialWithin(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, waitTimeout)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	_ = c.SetDeadline(time.Now().Add(waitTimeout))
+	return c
 }
