@@ -408,8 +408,18 @@ func TestEventsCursorExpires(t *testing.T) {
 		echoOnce(t, p.Listen, "x") // about 5 events each
 	}
 	fx.wantError(t, "GET", "/api/v1/events?after=0", nil, http.StatusGone, "cursor_expired")
-	var evs api.Events
+	// The sessions' last events (closed) may trail the echoes: wait until
+	// the log stops growing, so that no event evicts the ones read below.
 	last := fx.srv.log.last()
+	for deadline := time.Now().Add(waitTimeout); time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		now := fx.srv.log.last()
+		if now == last {
+			break
+		}
+		last = now
+	}
+	var evs api.Events
 	fx.call(t, "GET", fmt.Sprintf("/api/v1/events?after=%d", last-8), nil, http.StatusOK, &evs)
 	if len(evs.Events) != 8 {
 		t.Errorf("the last 8 events: got %d", len(evs.Events))
