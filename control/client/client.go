@@ -30,6 +30,7 @@ type Client struct {
 	urlErr error    // from parsing the base URL; returned by every call
 	token  string
 	hc     *http.Client
+	queued int // Subscription's bound on unread events; 0: MaxQueued
 }
 
 // Option configures a Client.
@@ -43,6 +44,11 @@ func WithToken(token string) Option { return func(c *Client) { c.token = token }
 // http.DefaultClient. The websocket handshake uses hc's TLS configuration
 // when its Transport is an *http.Transport.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithMaxQueued bounds how many events each Subscription of the Client's
+// sessions holds unread before it is ended with ErrOverflow: n instead of
+// MaxQueued. n <= 0 means MaxQueued.
+func WithMaxQueued(n int) Option { return func(c *Client) { c.queued = n } }
 
 // New returns a Client for the faultline control server at baseURL, such as
 // "http://127.0.0.1:8470". A base URL without a scheme gets "http://".

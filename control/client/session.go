@@ -29,7 +29,8 @@ var (
 	// queued before Unsubscribe are read.
 	ErrUnsubscribed = errors.New("client: unsubscribed")
 	// ErrOverflow is returned by Subscription.Next once the events queued
-	// before it are read, when MaxQueued events were waiting unread: the
+	// before it are read, when MaxQueued events (or the bound given with
+	// WithMaxQueued) were waiting unread: the
 	// subscription is ended. Subscribe again with after set to the ID of
 	// the last event read to go on without a gap.
 	ErrOverflow = errors.New("client: subscription queue overflowed")
@@ -67,6 +68,8 @@ type Session struct {
 	pending map[string]*call
 	subs    map[string]*Subscription
 	err     error // why the session ended; set when done is closed
+
+	maxQueued int // see WithMaxQueued
 }
 
 // call is a request waiting for its reply.
@@ -111,6 +114,10 @@ func (c *Client) Dial(ctx context.Context) (*Session, error) {
 		writerDone: make(chan struct{}),
 		pending:    make(map[string]*call),
 		subs:       make(map[string]*Subscription),
+		maxQueued:  MaxQueued,
+	}
+	if c.queued > 0 {
+		s.maxQueued = c.queued
 	}
 	conn.SetReadLimit(maxMessage)
 	_ = conn.SetReadDeadline(time.Now().Add(api.WSPongWait))
@@ -392,11 +399,11 @@ type Subscription struct {
 func (sub *Subscription) ID() string { return sub.id }
 
 // push queues e; it reports false, ending the subscription, if MaxQueued
-// events were already waiting.
+// events (or WithMaxQueued's bound) were already waiting.
 func (sub *Subscription) push(e api.Event) bool {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	ok := len(sub.queue) < MaxQueued
+	ok := len(sub.queue) < sub.s.maxQueued
 	if ok {
 		sub.queue = append(sub.queue, e)
 	} else {
@@ -407,6 +414,16 @@ func (sub *Subscription) push(e api.Event) bool {
 	default:
 	}
 	return ok
+}
+
+// Err reports, without waiting, whether the subscription was ended by
+// Unsubscribe (ErrUnsubscribed) or by overflowing (ErrOverflow); nil
+// otherwise (the end of its session is what Next reports). Events queued
+// before the end are still returned by Next.
+func (sub *Subscription) Err() error {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return sub.err
 }
 
 // Next returns the next event, waiting for one. Once the subscription or

@@ -280,3 +280,46 @@ func TestSessionContext(t *testing.T) {
 		t.Errorf("Dial with a cancelled context: got %v, want context.Canceled", err)
 	}
 }
+
+// TestSubscriptionOverflow: a subscriber that does not read is ended with
+// ErrOverflow once its bound of unread events is reached; Next still
+// returns the events queued before, and subscribing again from the last
+// one read goes on with no gap.
+func TestSubscriptionOverflow(t *testing.T) {
+	const bound = 4
+	fx := newFixture(t, control.Options{}, client.WithMaxQueued(bound))
+	p := fx.createProxy(t, api.ProxySpec{Name: "a"})
+	s := fx.session(t)
+	sub, err := s.Subscribe(ctx(t), "a", nil, client.FromNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // accepted and dialed each: more than bound events
+		echoOnce(t, dial(t, p.Listen), "x")
+	}
+	eventually(t, "the subscription overflows", func() (bool, string) {
+		err := sub.Err()
+		return errors.Is(err, client.ErrOverflow), fmt.Sprint(err)
+	})
+	var last api.Event
+	for i := range bound {
+		e, err := sub.Next(ctx(t))
+		if err != nil {
+			t.Fatalf("Next %d of the %d queued: %v", i+1, bound, err)
+		}
+		if i > 0 && e.ID != last.ID+1 {
+			t.Errorf("queued event %d has ID %d after %d", i+1, e.ID, last.ID)
+		}
+		last = e
+	}
+	if e, err := sub.Next(ctx(t)); !errors.Is(err, client.ErrOverflow) {
+		t.Fatalf("Next after the queued events: got %+v, %v; want ErrOverflow", e, err)
+	}
+	again, err := s.Subscribe(ctx(t), "a", nil, last.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := again.Next(ctx(t)); err != nil || e.ID != last.ID+1 {
+		t.Errorf("first event subscribing again after %d: got %+v, %v; want ID %d", last.ID, e, err, last.ID+1)
+	}
+}
