@@ -420,9 +420,11 @@ const spliceChunkMax = 1 << 20
 // bufSize is the most a fault loop reads at once.
 const bufSize = 64 << 10
 
-// relayChunk waits until src is readable, then reads up to chunk bytes
-// into a pooled buffer and writes them on through the chain. Waiting first
-// keeps an idle faulted connection from holding a buffer.
+// relayChunk relays up to chunk bytes through chain c: by spliceChunk when
+// no fault of c looks at the bytes, else it counts the queued bytes (see
+// noteQueued), reads up to chunk of them into a pooled buffer and writes
+// them on through the chain. Counting first keeps an idle faulted
+// connection from holding a buffer.
 func (s *session) relayChunk(l *loop, pub, c *chain, chunk int) error {
 	if c.corrupt == nil && c.slice == nil {
 		// No fault looks at the bytes or cuts the writes: they can stay
