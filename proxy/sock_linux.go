@@ -127,52 +127,27 @@ func probe(c *net.TCPConn) (Reason, error) {
 // waitReadable blocks until c has a byte to read or EOF, without
 // consuming anything, and reports whether it had to wait. It honours c's
 // read deadline and returns an error when c is closed, or the socket error
-// (such as ECONNRESET) the peek saw. See readWaiter.
+// (such as ECONNRESET) the peek saw: the peek cleared it from the socket,
+// so a read after it would see only EOF.
 func waitReadable(c *net.TCPConn) (waited bool, err error) {
-	w, err := newReadWaiter(c)
+	rc, err := c.SyscallConn()
 	if err != nil {
 		return false, err
 	}
-	return w.wait()
-}
-
-// readWaiter waits until a connection is readable (see wait).
-type readWaiter struct {
-	rc    syscall.RawConn
-	calls int
-	err   error // what the peek said, if not EAGAIN or data
-	fn    func(fd uintptr) bool
-}
-
-func newReadWaiter(c *net.TCPConn) (*readWaiter, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil, err
+	var (
+		b     [1]byte
+		calls int
+		perr  error
+	)
+	err = rc.Read(func(fd uintptr) bool {
+		calls++
+		_, perr = peek(fd, b[:])
+		return perr != unix.EAGAIN && perr != unix.EINTR
+	})
+	if err == nil {
+		err = perr
 	}
-	w := &readWaiter{rc: rc}
-	var b [1]byte
-	w.fn = func(fd uintptr) bool {
-		w.calls++
-		_, perr := peek(fd, b[:])
-		if perr == unix.EAGAIN || perr == unix.EINTR {
-			return false
-		}
-		w.err = perr
-		return true
-	}
-	return w, nil
-}
-
-// wait blocks until the connection has a byte to read or EOF, without
-// consuming anything. It honours the read deadline. A socket error (such
-// as ECONNRESET) is returned: the peek that saw it cleared it, so a read
-// after it would see only EOF.
-func (w *readWaiter) wait() (waited bool, err error) {
-	w.calls, w.err = 0, nil
-	if err = w.rc.Read(w.fn); err == nil {
-		err = w.err
-	}
-	return w.calls > 1, err
+	return calls > 1, err
 }
 
 // peekQueued returns how many bytes wait unread in the socket fd, without
