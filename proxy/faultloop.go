@@ -88,51 +88,50 @@ func (as *applySet) rechain(l *loop, op, i int, af *activeFault) *chain {
 	return c
 }
 
-// change rewrites l's faults by op (see rechain), publishes the new chain
-// and interrupts the loop so it takes it: the kick flag first, then a read
-// deadline in the past on the loop's source, so no byte is read under the
-// old chain from now on; a read already in the kernel completes, and the
-// loop switches before the next. The flag and the deadline change together
-// under s.mu, against resume; under the same lock the set's batch is
-// registered with the loop, which acks it once it runs under the new chain
-// (or stops). kind is the event that will say so.
+// change rewrites l's faults by op (see rechain) and publishes the new
+// chain under s.mu. kind is the event that will say the change is in
+// force. How the loop takes the chain depends on where it is:
+//
+//   - It has returned: nothing to do (and nothing to touch: its session
+//     may have handed its upstream connection back to the pool).
+//   - It looks at its chain under s.mu before it takes any byte (it is
+//     counting bytes, or stalled: l.checking), and nothing of c acts on an
+//     idle connection (chain.quiet): the chain is in force now. A stall or
+//     blackhole is reported fired now, as a loop woken into it would; the
+//     poke wakes a stalled loop so that held bytes move under the new
+//     chain.
+//   - Otherwise it is interrupted: the kick flag first, then a read
+//     deadline in the past on its source, so no byte is read under the old
+//     chain from now on (a read already in the kernel completes, and the
+//     loop switches before the next), and the set's batch is registered
+//     with it, which it acks once it runs under the new chain (or stops).
+//     The flag and the deadline change together under s.mu, against
+//     resume.
 func (as *applySet) change(s *session, l *loop, kind EventKind, op, i int, af *activeFault) {
 	c := as.rechain(l, op, i, af)
+	var fired *activeFault
 	s.mu.Lock()
 	g := l.gen.Add(1)
 	l.chain.Store(c)
-	if l.stoppedRun.Load() {
-		// The loop has returned, and its session may have handed its
-		// upstream connection back to the pool: touch nothing.
-		s.mu.Unlock()
-		as.fault, as.fkind = af.f.Name, af.f.Kind
-		as.items = append(as.items, pendingApply{s, l, kind, nil})
-		return
-	}
-	if l.checking && c.quiet() {
-		// The loop looks at the chain under s.mu before it takes any
-		// byte, and nothing of c acts on an idle connection: in force
-		// now. A stall or blackhole is reported fired now, as a loop
-		// woken into it would; the poke wakes a stalled loop so held
-		// bytes move under the new chain; one waiting for bytes is not
-		// woken.
-		fired := l.claimFired(c)
-		s.mu.Unlock()
-		l.poke()
-		as.fault, as.fkind = af.f.Name, af.f.Kind
-		as.items = append(as.items, pendingApply{s, l, kind, fired})
-		return
-	}
-	l.kick.Store(true)
-	_ = l.src.SetReadDeadline(time.Unix(1, 0))
-	if as.b != nil {
-		as.b.left.Add(1)
-		l.acks = append(l.acks, pendingAck{g, as.b})
+	stopped := l.stoppedRun.Load()
+	switch {
+	case stopped:
+	case l.checking && c.quiet():
+		fired = l.claimFired(c)
+	default:
+		l.kick.Store(true)
+		_ = l.src.SetReadDeadline(time.Unix(1, 0))
+		if as.b != nil {
+			as.b.left.Add(1)
+			l.acks = append(l.acks, pendingAck{g, as.b})
+		}
 	}
 	s.mu.Unlock()
-	l.poke()
+	if !stopped {
+		l.poke()
+	}
 	as.fault, as.fkind = af.f.Name, af.f.Kind
-	as.items = append(as.items, pendingApply{s, l, kind, nil})
+	as.items = append(as.items, pendingApply{s, l, kind, fired})
 }
 
 // dropHeld drops what waits unread in l's source, as removing a stall
