@@ -49,7 +49,7 @@ func startToxiproxyFault(ctx context.Context, cfg *config, path, up string) (*re
 	if err != nil {
 		return nil, err
 	}
-	r, err := launch(rowToxiproxyFault, []string{path, "-host", "127.0.0.1", "-port", strconv.Itoa(apiPort)}, "")
+	r, err := launch(rowToxiproxyFault, []string{path, "-host", "127.0.0.1", "-port", strconv.Itoa(apiPort)}, nil, "")
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,9 @@
 //     upstream, io.Copy both ways (the session goroutine and one more), close both sides when
 //     either copy ends. The floor faultline is held to.
 //   - faultline-dial, faultline-pool: the -faultline binary, run as
-//     "run --listen 127.0.0.1:0 --upstream ADDR --mode dial|pool".
+//     "run --listen 127.0.0.1:0 --upstream ADDR --mode dial|pool", with Go's
+//     default GOMAXPROCS unless -faultline-gomaxprocs N sets it (for the
+//     fault row too).
 //   - haproxy, socat: when found in PATH; otherwise the row says why it was
 //     skipped.
 //
@@ -134,6 +136,7 @@ type config struct {
 	memOpenTimeout time.Duration
 
 	poolSize      int
+	flProcs       int // GOMAXPROCS for the faultline rows; 0: Go's default
 	haproxySplice bool
 	startTimeout  time.Duration
 }
@@ -165,6 +168,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.memSettle, "mem-settle", time.Second, "mem: wait before each RSS reading")
 	fs.DurationVar(&cfg.memOpenTimeout, "mem-open-timeout", 60*time.Second, "mem: time limit for opening the connections")
 	fs.IntVar(&cfg.poolSize, "pool-size", 64, "faultline-pool: --pool-size")
+	fs.IntVar(&cfg.flProcs, "faultline-gomaxprocs", 0, "run the faultline rows with GOMAXPROCS set to this (0: Go's default, the CPU count)")
 	fs.BoolVar(&cfg.haproxySplice, "haproxy-splice", false, "add 'option splice-auto' to the haproxy config (off: haproxy's default)")
 	fs.DurationVar(&cfg.startTimeout, "start-timeout", 10*time.Second, "time limit for a relay to start listening")
 	if err := fs.Parse(args); err != nil {
@@ -215,6 +219,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		{"-churn-concurrency", cfg.churnConcurrency > 0},
 		{"-mem-conns", cfg.memConns > 0},
 		{"-pool-size", cfg.poolSize > 0},
+		{"-faultline-gomaxprocs", cfg.flProcs >= 0},
 		{"-bulk-timeout, -ping-timeout, -churn-duration, -mem-open-timeout, -start-timeout",
 			min(cfg.bulkTimeout, cfg.pingTimeout, cfg.churnDuration, cfg.memOpenTimeout, cfg.startTimeout) > 0},
 	} {

@@ -260,3 +260,35 @@ func childPIDs(t *testing.T) []int {
 	}
 	return kids
 }
+
+// TestFaultlineGOMAXPROCS checks that -faultline-gomaxprocs reaches the
+// faultline rows' environment, and only theirs.
+func TestFaultlineGOMAXPROCS(t *testing.T) {
+	script := `echo "GOMAXPROCS=[$GOMAXPROCS]" >&2; echo "proxy listening on 127.0.0.1:9 -> 127.0.0.1:1"; exec sleep 30`
+	for _, tc := range []struct {
+		name     string
+		procs    int
+		relayBin string // argv[0] of the relay; cfg.faultline is /bin/sh
+		want     string
+	}{
+		{"faultline row", 3, "/bin/sh", "GOMAXPROCS=[3]"},
+		{"faultline row, default", 0, "/bin/sh", "GOMAXPROCS=[" + os.Getenv("GOMAXPROCS") + "]"},
+		{"other row", 3, "sh", "GOMAXPROCS=[" + os.Getenv("GOMAXPROCS") + "]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &config{faultline: "/bin/sh", flProcs: tc.procs, startTimeout: 10 * time.Second}
+			r, err := startLineRelay(context.Background(), cfg, "fake", []string{tc.relayBin, "-c", script})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Stop()
+			deadline := time.Now().Add(5 * time.Second)
+			for !strings.Contains(r.stderr.tailString(), "GOMAXPROCS=[") && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got := r.stderr.tailString(); !strings.Contains(got, tc.want) {
+				t.Errorf("relay's stderr %q, want it to contain %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -161,9 +161,9 @@ type relay struct {
 	stopErr  error
 }
 
-// launch starts argv as a new process group and a goroutine that waits for
-// it; Stop ends both.
-func launch(name string, argv []string, tmpDir string) (*relay, error) {
+// launch starts argv as a new process group, with env added to the
+// harness's environment, and a goroutine that waits for it; Stop ends both.
+func launch(name string, argv, env []string, tmpDir string) (*relay, error) {
 	r := &relay{
 		name:   name,
 		tmpDir: tmpDir,
@@ -174,6 +174,9 @@ func launch(name string, argv []string, tmpDir string) (*relay, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = r.stdout
 	cmd.Stderr = r.stderr
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
@@ -193,7 +196,11 @@ func launch(name string, argv []string, tmpDir string) (*relay, error) {
 // startLineRelay starts a relay that prints
 // "proxy listening on HOST:PORT -> UPSTREAM" once it listens (bare, faultline).
 func startLineRelay(ctx context.Context, cfg *config, name string, argv []string) (*relay, error) {
-	r, err := launch(name, argv, "")
+	var env []string
+	if argv[0] == cfg.faultline && cfg.flProcs > 0 {
+		env = []string{"GOMAXPROCS=" + strconv.Itoa(cfg.flProcs)}
+	}
+	r, err := launch(name, argv, env, "")
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +245,7 @@ func startPortRelay(ctx context.Context, cfg *config, name string, argv func(por
 			os.RemoveAll(dir)
 			return nil, err
 		}
-		r, err := launch(name, args, dir)
+		r, err := launch(name, args, nil, dir)
 		if err != nil {
 			return nil, err
 		}

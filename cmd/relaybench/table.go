@@ -310,6 +310,9 @@ func (rep *report) notes() []string {
 	if r := rep.row(rowFaultlinePool); r != nil && r.Skipped == "" {
 		n = append(n, fmt.Sprintf("faultline-pool: --pool-size %d.", cfg.poolSize))
 	}
+	if cfg.flProcs > 0 {
+		n = append(n, fmt.Sprintf("faultline rows: GOMAXPROCS=%d (-faultline-gomaxprocs), where the other rows run with Go's default.", cfg.flProcs))
+	}
 	return n
 }
 
