@@ -73,6 +73,10 @@ func recordPing(ctx context.Context, cfg *config, r *relay, row *rowResult) (str
 }
 
 func recordChurn(ctx context.Context, cfg *config, r *relay, row *rowResult) (string, error) {
+	cpu0, hasCPU, err := r.CPU()
+	if err != nil {
+		return "", err
+	}
 	n, d, err := runChurn(ctx, cfg, r.addr)
 	if err != nil {
 		return "", err
@@ -85,7 +89,18 @@ func recordChurn(ctx context.Context, cfg *config, r *relay, row *rowResult) (st
 	c.RoundsConnsPerS = append(c.RoundsConnsPerS, rate)
 	c.RoundsConns = append(c.RoundsConns, n)
 	c.ConnsPerS = median(c.RoundsConnsPerS)
-	return fmt.Sprintf("%.0f conn/s (%d in %.2fs)", rate, n, d.Seconds()), nil
+	msg := fmt.Sprintf("%.0f conn/s (%d in %.2fs)", rate, n, d.Seconds())
+	if hasCPU && n > 0 {
+		cpu1, _, err := r.CPU()
+		if err != nil {
+			return "", err
+		}
+		per := micros(cpu1-cpu0) / float64(n)
+		c.RoundsCPUus = append(c.RoundsCPUus, per)
+		c.CPUus = median(c.RoundsCPUus)
+		msg += fmt.Sprintf(", relay CPU %.0f µs/conn", per)
+	}
+	return msg, nil
 }
 
 func recordMem(ctx context.Context, cfg *config, r *relay, row *rowResult) (string, error) {

@@ -46,6 +46,10 @@
 //   - churn conn/s: connect, one 64-byte echo, close (FIN, never SO_LINGER),
 //     with -churn-concurrency workers (1: sequential), until -churn-count
 //     connections or -churn-duration, whichever comes first.
+//   - cpu µs/conn: the relay's CPU time (user and system, summed over its
+//     processes, from /proc/PID/stat) during the churn round, per
+//     connection: what a relay costs the machine it shares with the code
+//     under test. Not measured for direct.
 //   - mem KiB/conn: hold -mem-conns idle relayed connections, each after one
 //     small echo so both copy loops sit in their idle state; (VmRSS after −
 //     VmRSS before) / connections. For socat, VmRSS is summed over the
@@ -55,7 +59,7 @@
 //
 // The first block holds absolute figures. The ratio blocks divide each row's
 // figure by the bare row's and by haproxy's: above 1 is better for bulk and
-// churn, below 1 is better for latency and memory. The targets block checks
+// churn, below 1 is better for latency, CPU and memory. The targets block checks
 // faultline's goals (PASS, FAIL, or SKIP with the reason), shows the numbers
 // it compared and the spread of the ratio over rounds, a hint of the noise.
 // In a cell, "skip" means the row could not run, "ERR" that the scenario

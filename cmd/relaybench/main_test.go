@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,13 +70,19 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("%s: churn %+v, want positive", r.Name, *r.Churn)
 		}
 	}
+	if c := rep.Rows[1].Churn; c == nil || len(c.RoundsCPUus) != 1 || c.CPUus <= 0 {
+		t.Errorf("bare: churn %+v, want the relay's CPU per connection, positive", c)
+	}
+	if c := rep.Rows[0].Churn; c != nil && c.RoundsCPUus != nil {
+		t.Errorf("direct: churn CPU %v, want none (no relay process)", c.RoundsCPUus)
+	}
 	if m := rep.Rows[1].Mem; m == nil || m.KiBPerConn <= 0 || len(m.RoundsBeforeKiB) != 1 || m.RoundsBeforeKiB[0] <= 0 || m.Conns != 100 {
 		t.Errorf("bare: mem %+v, want positive KiB/conn over 100 connections", m)
 	}
 	if rep.Rows[0].Mem != nil {
 		t.Errorf("direct: mem %+v, want none (no relay process)", *rep.Rows[0].Mem)
 	}
-	for _, want := range []string{"bulk MB/s", "ratio to bare", "targets", "SKIP"} {
+	for _, want := range []string{"bulk MB/s", "cpu µs/conn", "ratio to bare", "targets", "SKIP"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("table lacks %q", want)
 		}
@@ -290,5 +297,30 @@ func TestFaultlineGOMAXPROCS(t *testing.T) {
 				t.Errorf("relay's stderr %q, want it to contain %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestGroupCPU checks that groupCPU counts a busy process of the group and
+// never more than the CPUs could have given it.
+func TestGroupCPU(t *testing.T) {
+	r, err := launch("busy", []string{"/bin/sh", "-c", "while :; do :; done"}, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	start := time.Now()
+	var used time.Duration
+	for deadline := start.Add(10 * time.Second); used < 100*time.Millisecond && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		if used, _, err = r.CPU(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wall := time.Since(start)
+	if used < 100*time.Millisecond {
+		t.Fatalf("a busy shell used %v of CPU in %v, want at least 100ms", used, wall)
+	}
+	if limit := wall * time.Duration(runtime.NumCPU()); used > limit+clockTick {
+		t.Errorf("%v of CPU in %v of wall time on %d CPUs", used, wall, runtime.NumCPU())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // groupRSSKiB sums VmRSS over every process in process group pgid. Each
@@ -71,21 +72,71 @@ func groupCount(pgid int, zombies bool) int {
 
 // procStat reads the process group and state from /proc/PID/stat.
 func procStat(pid int) (pgrp int, state string, err error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	f, err := procStatFields(pid)
 	if err != nil {
 		return 0, "", err
 	}
-	// "pid (comm) state ppid pgrp ...": comm may contain spaces and ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, "", fmt.Errorf("pid %d: malformed stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 3 {
-		return 0, "", fmt.Errorf("pid %d: malformed stat", pid)
-	}
 	pgrp, err = strconv.Atoi(f[2])
 	return pgrp, f[0], err
+}
+
+// procStatFields returns the fields of /proc/PID/stat that follow
+// "pid (comm)": f[0] is the state, f[2] the process group, f[11] to f[14]
+// utime, stime, cutime and cstime in clock ticks.
+func procStatFields(pid int) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return nil, err
+	}
+	// comm may contain spaces and ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("pid %d: malformed stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return nil, fmt.Errorf("pid %d: malformed stat", pid)
+	}
+	return f, nil
+}
+
+// clockTick is the unit of the CPU times in /proc/PID/stat: USER_HZ,
+// which Linux fixes at 100 for that interface.
+const clockTick = 10 * time.Millisecond
+
+// groupCPU sums the CPU time, user and system, used so far by the
+// processes of group pgid, with the children their parents have reaped
+// (socat's per-connection processes) through cutime and cstime. A child
+// reaped between two reads of one sum is missed or counted twice.
+func groupCPU(pgid int) (time.Duration, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	var ticks int64
+	found := false
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		f, err := procStatFields(pid)
+		if err != nil || f[2] != strconv.Itoa(pgid) {
+			continue // gone, or not ours
+		}
+		for _, v := range f[11:15] {
+			t, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("pid %d: stat: %w", pid, err)
+			}
+			ticks += t
+		}
+		found = found || pid == pgid
+	}
+	if !found {
+		return 0, fmt.Errorf("process group %d: leader not found", pgid)
+	}
+	return time.Duration(ticks) * clockTick, nil
 }
 
 // procRSSKiB reads VmRSS (in KiB) from /proc/PID/status.

@@ -317,6 +317,16 @@ func (r *relay) RSSKiB() (int64, int, error) {
 	return groupRSSKiB(r.cmd.Process.Pid)
 }
 
+// CPU is the CPU time the relay's process group has used so far (see
+// groupCPU); ok is false for the direct row, which has no relay process.
+func (r *relay) CPU() (d time.Duration, ok bool, err error) {
+	if r.cmd == nil {
+		return 0, false, nil
+	}
+	d, err = groupCPU(r.cmd.Process.Pid)
+	return d, err == nil, err
+}
+
 // openFDs counts the open fds of the relay's main process (-1 if unknown).
 func (r *relay) openFDs() int {
 	if r.cmd == nil {

@@ -37,6 +37,10 @@ type churnResult struct {
 	RoundsConnsPerS []float64 `json:"rounds_conns_per_s"`
 	RoundsConns     []int64   `json:"rounds_conns"`
 	Concurrency     int       `json:"concurrency"`
+	// The relay's CPU time (user and system, all its processes) per
+	// connection; none for the direct row.
+	CPUus       float64   `json:"cpu_us_per_conn,omitempty"` // median over rounds
+	RoundsCPUus []float64 `json:"rounds_cpu_us_per_conn,omitempty"`
 }
 
 type memResult struct {

@@ -102,6 +102,12 @@ var metrics = []metric{
 		}
 		return r.Churn.RoundsConnsPerS
 	}},
+	{"cpu", "cpu µs/conn", "µs/conn", scChurn, false, "%.0f", func(r *rowResult) []float64 {
+		if r.Churn == nil {
+			return nil
+		}
+		return r.Churn.RoundsCPUus
+	}},
 	{"mem", "mem KiB/conn", "KiB/conn", scMem, false, "%.1f", func(r *rowResult) []float64 {
 		if r.Mem == nil {
 			return nil
@@ -215,7 +221,7 @@ func (rep *report) writeTable(w io.Writer) {
 
 func (rep *report) writeRatios(w io.Writer, refName string) {
 	ref := rep.row(refName)
-	fmt.Fprintf(w, "\nratio to %s (row / %s; bulk, churn: higher is better; ping, mem: lower is better)\n", refName, refName)
+	fmt.Fprintf(w, "\nratio to %s (row / %s; bulk, churn: higher is better; ping, cpu, mem: lower is better)\n", refName, refName)
 	if ref == nil || ref.Skipped != "" {
 		why := "row not selected"
 		if ref != nil {
@@ -285,7 +291,9 @@ func (rep *report) notes() []string {
 		fmt.Sprintf("ping: one connection, %d B request, %d B echo, sequential; per round %d untimed then %d timed "+
 			"round trips, p50/p99 by nearest rank; %s.", cfg.pingSize, cfg.pingSize, cfg.pingWarmup, cfg.pingCount, pin),
 		fmt.Sprintf("churn: %d worker(s) (1 = sequential): connect, one %d B echo, close (FIN, no SO_LINGER); "+
-			"per round, stops at %d connections or %v, whichever is first; conn/s = connections / elapsed.",
+			"per round, stops at %d connections or %v, whichever is first; conn/s = connections / elapsed; "+
+			"cpu µs/conn = the relay's CPU time over the round (user + system, every process of the relay, "+
+			"from /proc/PID/stat in 10 ms ticks) / connections.",
 			cfg.churnConcurrency, cfg.churnSize, cfg.churnCount, cfg.churnDuration),
 		fmt.Sprintf("mem: (VmRSS after - VmRSS before) / %d idle relayed connections, each after one 16 B echo; "+
 			"readings %v after a warm-up connection and %v after the last connection opened. "+
