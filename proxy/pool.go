@@ -90,29 +90,58 @@ func reapInterval(cfg PoolConfig) time.Duration {
 	return min(max(d/2, 10*time.Millisecond), time.Second)
 }
 
-// get returns an idle connection that passes its checks, or a new one.
-// fresh skips the idle connections. conn is the downstream connection's ID,
-// for events.
+// takeIdle returns the most recently released idle connection that passes
+// its checks, discarding those that do not on the way; nil when none is
+// left. It never blocks, so a borrow served from the pool needs no
+// context: a context with a deadline starts a timer, and starting a timer
+// wakes an idle processor, which costs a pooled connection more than the
+// rest of its borrow.
+func (p *pool) takeIdle(conn uint64) (*upConn, error) {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrProxyClosed
+		}
+		n := len(p.idle)
+		if n == 0 {
+			p.mu.Unlock()
+			return nil, nil
+		}
+		uc := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		if reason, err := p.check(uc, time.Now()); reason != "" {
+			p.discard(uc, conn, reason, err)
+			continue
+		}
+		p.mu.Lock()
+		p.stats.Reused++
+		p.mu.Unlock()
+		return uc, nil
+	}
+}
+
+// get returns an idle connection that passes its checks, or a new one,
+// waiting for a free slot when the pool is at its size; ctx bounds the dial
+// and the wait. fresh skips the idle connections. conn is the downstream
+// connection's ID, for events.
 func (p *pool) get(ctx context.Context, conn uint64, fresh bool) (uc *upConn, reused bool, err error) {
 	for {
+		if !fresh {
+			if uc, err := p.takeIdle(conn); uc != nil || err != nil {
+				return uc, uc != nil, err
+			}
+		}
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
 			return nil, false, ErrProxyClosed
 		}
-		if n := len(p.idle); n > 0 && !fresh {
-			uc = p.idle[n-1]
-			p.idle[n-1] = nil
-			p.idle = p.idle[:n-1]
-			p.mu.Unlock()
-			if reason, err := p.check(uc, time.Now()); reason != "" {
-				p.discard(uc, conn, reason, err)
-				continue
-			}
-			p.mu.Lock()
-			p.stats.Reused++
-			p.mu.Unlock()
-			return uc, true, nil
+		if len(p.idle) > 0 && !fresh {
+			p.mu.Unlock() // released since takeIdle looked
+			continue
 		}
 		if p.cfg.Size <= 0 || p.open < p.cfg.Size {
 			p.open++

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -473,5 +474,46 @@ func TestPoolClientResetBeforeAnyByte(t *testing.T) {
 	rel := ev.waitKind(t, EventReleased, 2)
 	if rel.Upstream != 1 {
 		t.Errorf("released %s: want upstream 1 back in the pool", rel)
+	}
+}
+
+// TestPoolExhausted holds the only connection of a pool of size 1: a second
+// client waits for it and gets it when the first session ends; a third,
+// while the second holds it, fails after DialTimeout with ErrPoolExhausted
+// and sees a reset, and nothing is dialed beyond the one connection.
+func TestPoolExhausted(t *testing.T) {
+	up := startServer(t, echoHandler)
+	p := startProxy(t, Config{Upstream: up.addr(), Mode: ModePool, DialTimeout: 300 * time.Millisecond, Pool: PoolConfig{Size: 1}})
+	ev := record(t, p)
+
+	first := dial(t, p.Addr().String())
+	roundTrip(t, first, "one")
+	second := dial(t, p.Addr().String())
+	if _, err := second.Write([]byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	acc := ev.waitFor(t, "second accepted", func(e Event) bool { return e.Kind == EventAccepted && e.Conn == 2 })
+	_ = first.Close()
+	b := ev.waitKind(t, EventBorrowed, acc.Conn)
+	if !b.Reused {
+		t.Errorf("waiting borrow = %s; want the first session's connection, reused", b)
+	}
+	buf := make([]byte, 3)
+	_ = second.SetReadDeadline(time.Now().Add(waitTimeout))
+	if _, err := io.ReadFull(second, buf); err != nil || string(buf) != "two" {
+		t.Fatalf("second client read %q, %v; want the echo of what it sent while waiting", buf, err)
+	}
+
+	third := dial(t, p.Addr().String())
+	df := ev.waitKind(t, EventDialFailed, 3)
+	if !errors.Is(df.Err, ErrPoolExhausted) || !errors.Is(df.Err, context.DeadlineExceeded) {
+		t.Errorf("dial-failed event = %s; want ErrPoolExhausted from the dial timeout", df)
+	}
+	if err := readErr(t, third); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("third client read error = %v; want ECONNRESET", err)
+	}
+	roundTrip(t, second, "still")
+	if st := p.PoolStats(); st.Dialed != 1 || st.Busy != 1 {
+		t.Errorf("pool stats = %+v; want dialed 1, busy 1", st)
 	}
 }

@@ -484,9 +484,13 @@ func (s *session) judgeAge(uc *upConn) (Reason, error) {
 
 // borrow gets an upstream connection from the pool.
 func (s *session) borrow() (*upConn, bool, error) {
-	ctx, cancel := s.p.acquireContext()
-	defer cancel()
-	uc, reused, err := s.p.pool.get(ctx, s.id, false)
+	uc, err := s.p.pool.takeIdle(s.id)
+	reused := uc != nil
+	if uc == nil && err == nil {
+		ctx, cancel := s.p.acquireContext()
+		uc, reused, err = s.p.pool.get(ctx, s.id, false)
+		cancel()
+	}
 	if err != nil {
 		return nil, false, err
 	}
