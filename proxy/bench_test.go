@@ -17,7 +17,7 @@ func BenchmarkEmit(b *testing.B) {
 		var ev bus
 		b.ReportAllocs()
 		for b.Loop() {
-			ev.emit(Event{Kind: EventAccepted, Conn: 1})
+			ev.emit(&Event{Kind: EventAccepted, Conn: 1})
 		}
 	})
 	b.Run("one subscriber", func(b *testing.B) {
@@ -27,7 +27,7 @@ func BenchmarkEmit(b *testing.B) {
 		defer cancel()
 		b.ReportAllocs()
 		for b.Loop() {
-			ev.emit(Event{Kind: EventAccepted, Conn: 1})
+			ev.emit(&Event{Kind: EventAccepted, Conn: 1})
 		}
 		if n == 0 {
 			b.Fatal("subscriber saw no event")

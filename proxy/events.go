@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,7 +148,8 @@ const (
 
 // Event is one thing that happened to a connection. Conn is the downstream
 // connection's ID and Upstream the upstream connection's; both count from 1
-// per Proxy, and 0 means none.
+// per Proxy, and 0 means none. Time is when the event was emitted; it never
+// goes back from one Seq to the next.
 type Event struct {
 	Seq       uint64        `json:"seq"`
 	Time      time.Time     `json:"time"`
@@ -208,17 +210,24 @@ func (e Event) String() string {
 type bus struct {
 	n    atomic.Int32 // number of subscribers; read without mu on the fast path
 	mu   sync.Mutex   // guards subs and seq, and orders delivery
-	subs map[uint64]func(Event)
-	next uint64 // subscriber IDs
-	seq  uint64
+	subs []subscriber
+	next uint64    // subscriber IDs
+	seq  uint64    // the last event's Seq
+	last time.Time // the last event's Time
+}
+
+type subscriber struct {
+	id uint64
+	fn func(Event)
 }
 
 func (b *bus) on() bool { return b.n.Load() > 0 }
 
-func (b *bus) emit(e Event) {
+func (b *bus) emit(e *Event) {
 	if b.n.Load() == 0 {
 		return
 	}
+	now := time.Now() // before the lock: it is held on another CPU often enough
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.subs) == 0 {
@@ -226,28 +235,29 @@ func (b *bus) emit(e Event) {
 	}
 	b.seq++
 	e.Seq = b.seq
-	e.Time = time.Now()
-	for _, fn := range b.subs {
-		fn(e)
+	if now.Before(b.last) {
+		now = b.last
+	}
+	b.last = now
+	e.Time = now
+	for _, s := range b.subs {
+		s.fn(*e)
 	}
 }
 
 func (b *bus) subscribe(fn func(Event)) (cancel func()) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.subs == nil {
-		b.subs = make(map[uint64]func(Event))
-	}
 	b.next++
 	id := b.next
-	b.subs[id] = fn
+	b.subs = append(b.subs, subscriber{id, fn})
 	b.n.Add(1)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			b.mu.Lock()
 			defer b.mu.Unlock()
-			delete(b.subs, id)
+			b.subs = slices.DeleteFunc(b.subs, func(s subscriber) bool { return s.id == id })
 			b.n.Add(-1)
 		})
 	}

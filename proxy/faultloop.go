@@ -246,9 +246,9 @@ func (as *applySet) wait() {
 		}
 	}
 	for _, pa := range as.items {
-		pa.s.emit(Event{Kind: pa.kind, Dir: pa.l.dir, Fault: as.fault, FaultKind: as.fkind})
+		pa.s.emit(&Event{Kind: pa.kind, Dir: pa.l.dir, Fault: as.fault, FaultKind: as.fkind})
 		if f := pa.fired; f != nil {
-			pa.s.emit(Event{Kind: EventFaultFired, Dir: pa.l.dir, Fault: f.f.Name, FaultKind: f.f.Kind})
+			pa.s.emit(&Event{Kind: EventFaultFired, Dir: pa.l.dir, Fault: f.f.Name, FaultKind: f.f.Kind})
 		}
 	}
 	if cap(as.items) > 0 {
@@ -733,7 +733,7 @@ func (s *session) reportFired(l *loop, slot **activeFault, af *activeFault) {
 	*slot = af
 	s.mu.Unlock()
 	if first {
-		s.emit(Event{Kind: EventFaultFired, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
+		s.emit(&Event{Kind: EventFaultFired, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
 	}
 }
 
@@ -766,5 +766,5 @@ func (s *session) fireHalfClose(l *loop, af *activeFault) {
 	if l.dir == Up {
 		s.uc.halfClosed = true
 	}
-	s.emit(Event{Kind: EventFaultFired, Upstream: s.uc.id, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
+	s.emit(&Event{Kind: EventFaultFired, Upstream: s.uc.id, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
 }

@@ -126,7 +126,7 @@ func (p *Proxy) actLocked(af *activeFault) *applySet {
 			p.startIdleWatch(af)
 		case faults.KindStale:
 			p.pool.staleIdle(af.f.Mode, func(uc *upConn) {
-				p.ev.emit(Event{Kind: EventFaultFired, Upstream: uc.id, Fault: af.f.Name, FaultKind: af.f.Kind})
+				p.ev.emit(&Event{Kind: EventFaultFired, Upstream: uc.id, Fault: af.f.Name, FaultKind: af.f.Kind})
 			})
 		default:
 			p.refuse()
@@ -372,7 +372,7 @@ func (s *session) fireClose(af *activeFault, e Event, resetClient, resetUpstream
 	}
 	s.noteEnd(ByProxy, how, fmt.Errorf("fault %q", af.f.Name))
 	e.Kind, e.Upstream, e.Fault, e.FaultKind = EventFaultFired, uc.id, af.f.Name, af.f.Kind
-	s.emit(e)
+	s.emit(&e)
 	closeSide(s.client, resetClient)
 	closeSide(uc.c, resetUpstream)
 	s.wakeLoops()
@@ -569,7 +569,7 @@ func (s *session) idleClose(af *activeFault) {
 	s.closeClientHow = how
 	s.mu.Unlock()
 	s.noteEnd(ByProxy, how, fmt.Errorf("fault %q: idle", af.f.Name))
-	s.emit(Event{Kind: EventFaultFired, Fault: af.f.Name, FaultKind: af.f.Kind})
+	s.emit(&Event{Kind: EventFaultFired, Fault: af.f.Name, FaultKind: af.f.Kind})
 	s.interrupt()
 }
 

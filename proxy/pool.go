@@ -236,7 +236,7 @@ func (p *pool) put(uc *upConn, conn uint64) {
 	}
 	p.releasing++ // holds its idle slot while the event goes out
 	p.mu.Unlock()
-	p.ev.emit(Event{Kind: EventReleased, Conn: conn, Upstream: uc.id})
+	p.ev.emit(&Event{Kind: EventReleased, Conn: conn, Upstream: uc.id})
 	p.mu.Lock()
 	p.releasing--
 	if p.closed {
@@ -265,7 +265,7 @@ func (p *pool) discard(uc *upConn, conn uint64, reason Reason, err error) {
 	p.stats.Discarded[reason]++
 	p.signalLocked()
 	p.mu.Unlock()
-	p.ev.emit(Event{Kind: EventDiscarded, Conn: conn, Upstream: uc.id, Reason: reason, Err: err})
+	p.ev.emit(&Event{Kind: EventDiscarded, Conn: conn, Upstream: uc.id, Reason: reason, Err: err})
 }
 
 // noteRetry counts a reused connection found dead before use.

@@ -223,6 +223,6 @@ func (p *Proxy) dialUpstream(ctx context.Context, conn uint64) (*upConn, error) 
 		return nil, ErrNotTCP
 	}
 	uc := &upConn{c: tc, id: p.upIDs.Add(1), created: time.Now()}
-	p.ev.emit(Event{Kind: EventDialed, Conn: conn, Upstream: uc.id})
+	p.ev.emit(&Event{Kind: EventDialed, Conn: conn, Upstream: uc.id})
 	return uc, nil
 }

@@ -87,7 +87,7 @@ type loop struct {
 	paceSent  int64
 }
 
-func (s *session) emit(e Event) {
+func (s *session) emit(e *Event) {
 	if !s.p.ev.on() {
 		return
 	}
@@ -97,12 +97,12 @@ func (s *session) emit(e Event) {
 
 func (s *session) run() {
 	defer s.p.sessWG.Done()
-	s.emit(Event{Kind: EventAccepted})
+	s.emit(&Event{Kind: EventAccepted})
 	if drop, delay := s.atConnect(); drop != nil {
-		s.emit(Event{Kind: EventFaultFired, Fault: drop.f.Name, FaultKind: drop.f.Kind})
+		s.emit(&Event{Kind: EventFaultFired, Fault: drop.f.Name, FaultKind: drop.f.Kind})
 		resetClose(s.client)
 		s.p.forget(s)
-		s.emit(Event{Kind: EventClosed, By: ByProxy, How: RST})
+		s.emit(&Event{Kind: EventClosed, By: ByProxy, How: RST})
 		return
 	} else if delay > 0 {
 		t := time.NewTimer(delay)
@@ -158,10 +158,10 @@ func (s *session) spawn(loop func(*session)) {
 // fail ends a session that got no upstream connection: a client must see a
 // connection error, not a quiet EOF.
 func (s *session) fail(err error) {
-	s.emit(Event{Kind: EventDialFailed, Err: err})
+	s.emit(&Event{Kind: EventDialFailed, Err: err})
 	resetClose(s.client)
 	s.p.forget(s)
-	s.emit(Event{Kind: EventClosed, By: ByProxy, How: RST, Err: err})
+	s.emit(&Event{Kind: EventClosed, By: ByProxy, How: RST, Err: err})
 }
 
 // connect dials or borrows the session's upstream connection.
@@ -262,7 +262,7 @@ func (s *session) dialLoopEnded(l *loop) {
 	case l.err == nil:
 		s.noteEnd(s.sideOf(l.src), FIN, nil)
 		if c := l.chain.Load(); c != nil && c.slowClose != nil {
-			s.emit(Event{Kind: EventFaultFired, Upstream: s.uc.id, Dir: l.dir, Fault: c.slowClose.f.Name, FaultKind: c.slowClose.f.Kind})
+			s.emit(&Event{Kind: EventFaultFired, Upstream: s.uc.id, Dir: l.dir, Fault: c.slowClose.f.Name, FaultKind: c.slowClose.f.Kind})
 			if err := s.hold(l, c.slowClose.f.Delay); err != nil {
 				return
 			}
@@ -295,7 +295,7 @@ func (s *session) abort(l *loop, err error) {
 	s.noteEnd(by, RST, err)
 	resetClose(s.client)
 	resetClose(s.uc.c)
-	s.emit(Event{Kind: EventReset, Upstream: s.uc.id, By: by, Err: err})
+	s.emit(&Event{Kind: EventReset, Upstream: s.uc.id, By: by, Err: err})
 }
 
 // blame says which side broke a loop: the one whose socket the kernel has
@@ -331,7 +331,7 @@ func (s *session) emitHalfClosed(dir Direction) {
 	} else {
 		up, down = s.liveUp(), s.down.n.Load()
 	}
-	s.emit(Event{Kind: EventHalfClosed, Upstream: s.uc.id, Dir: dir, BytesUp: up, BytesDown: down})
+	s.emit(&Event{Kind: EventHalfClosed, Upstream: s.uc.id, Dir: dir, BytesUp: up, BytesDown: down})
 }
 
 // finishDial closes both connections after both directions are done.
@@ -363,7 +363,7 @@ func (s *session) finishPool(uc *upConn) {
 		s.mu.Lock()
 		took := time.Since(s.stopAt)
 		s.mu.Unlock()
-		s.emit(Event{Kind: EventInterrupted, Upstream: uc.id, Took: took})
+		s.emit(&Event{Kind: EventInterrupted, Upstream: uc.id, Took: took})
 	}
 	_ = uc.c.SetDeadline(time.Time{})
 	if h := s.p.testHookRelease; h != nil {
@@ -372,7 +372,7 @@ func (s *session) finishPool(uc *upConn) {
 	reason, err := s.judge(uc)
 	if reason != "" && testswitch.BreakPoolRelease.Load() {
 		// The bug on purpose: recorded as discarded, pooled all the same.
-		s.p.ev.emit(Event{Kind: EventDiscarded, Conn: s.id, Upstream: uc.id, Reason: reason, Err: err})
+		s.p.ev.emit(&Event{Kind: EventDiscarded, Conn: s.id, Upstream: uc.id, Reason: reason, Err: err})
 		reason = ""
 	}
 	if reason == "" {
@@ -498,14 +498,14 @@ func (s *session) borrow() (*upConn, bool, error) {
 	if reused {
 		e.Idle = time.Since(uc.idleSince)
 	}
-	s.emit(e)
+	s.emit(&e)
 	if af := s.staleFor(); af != nil {
 		// Stale after the probe passed it, and no recheck to save it.
 		makeStale(uc, af.f.Mode)
 		if af.f.Mode == faults.StaleReset {
 			s.noteEnd(Upstream, RST, errStaleReset)
 		}
-		s.emit(Event{Kind: EventFaultFired, Upstream: uc.id, Fault: af.f.Name, FaultKind: af.f.Kind})
+		s.emit(&Event{Kind: EventFaultFired, Upstream: uc.id, Fault: af.f.Name, FaultKind: af.f.Kind})
 		reused = false
 	}
 	return uc, reused, nil
@@ -537,14 +537,14 @@ func (s *session) recheck() error {
 	}
 	s.p.pool.discard(old, s.id, reason, perr)
 	s.p.pool.noteRetry()
-	s.emit(Event{Kind: EventRetried, Upstream: old.id, Reason: reason})
+	s.emit(&Event{Kind: EventRetried, Upstream: old.id, Reason: reason})
 	ctx, cancel := s.p.acquireContext()
 	defer cancel()
 	uc, _, err := s.p.pool.get(ctx, s.id, true)
 	if err != nil {
 		return err
 	}
-	s.emit(Event{Kind: EventBorrowed, Upstream: uc.id})
+	s.emit(&Event{Kind: EventBorrowed, Upstream: uc.id})
 	s.up.dst, s.down.src = uc.c, uc.c
 	s.mu.Lock()
 	s.uc = uc
@@ -609,7 +609,7 @@ func (s *session) emitClosed(uc *upConn) {
 	s.mu.Lock()
 	by, how, err := s.by, s.how, s.endErr
 	s.mu.Unlock()
-	s.emit(Event{Kind: EventClosed, Upstream: uc.id, BytesUp: s.up.n.Load(), BytesDown: s.down.n.Load(), By: by, How: how, Err: err})
+	s.emit(&Event{Kind: EventClosed, Upstream: uc.id, BytesUp: s.up.n.Load(), BytesDown: s.down.n.Load(), By: by, How: how, Err: err})
 }
 
 // how maps a loop error to how the connection ended.
