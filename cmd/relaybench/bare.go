@@ -7,19 +7,28 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
 )
 
-// The bare relay is the floor every other relay is compared with: per
+// The bare relay is the ceiling every other relay is compared with: per
 // accepted connection, dial the upstream, io.Copy both ways in two
 // goroutines, close both sides when either copy ends. Nothing else. It runs
 // in its own process (the harness re-executed with the hidden flags below)
 // so that its RSS is measured alone.
+//
+// With -bare-relay-pool N it is the bare pool relay, the same ceiling for
+// pool mode: upstream connections are taken from a LIFO list of up to N
+// idle ones (dialed when it is empty), and one goes back when the client's
+// side ended with EOF and the interrupt, a read deadline in the past on the
+// upstream connection, stopped the other copy. It checks nothing at borrow
+// or release: no probe, no count of stranded or unread bytes, no age.
 const (
 	bareListenFlag   = "bare-relay-listen"
 	bareUpstreamFlag = "bare-relay-upstream"
+	barePoolFlag     = "bare-relay-pool"
 )
 
 // isBareRelayArgs reports whether args ask for the bare relay subprocess.
@@ -33,11 +42,15 @@ func runBareRelay(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bare-relay", flag.ContinueOnError)
 	listen := fs.String(bareListenFlag, "127.0.0.1:0", "listen address")
 	upstream := fs.String(bareUpstreamFlag, "", "upstream address")
+	maxIdle := fs.Int(barePoolFlag, 0, "pool up to this many idle upstream connections (0: dial one per connection)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *upstream == "" {
 		return fmt.Errorf("-%s is required", bareUpstreamFlag)
+	}
+	if *maxIdle < 0 {
+		return fmt.Errorf("-%s %d: want 0 or more", barePoolFlag, *maxIdle)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -45,7 +58,7 @@ func runBareRelay(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "proxy listening on %s -> %s\n", ln.Addr(), *upstream)
 
-	r := &bareRelay{upstream: *upstream, conns: make(map[net.Conn]struct{})}
+	r := &bareRelay{upstream: *upstream, maxIdle: *maxIdle, conns: make(map[net.Conn]struct{})}
 	stop := context.AfterFunc(ctx, func() {
 		ln.Close()
 		r.closeAll()
@@ -60,7 +73,11 @@ func runBareRelay(ctx context.Context, args []string, stdout io.Writer) error {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		r.wg.Go(func() { r.session(c) })
+		if r.maxIdle > 0 {
+			r.wg.Go(func() { r.poolSession(c) })
+		} else {
+			r.wg.Go(func() { r.session(c) })
+		}
 	}
 	r.closeAll()
 	r.wg.Wait()
@@ -69,10 +86,12 @@ func runBareRelay(ctx context.Context, args []string, stdout io.Writer) error {
 
 type bareRelay struct {
 	upstream string
+	maxIdle  int            // pool mode if > 0
 	wg       sync.WaitGroup // sessions
 
-	mu     sync.Mutex // guards conns and closed
+	mu     sync.Mutex // guards conns, idle and closed
 	conns  map[net.Conn]struct{}
+	idle   []net.Conn // pool mode: most recently released last
 	closed bool
 }
 
@@ -114,6 +133,81 @@ func (r *bareRelay) session(down net.Conn) {
 func bareCopy(dst, src net.Conn, closeBoth func()) {
 	io.Copy(dst, src)
 	closeBoth()
+}
+
+// poolSession relays one connection over a pooled upstream connection: the
+// client's EOF ends the session, and the upstream connection goes back if
+// the interrupt is what stopped the other copy.
+func (r *bareRelay) poolSession(down net.Conn) {
+	if !r.track(down) {
+		down.Close()
+		return
+	}
+	defer r.untrack(down)
+	up := r.borrow()
+	if up == nil {
+		return
+	}
+	downErr := make(chan error, 1)
+	go func() {
+		err := barePoolCopy(down, up)
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			down.Close() // the upstream ended first: stop the other copy
+		}
+		downErr <- err
+	}()
+	if err := barePoolCopy(up, down); err != nil {
+		r.untrack(up) // stops the other copy
+		<-downErr
+		return
+	}
+	up.SetReadDeadline(time.Unix(1, 0))
+	if err := <-downErr; !errors.Is(err, os.ErrDeadlineExceeded) {
+		r.untrack(up)
+		return
+	}
+	up.SetReadDeadline(time.Time{})
+	r.release(up)
+}
+
+// release pools up, or closes it if the pool is full or the relay closing.
+func (r *bareRelay) release(up net.Conn) {
+	r.mu.Lock()
+	if !r.closed && len(r.idle) < r.maxIdle {
+		r.idle = append(r.idle, up)
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	r.untrack(up)
+}
+
+// barePoolCopy is one direction of a bare pool session; named for stack dumps.
+func barePoolCopy(dst, src net.Conn) error {
+	_, err := io.Copy(dst, src)
+	return err
+}
+
+// borrow returns the most recently released idle connection, or a new one;
+// nil if dialing failed or the relay is closing.
+func (r *bareRelay) borrow() net.Conn {
+	r.mu.Lock()
+	if n := len(r.idle); n > 0 {
+		up := r.idle[n-1]
+		r.idle = r.idle[:n-1]
+		r.mu.Unlock()
+		return up
+	}
+	r.mu.Unlock()
+	up, err := net.Dial("tcp", r.upstream)
+	if err != nil {
+		return nil
+	}
+	if !r.track(up) {
+		up.Close()
+		return nil
+	}
+	return up
 }
 
 func (r *bareRelay) track(c net.Conn) bool {

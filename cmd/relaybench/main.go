@@ -4,7 +4,7 @@
 //
 //	go build -o /tmp/faultline ./cmd/faultline
 //	go run ./cmd/relaybench -faultline /tmp/faultline [-json out.json]
-//	go run ./cmd/relaybench -quick -rows direct,bare   # smoke run, seconds
+//	go run ./cmd/relaybench -quick -rows direct,bare,bare-pool   # smoke run, seconds
 //
 // # Rows
 //
@@ -13,7 +13,12 @@
 //   - direct: no relay; what loopback and the harness alone reach.
 //   - bare: a relay written here (bare.go): per connection, dial the
 //     upstream, io.Copy both ways (the session goroutine and one more), close both sides when
-//     either copy ends. The floor faultline is held to.
+//     either copy ends. The ceiling a Go relay can reach, and the
+//     reference for faultline-dial's targets.
+//   - bare-pool: the bare relay with a pool (-pool-size idle upstream
+//     connections, LIFO; one goes back when the client's EOF ended the
+//     session and a read deadline in the past stopped the other copy; no
+//     checks). The ceiling a Go pool relay can reach; churn only.
 //   - faultline-dial, faultline-pool: the -faultline binary, run as
 //     "run --listen 127.0.0.1:0 --upstream ADDR --mode dial|pool", with Go's
 //     default GOMAXPROCS unless -faultline-gomaxprocs N sets it (for the
@@ -21,7 +26,7 @@
 //   - haproxy, socat: when found in PATH; otherwise the row says why it was
 //     skipped.
 //
-// Every relay is a separate process (bare is this binary re-executed with
+// Every relay is a separate process (bare and bare-pool are this binary re-executed with
 // hidden flags), started fresh for each scenario and stopped after it, so
 // its RSS is its own and no scenario inherits another's heap, pool or
 // sockets. The harness process runs the load generator and the upstream
@@ -171,7 +176,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.memConns, "mem-conns", 2000, "mem: idle connections held")
 	fs.DurationVar(&cfg.memSettle, "mem-settle", time.Second, "mem: wait before each RSS reading")
 	fs.DurationVar(&cfg.memOpenTimeout, "mem-open-timeout", 60*time.Second, "mem: time limit for opening the connections")
-	fs.IntVar(&cfg.poolSize, "pool-size", 64, "faultline-pool: --pool-size")
+	fs.IntVar(&cfg.poolSize, "pool-size", 64, "faultline-pool: --pool-size; bare-pool: idle connections kept")
 	fs.IntVar(&cfg.flProcs, "faultline-gomaxprocs", 0, "run the faultline rows with GOMAXPROCS set to this (0: Go's default, the CPU count)")
 	fs.BoolVar(&cfg.haproxySplice, "haproxy-splice", false, "add 'option splice-auto' to the haproxy config (off: haproxy's default)")
 	fs.DurationVar(&cfg.startTimeout, "start-timeout", 10*time.Second, "time limit for a relay to start listening")

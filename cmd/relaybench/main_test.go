@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -323,4 +324,78 @@ func TestGroupCPU(t *testing.T) {
 	if limit := wall * time.Duration(runtime.NumCPU()); used > limit+clockTick {
 		t.Errorf("%v of CPU in %v of wall time on %d CPUs", used, wall, runtime.NumCPU())
 	}
+}
+
+// TestBarePoolReuses runs sequential echo sessions through the bare pool
+// relay subprocess and checks that each echo is right, that the upstream
+// saw far fewer connections than there were sessions, and that a session
+// the upstream ends first reaches the client as EOF.
+func TestBarePoolReuses(t *testing.T) {
+	cfg := quickConfig(t)
+	var accepted atomic.Int64
+	closeFirst := make(chan struct{}, 1) // a token: the next upstream session ends after one echo
+	srv, err := startServer(func(c net.Conn) {
+		accepted.Add(1)
+		buf := make([]byte, 64)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := c.Write(buf[:n]); err != nil {
+				return
+			}
+			select {
+			case <-closeFirst:
+				c.Close()
+				return
+			default:
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	r, err := relaySpecs(cfg)[rowBarePool].start(context.Background(), srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := r.Stop(); err != nil {
+			t.Errorf("stopping bare pool relay: %v", err)
+		}
+	}()
+
+	echo := func(i int, thenEOF bool) {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", r.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		msg := []byte("session " + strconv.Itoa(i))
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("session %d: echo %q, %v; want %q", i, got, err, msg)
+		}
+		if thenEOF {
+			if n, err := c.Read(got); err != io.EOF {
+				t.Errorf("session %d: after the upstream closed, read %d bytes, %v; want EOF", i, n, err)
+			}
+		}
+	}
+	const sessions = 40
+	for i := range sessions {
+		echo(i, false)
+	}
+	if n := accepted.Load(); n > sessions/4 {
+		t.Errorf("upstream accepted %d connections for %d sequential sessions; want reuse (at most %d)", n, sessions, sessions/4)
+	}
+	closeFirst <- struct{}{}
+	echo(sessions, true)
 }

@@ -315,6 +315,11 @@ func (rep *report) notes() []string {
 	if r := rep.row(rowSocat); r != nil && r.Skipped == "" {
 		n = append(n, "socat: TCP-LISTEN:PORT,bind=127.0.0.1,reuseaddr,fork TCP:UPSTREAM, default options (8 KiB buffer, one process per connection).")
 	}
+	if r := rep.row(rowBarePool); r != nil && r.Skipped == "" {
+		n = append(n, fmt.Sprintf("bare-pool: the bare relay with a pool, the ceiling for faultline-pool: a LIFO list of up to %d idle "+
+			"upstream connections (dialed when empty); one goes back when the client's side ended with EOF and a read deadline "+
+			"in the past on it stopped the other copy; no check at borrow or release (no probe, no stranded or unread bytes, no age).", cfg.poolSize))
+	}
 	if r := rep.row(rowFaultlinePool); r != nil && r.Skipped == "" {
 		n = append(n, fmt.Sprintf("faultline-pool: --pool-size %d.", cfg.poolSize))
 	}
