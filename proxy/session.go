@@ -434,7 +434,7 @@ func (s *session) judge(uc *upConn) (Reason, error) {
 	if s.down.err == nil {
 		return ReasonUpstreamEOF, nil
 	}
-	ui, err := readSockInfo(uc.c)
+	ui, err := readSockInfo(uc.c, uc.delivered)
 	if err != nil {
 		return ReasonError, err
 	}
@@ -450,7 +450,7 @@ func (s *session) judge(uc *upConn) (Reason, error) {
 		// The client's side was interrupted, not ended by its FIN (at
 		// EOF, splice has written all it read): check nothing of the
 		// client's was left behind.
-		ci, err := readSockInfo(s.client)
+		ci, err := readSockInfo(s.client, uint64(s.up.n.Load()))
 		switch {
 		case err != nil:
 			return ReasonError, err

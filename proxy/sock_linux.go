@@ -27,37 +27,38 @@ type sockInfo struct {
 	inq      int    // bytes in the receive queue not yet read
 }
 
-// readSockInfo reads tcp_info and SIOCINQ without blocking. Bytes that
-// arrive between the two reads count in inq but not in received, so they
-// make the socket look dirtier than it was, never cleaner.
-func readSockInfo(c *net.TCPConn) (sockInfo, error) {
+// readSockInfo reads tcp_info and SIOCINQ without blocking. read is how
+// many bytes the caller knows it took out of the socket: when tcp_info's
+// count of data received is exactly that, nothing can be queued, and the
+// second syscall is skipped (the common case when a pooled connection is
+// released clean). Bytes that arrive between the two reads count in inq but
+// not in received, so they make the socket look dirtier than it was, never
+// cleaner.
+func readSockInfo(c *net.TCPConn, read uint64) (sockInfo, error) {
+	si, err := tcpInfo(c)
+	if err != nil || si.readBytes() == read {
+		return si, err
+	}
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return sockInfo{}, err
 	}
-	var si sockInfo
 	var serr error
 	err = rc.Control(func(fd uintptr) {
-		var ti *unix.TCPInfo
-		if ti, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); serr != nil {
-			return
-		}
-		si.state, si.received = ti.State, ti.Bytes_received
 		si.inq, serr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
 	})
-	if err != nil {
-		return sockInfo{}, err
+	if err == nil {
+		err = serr
 	}
-	return si, serr
+	return si, err
 }
 
-// recvBytes is how many bytes of data the socket has received from its
-// peer, whether or not the proxy has read them yet: tcp_info's
-// bytes_received, less one for a FIN. One getsockopt call.
-func recvBytes(c *net.TCPConn) (uint64, error) {
+// tcpInfo reads c's state and count of bytes received from tcp_info, in
+// one getsockopt call; inq is left 0.
+func tcpInfo(c *net.TCPConn) (sockInfo, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
-		return 0, err
+		return sockInfo{}, err
 	}
 	var si sockInfo
 	var serr error
@@ -70,6 +71,14 @@ func recvBytes(c *net.TCPConn) (uint64, error) {
 	if err == nil {
 		err = serr
 	}
+	return si, err
+}
+
+// recvBytes is how many bytes of data the socket has received from its
+// peer, whether or not the proxy has read them yet: tcp_info's
+// bytes_received, less one for a FIN. One getsockopt call.
+func recvBytes(c *net.TCPConn) (uint64, error) {
+	si, err := tcpInfo(c)
 	return si.readBytes(), err
 }
 
@@ -191,7 +200,7 @@ func resetClose(c *net.TCPConn) {
 
 // tcpState returns c's TCP state, or 0 if it cannot be read.
 func tcpState(c *net.TCPConn) uint8 {
-	si, err := readSockInfo(c)
+	si, err := tcpInfo(c)
 	if err != nil {
 		return 0
 	}
