@@ -35,6 +35,7 @@ type Proxy struct {
 	sessions map[*session]struct{}
 	closing  bool
 	sessWG   sync.WaitGroup // one per session goroutine: run, copyUp, copyDown
+	workers  workers        // the goroutines that run them in pool mode
 
 	closeOnce sync.Once
 	closeErr  error
@@ -76,6 +77,7 @@ func serve(ln *net.TCPListener, cfg Config) *Proxy {
 		cancel:   cancel,
 		dialer:   net.Dialer{KeepAlive: -1},
 		sessions: make(map[*session]struct{}),
+		workers:  workers{maxIdle: maxIdleWorkers},
 	}
 	if cfg.Mode == ModePool {
 		p.pool = newPool(cfg.Pool, &p.ev, p.dialUpstream)
@@ -134,6 +136,7 @@ func (p *Proxy) Close() error {
 		}
 		p.mu.Unlock()
 		p.sessWG.Wait()
+		p.workers.close()
 		if p.pool != nil {
 			p.pool.close()
 		}
@@ -187,7 +190,11 @@ func (p *Proxy) acceptLoop() {
 		p.sessWG.Add(1)
 		p.mu.Unlock()
 		p.faults.mu.Unlock()
-		go s.run()
+		if p.pool != nil {
+			p.workers.do(s.run)
+		} else {
+			go s.run() // see workers
+		}
 	}
 }
 

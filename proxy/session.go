@@ -128,11 +128,10 @@ func (s *session) run() {
 	if h := s.p.testHookRelay; h != nil {
 		h(uc)
 	}
-	// After a dial, hand over to fresh goroutines and return: dialing grew
-	// this goroutine's stack, and an idle session should cost two small
-	// ones. Borrowing an idle connection keeps the stack small, so then
-	// this goroutine relays itself. Whichever copy loop stops last ends the
-	// session.
+	// After a dial, hand over to two other goroutines and return: dialing
+	// grew this goroutine's stack, and an idle session should not hold it.
+	// After a borrow this goroutine relays itself, and starts only the
+	// second copy loop. Whichever copy loop stops last ends the session.
 	s.up.dir, s.up.src, s.up.dst = Up, s.client, uc.c
 	s.down.dir, s.down.src, s.down.dst = Down, uc.c, s.client
 	s.ran, s.reused = true, reused
@@ -146,13 +145,20 @@ func (s *session) run() {
 	s.spawn(copyUp)
 }
 
-// spawn runs loop in a new goroutine that Proxy.Close waits for.
+// spawn runs loop in another goroutine that Proxy.Close waits for: in pool
+// mode a parked worker if there is one (see workers), in dial mode a new
+// goroutine, whose 2 KiB stack the loop keeps while it idles.
 func (s *session) spawn(loop func(*session)) {
 	s.p.sessWG.Add(1)
-	go func() {
+	job := func() {
 		defer s.p.sessWG.Done()
 		loop(s)
-	}()
+	}
+	if s.p.pool != nil {
+		s.p.workers.do(job)
+	} else {
+		go job()
+	}
 }
 
 // fail ends a session that got no upstream connection: a client must see a
