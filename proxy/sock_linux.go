@@ -35,27 +35,16 @@ type sockInfo struct {
 // not in received, so they make the socket look dirtier than it was, never
 // cleaner.
 func readSockInfo(c *net.TCPConn, read uint64) (sockInfo, error) {
-	si, err := tcpInfo(c)
-	if err != nil || si.readBytes() == read {
-		return si, err
-	}
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return sockInfo{}, err
-	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		si.inq, serr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-	})
-	if err == nil {
-		err = serr
-	}
-	return si, err
+	return sockInfoOf(c, func(si sockInfo) bool { return si.readBytes() != read })
 }
 
 // tcpInfo reads c's state and count of bytes received from tcp_info, in
 // one getsockopt call; inq is left 0.
-func tcpInfo(c *net.TCPConn) (sockInfo, error) {
+func tcpInfo(c *net.TCPConn) (sockInfo, error) { return sockInfoOf(c, nil) }
+
+// sockInfoOf reads tcp_info, then SIOCINQ if wantInq (when not nil) says
+// so given what tcp_info said.
+func sockInfoOf(c *net.TCPConn, wantInq func(sockInfo) bool) (sockInfo, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return sockInfo{}, err
@@ -64,8 +53,12 @@ func tcpInfo(c *net.TCPConn) (sockInfo, error) {
 	var serr error
 	err = rc.Control(func(fd uintptr) {
 		var ti *unix.TCPInfo
-		if ti, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); serr == nil {
-			si.state, si.received = ti.State, ti.Bytes_received
+		if ti, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); serr != nil {
+			return
+		}
+		si.state, si.received = ti.State, ti.Bytes_received
+		if wantInq != nil && wantInq(si) {
+			si.inq, serr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
 		}
 	})
 	if err == nil {
