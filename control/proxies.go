@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"regexp"
 	"slices"
 	"strconv"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/faultline-proxy/faultline/control/api"
 	"github.com/faultline-proxy/faultline/faults"
+	"github.com/faultline-proxy/faultline/internal/names"
 	"github.com/faultline-proxy/faultline/proxy"
 )
 
@@ -44,12 +44,10 @@ type totals struct {
 	discarded               map[proxy.Reason]uint64
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
 // config checks spec and returns the proxy configuration it describes.
 func config(spec api.ProxySpec) (proxy.Config, error) {
-	if !nameRE.MatchString(spec.Name) {
-		return proxy.Config{}, api.Errorf(api.ErrBadRequest, "name %q: want 1 to 64 letters, digits, '.', '_' or '-'", spec.Name)
+	if !names.Valid(spec.Name) {
+		return proxy.Config{}, api.Errorf(api.ErrBadRequest, "name %q: want %s", spec.Name, names.Rule)
 	}
 	if err := checkHostPort("upstream", spec.Upstream); err != nil {
 		return proxy.Config{}, err

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"runtime"
 	"slices"
 	"strconv"
@@ -462,9 +463,16 @@ func (s *Server) originOK(r *http.Request) bool {
 }
 
 // jsonFallback turns the mux's own plain-text 404 and 405 answers into JSON
-// errors.
+// errors. It also answers 404 to a path with "." or ".." segments (or an
+// empty one), which the mux would redirect to the path they resolve to,
+// with a 307 that keeps the method: DELETE .../faults/.. would delete
+// the proxy, DELETE .../faults/. every fault.
 func jsonFallback(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p != path.Clean(p) {
+			writeError(w, api.Errorf(api.ErrNotFound, "no endpoint %s %s: the path has empty, \".\" or \"..\" segments", r.Method, p))
+			return
+		}
 		if _, pattern := mux.Handler(r); pattern != "" {
 			mux.ServeHTTP(w, r)
 			return

@@ -150,6 +150,8 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"unknown field", "POST", "/api/v1/proxies", `{"name":"c","upstream":"127.0.0.1:1","colour":1}`, 400, "bad_request"},
 		{"wrong type", "POST", "/api/v1/proxies", `{"name":"c","upstream":5}`, 400, "bad_request"},
 		{"bad name", "POST", "/api/v1/proxies", `{"name":"a b","upstream":"127.0.0.1:1"}`, 400, "bad_request"},
+		{"proxy named ..", "POST", "/api/v1/proxies", `{"name":"..","upstream":"127.0.0.1:1"}`, 400, "bad_request"},
+		{"proxy named .", "POST", "/api/v1/proxies", `{"name":".","upstream":"127.0.0.1:1"}`, 400, "bad_request"},
 		{"no upstream", "POST", "/api/v1/proxies", `{"name":"c"}`, 400, "bad_request"},
 		{"bad mode", "POST", "/api/v1/proxies", `{"name":"c","upstream":"127.0.0.1:1","mode":"ring"}`, 400, "bad_request"},
 		{"bad initial fault", "POST", "/api/v1/proxies", `{"name":"c","upstream":"127.0.0.1:1","faults":[{"kind":"latency"},{"kind":"warp"}]}`, 400, "unknown_kind"},
@@ -170,6 +172,14 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"update changes kind", "PUT", "/api/v1/proxies/a/faults/lat", `{"kind":"stall"}`, 400, "bad_fault"},
 		{"update renames", "PUT", "/api/v1/proxies/a/faults/lat", `{"name":"other","kind":"latency"}`, 400, "bad_request"},
 		{"remove unknown fault", "DELETE", "/api/v1/proxies/a/faults/nope", nil, 404, "not_found"},
+		{"fault named ..", "POST", "/api/v1/proxies/a/faults", `{"name":"..","kind":"stall"}`, 400, "bad_fault"},
+		{"fault name with a slash", "POST", "/api/v1/proxies/a/faults", `{"name":"x/y","kind":"stall"}`, 400, "bad_fault"},
+		// Paths the mux would resolve to another endpoint, keeping the
+		// method: the proxy, every fault, the fault lat.
+		{"remove fault ..", "DELETE", "/api/v1/proxies/a/faults/..", nil, 404, "not_found"},
+		{"remove fault .", "DELETE", "/api/v1/proxies/a/faults/.", nil, 404, "not_found"},
+		{"empty segment", "DELETE", "/api/v1/proxies/a//faults/lat", nil, 404, "not_found"},
+		{"escaped dots", "DELETE", "/api/v1/proxies/a/faults/%2E%2E", nil, 404, "not_found"},
 		{"close unknown conn", "DELETE", "/api/v1/proxies/a/conns/99", nil, 404, "not_found"},
 		{"close bad conn id", "DELETE", "/api/v1/proxies/a/conns/x", nil, 400, "bad_request"},
 		{"close bad how", "DELETE", "/api/v1/proxies/a/conns/1?how=BANG", nil, 400, "bad_request"},

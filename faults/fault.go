@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/faultline-proxy/faultline/internal/names"
 )
 
-// Errors returned by Validate; each is wrapped with the detail.
+// Errors returned by Normalized; each is wrapped with the detail.
 var (
 	// ErrUnknownKind is returned for a Kind this package does not know.
 	ErrUnknownKind = errors.New("faults: unknown kind")
@@ -118,8 +120,10 @@ type Target struct {
 // fields' names in lower case, after_bytes for AfterBytes, and durations as
 // Go duration strings: {"kind":"latency","dir":"down","delay":"150ms"}.
 type Fault struct {
-	// Name identifies the fault among a proxy's faults. If empty, the
-	// proxy names it after its kind and a number.
+	// Name identifies the fault among a proxy's faults: 1 to 64 letters,
+	// digits, '.', '_' or '-', other than "." and ".." (it is a path
+	// segment of the control API's URLs). If empty, the proxy names it
+	// after its kind and a number.
 	Name string
 	Kind Kind
 	Dir  Direction // byte faults; default Both
@@ -292,6 +296,8 @@ func (f Fault) Normalized() (Fault, error) {
 		return f, fmt.Errorf("%w: %s: %s", ErrBadFault, f.Kind, fmt.Sprintf(format, a...))
 	}
 	switch {
+	case f.Name != "" && !names.Valid(f.Name):
+		return bad("name %q: want %s", f.Name, names.Rule)
 	case f.Dir != Up && f.Dir != Down && f.Dir != Both:
 		return bad("dir %q (want up, down or both)", f.Dir)
 	case f.Side != ToClient && f.Side != ToUpstream && f.Side != ToBoth:

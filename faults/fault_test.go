@@ -59,6 +59,11 @@ func TestNormalized(t *testing.T) {
 		{"ids without which", Blackhole().WithTarget(Target{IDs: []uint64{1}}), ErrBadFault},
 		{"which ids without ids", Blackhole().WithTarget(Target{Which: ByID}), ErrBadFault},
 		{"unknown which", Blackhole().WithTarget(Target{Which: "some"}), ErrBadFault},
+		{"named", Blackhole().WithName("db-1.rst_x"), nil},
+		{"named ..", Blackhole().WithName(".."), ErrBadFault},
+		{"named .", Blackhole().WithName("."), ErrBadFault},
+		{"name with a slash", Blackhole().WithName("a/b"), ErrBadFault},
+		{"name with a space", Blackhole().WithName("a b"), ErrBadFault},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -62,7 +62,7 @@ type PoolSpec struct {
 // ProxySpec creates a proxy (POST /api/v1/proxies, and each entry of the
 // binary's config file).
 type ProxySpec struct {
-	Name        string          `json:"name"`                  // required: letters, digits, '.', '_', '-'
+	Name        string          `json:"name"`                  // required: 1 to 64 letters, digits, '.', '_', '-'; not "." or ".."
 	Listen      string          `json:"listen,omitempty"`      // host:port; default "127.0.0.1:0", a free port
 	Upstream    string          `json:"upstream"`              // required: host:port
 	Mode        string          `json:"mode,omitempty"`        // "dial" (default) or "pool"
