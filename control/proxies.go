@@ -192,22 +192,30 @@ func (e *entry) info() api.Proxy {
 		Name: spec.Name, Listen: spec.Listen, Upstream: spec.Upstream, Mode: spec.Mode,
 		DialTimeout: spec.DialTimeout, Pool: spec.Pool, Seed: spec.Seed, Enabled: p != nil,
 	}
+	// The settings as the proxy runs them, defaults filled in: a disabled
+	// one's as it will run them once enabled (its spec was checked when
+	// it was set).
+	var cfg proxy.Config
+	var err error
 	if p != nil {
-		cfg := p.Config()
+		cfg = p.Config()
+		out.Conns = p.ActiveConns()
+		out.Faults = len(p.Faults())
+	} else {
+		if cfg, err = config(spec); err == nil {
+			cfg, err = cfg.WithDefaults()
+		}
+		out.Faults = len(e.faults())
+	}
+	if err == nil {
 		out.Mode = cfg.Mode.String()
 		out.DialTimeout = faults.Duration(cfg.DialTimeout)
 		out.Seed = cfg.Seed
+		out.Pool = api.PoolSpec{}
 		if cfg.Mode == proxy.ModePool {
 			out.Pool = api.PoolSpec{Size: cfg.Pool.Size, MaxIdle: cfg.Pool.MaxIdle,
 				IdleTimeout: faults.Duration(cfg.Pool.IdleTimeout), MaxLifetime: faults.Duration(cfg.Pool.MaxLifetime)}
 		}
-		out.Conns = p.ActiveConns()
-		out.Faults = len(p.Faults())
-	} else {
-		if out.Mode == "" {
-			out.Mode = proxy.ModeDial.String()
-		}
-		out.Faults = len(e.faults())
 	}
 	return out
 }

@@ -40,6 +40,11 @@ func TestProxyLifecycle(t *testing.T) {
 	if got.Enabled {
 		t.Errorf("after disabling: %+v", got)
 	}
+	// It reports the settings it will run with, defaults filled in, as it
+	// did while enabled.
+	if got.DialTimeout != p.DialTimeout || got.Pool != p.Pool || got.Seed != p.Seed || got.Mode != p.Mode || p.DialTimeout == 0 || p.Seed == 0 {
+		t.Errorf("disabled, it reports %+v; want the settings it ran with: %+v", got, p)
+	}
 	if c, err := net.Dial("tcp", p.Listen); err == nil {
 		c.Close()
 		t.Errorf("dial %s while disabled: connected, want refused", p.Listen)

@@ -100,9 +100,10 @@ type PoolConfig struct {
 	MaxLifetime time.Duration
 }
 
-// withDefaults returns c with zero fields replaced by their defaults and
-// negative durations by 0 (no limit), after checking it.
-func (c Config) withDefaults() (Config, error) {
+// WithDefaults returns c as a proxy runs it: zero fields replaced by their
+// defaults and negative durations by 0 (no limit), after checking it. It is
+// what Proxy.Config returns for a proxy started with c.
+func (c Config) WithDefaults() (Config, error) {
 	if c.Upstream == "" {
 		return c, fmt.Errorf("%w: upstream address is empty", ErrBadConfig)
 	}

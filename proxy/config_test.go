@@ -23,7 +23,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Config{Upstream: "127.0.0.1:1", Pool: tt.in}.withDefaults()
+			got, err := Config{Upstream: "127.0.0.1:1", Pool: tt.in}.WithDefaults()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -51,7 +51,7 @@ type Proxy struct {
 // Listen listens on addr (host:port; port 0 picks a free one) and starts
 // relaying every accepted connection to cfg.Upstream.
 func Listen(addr string, cfg Config) (*Proxy, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.WithDefaults()
 	if err != nil {
 		return nil, err
 	}
