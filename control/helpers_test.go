@@ -44,6 +44,17 @@ func newFixture(t *testing.T, opts Options) *fixture {
 // do sends a request and returns the status and body.
 func (fx *fixture) do(t *testing.T, method, path string, body any) (int, []byte) {
 	t.Helper()
+	status, b, err := send(fx.ts, fx.hdr, method, path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, b
+}
+
+// send is fixture.do for any goroutine: it returns an error instead of
+// failing the test. body is sent as is if a string or []byte, else as
+// JSON.
+func send(ts *httptest.Server, hdr http.Header, method, path string, body any) (int, []byte, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -54,27 +65,24 @@ func (fx *fixture) do(t *testing.T, method, path string, body any) (int, []byte)
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
-			t.Fatal(err)
+			return 0, nil, err
 		}
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, fx.ts.URL+path, rd)
+	req, err := http.NewRequest(method, ts.URL+path, rd)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
-	for k, v := range fx.hdr {
+	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	resp, err := fx.ts.Client().Do(req)
+	resp, err := ts.Client().Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, out
+	return resp.StatusCode, out, err
 }
 
 // call sends a request, fails unless the status is want, and decodes the

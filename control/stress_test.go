@@ -1,14 +1,11 @@
 package control
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -81,7 +78,7 @@ func TestConcurrentOps(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, uint64(w)))
 			for range opsEach {
 				method, path, body := ops[r.IntN(len(ops))](r, names[r.IntN(len(names))])
-				status, b, err := send(fx.ts, method, path, body)
+				status, b, err := send(fx.ts, nil, method, path, body)
 				mu.Lock()
 				statuses[status]++
 				mu.Unlock()
@@ -123,7 +120,7 @@ func TestConcurrentOps(t *testing.T) {
 	traffic.Wait()
 	t.Logf("answers by status: %v; echo sessions that came through: %d", statuses, echoed.Load())
 
-	if status, b, err := send(fx.ts, "POST", "/api/v1/reset", nil); err != nil || status != http.StatusNoContent {
+	if status, b, err := send(fx.ts, nil, "POST", "/api/v1/reset", nil); err != nil || status != http.StatusNoContent {
 		t.Fatalf("reset: %d %s %v", status, b, err)
 	}
 	for _, name := range names {
@@ -155,30 +152,6 @@ func randomFault(r *rand.Rand) faults.Fault {
 	default:
 		return faults.Corrupt(0.01).WithSeed(1).WithName("bits")
 	}
-}
-
-// send is fixture.do for goroutines other than the test's: it returns the
-// transport error instead of failing the test.
-func send(ts *httptest.Server, method, path string, body any) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		j, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, ts.URL+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	resp, err := ts.Client().Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
 }
 
 // echoTry sends msg through addr and reports whether it came back, giving

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"reflect"
 	"testing"
-	"time"
 )
 
 // FuzzFaultJSON feeds arbitrary bytes to the fault decoder and Normalized.
@@ -18,18 +17,7 @@ import (
 //
 //	go test -run '^$' -fuzz FuzzFaultJSON -fuzztime 5m ./faults/
 func FuzzFaultJSON(f *testing.F) {
-	for _, seed := range []Fault{
-		Latency(150*time.Millisecond, 10*time.Millisecond).WithDir(Down).WithName("slow"),
-		Stall(true).WithFor(2 * time.Second).WithAfter(time.Second),
-		Reset(ToClient).WithTarget(Target{Which: ByID, IDs: []uint64{3, 4}}),
-		Bandwidth(1024).WithAfterBytes(10),
-		Slice(8, time.Millisecond),
-		Limit(100),
-		Corrupt(0.01).WithSeed(7),
-		IdleClose(time.Minute, true).WithTarget(Target{Every: 2, Count: 3}),
-		Stale(StaleBlackhole).WithTarget(Target{Prob: 0.5}),
-		HalfClose(Up),
-	} {
+	for _, seed := range jsonSamples {
 		b, err := json.Marshal(seed)
 		if err != nil {
 			f.Fatal(err)

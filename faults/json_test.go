@@ -9,21 +9,24 @@ import (
 	"time"
 )
 
+// jsonSamples are faults of every kind with most fields set, for round
+// trips (and the fuzz target's seeds).
+var jsonSamples = []Fault{
+	Latency(150*time.Millisecond, 10*time.Millisecond).WithDir(Down).WithName("slow"),
+	Stall(true).WithFor(2 * time.Second).WithAfter(time.Second),
+	Reset(ToClient).WithTarget(Target{Which: ByID, IDs: []uint64{3, 4}}),
+	Bandwidth(1024).WithAfterBytes(10),
+	Slice(8, time.Millisecond),
+	Limit(100),
+	SlowClose(time.Second),
+	Corrupt(0.01).WithSeed(7),
+	IdleClose(time.Minute, true).WithTarget(Target{Every: 2, Count: 3}),
+	Stale(StaleBlackhole).WithTarget(Target{Prob: 0.5}),
+	ConnectDelay(time.Second), DropOnAccept(), Refuse(), Blackhole(), HalfClose(Up),
+}
+
 func TestFaultJSONRoundTrip(t *testing.T) {
-	all := []Fault{
-		Latency(150*time.Millisecond, 10*time.Millisecond).WithDir(Down).WithName("slow"),
-		Stall(true).WithFor(2 * time.Second).WithAfter(time.Second),
-		Reset(ToClient).WithTarget(Target{Which: ByID, IDs: []uint64{3, 4}}),
-		Bandwidth(1024).WithAfterBytes(10),
-		Slice(8, time.Millisecond),
-		Limit(100),
-		SlowClose(time.Second),
-		Corrupt(0.01).WithSeed(7),
-		IdleClose(time.Minute, true).WithTarget(Target{Every: 2, Count: 3}),
-		Stale(StaleBlackhole).WithTarget(Target{Prob: 0.5}),
-		ConnectDelay(time.Second), DropOnAccept(), Refuse(), Blackhole(), HalfClose(Up),
-	}
-	for _, f := range all {
+	for _, f := range jsonSamples {
 		b, err := json.Marshal(f)
 		if err != nil {
 			t.Fatal(err)
@@ -36,7 +39,7 @@ func TestFaultJSONRoundTrip(t *testing.T) {
 			t.Errorf("round trip of %s: got %+v, want %+v", b, got, f)
 		}
 	}
-	b, _ := json.Marshal(all[0])
+	b, _ := json.Marshal(jsonSamples[0])
 	if want := `{"name":"slow","kind":"latency","dir":"down","delay":"150ms","jitter":"10ms"}`; string(b) != want {
 		t.Errorf("JSON = %s, want %s", b, want)
 	}
