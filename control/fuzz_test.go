@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/faultline-proxy/faultline/control/api"
 	"github.com/faultline-proxy/faultline/faults"
 )
@@ -138,4 +140,75 @@ func loopbackListen(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// FuzzWSRequests sends arbitrary messages on the websocket, each followed
+// by a request of known id. Every message gets exactly one answer (ok or
+// error) before that request's, with the message's id when it has a
+// string one, and the connection stays open.
+//
+// make test runs the seeds; search for more with
+//
+//	go test -run '^$' -fuzz FuzzWSRequests -fuzztime 5m ./control/
+func FuzzWSRequests(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"1","op":"inject","proxy":"p","fault":{"kind":"latency","delay":"1ms"}}`,
+		`{"id":"1","op":"update","proxy":"p","fault":{"name":"lat","kind":"latency","delay":"2ms"}}`,
+		`{"id":"1","op":"clear","proxy":"p","name":"lat"}`,
+		`{"id":"1","op":"clear-all"}`,
+		`{"id":"1","op":"explode"}`,
+		`{"id":"1","op":"subscribe","after":0}`,
+		`{"id":"1","op":"subscribe","kinds":["closed","nope"]}`,
+		`{"id":"1","op":"unsubscribe","sub":"s1"}`,
+		`{"id":"1","op":"inject","proxy":"p","fault":{"name":"..","kind":"stall"}}`,
+		`{"id":"x","op":"inject","bogus":1}`,
+		`{"id":7}`,
+		`{"op":"clear-all"}`,
+		`[]`,
+		`{"id":"1",`,
+		``,
+	} {
+		f.Add([]byte(s))
+	}
+	const sentinel = "sentinel-id"
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		if bytes.Contains(msg, []byte(sentinel)) {
+			t.Skip("the message could pass for the sentinel's answer")
+		}
+		fx := newFixture(t, Options{})
+		if _, err := fx.srv.CreateProxy(api.ProxySpec{
+			Name: "p", Upstream: fx.echo, Mode: "pool",
+			Faults: []faults.Fault{faults.Latency(0, 0).WithName("lat")},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ws := fx.dialWS(t, nil)
+		if err := ws.c.WriteMessage(websocket.TextMessage, msg); err != nil {
+			t.Fatal(err)
+		}
+		if err := ws.c.WriteJSON(api.Request{ID: sentinel, Op: api.OpUnsubscribe, Sub: "none"}); err != nil {
+			t.Fatal(err)
+		}
+		var answers []api.Message
+		for {
+			m := ws.read(t)
+			if m.Type == api.TypeEvent {
+				continue
+			}
+			if m.ID == sentinel && m.Type == api.TypeError && m.Error != nil && m.Error.Code == api.ErrNotFound.Code {
+				break
+			}
+			answers = append(answers, m)
+		}
+		if len(answers) != 1 || (answers[0].Type != api.TypeOK && answers[0].Type != api.TypeError) {
+			t.Fatalf("%q: answers %+v, want exactly one ok or error", msg, answers)
+		}
+		if a := answers[0]; a.Type == api.TypeError && (a.Error == nil || a.Error.Code == "" || a.Error.Message == "" || a.Error.Code == api.ErrInternal.Code) {
+			t.Fatalf("%q: error answer %+v: want a code and a message, not internal", msg, a)
+		}
+		var withID struct{ ID string }
+		if json.Unmarshal(msg, &withID) == nil && answers[0].ID != withID.ID {
+			t.Fatalf("%q: answer %+v has id %q, want %q", msg, answers[0], answers[0].ID, withID.ID)
+		}
+	})
 }
