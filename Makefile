@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin/faultline
 LISTEN  ?= 127.0.0.1:7470
 
-.PHONY: run test bench lint build clean
+.PHONY: run test bench fuzz lint build clean
 
 ## run: start the proxy in front of its built-in echo upstream (Ctrl-C stops it)
 run: build
@@ -20,6 +20,14 @@ test: lint
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./proxy/
 	$(GO) run ./cmd/relaybench -faultline ./$(BIN)
+
+## fuzz: each fuzz target for FUZZTIME (make test runs only their seeds)
+FUZZTIME ?= 1m
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzFaultJSON$$' -fuzztime $(FUZZTIME) ./faults/
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestBodies$$' -fuzztime $(FUZZTIME) ./control/
+	$(GO) test -run '^$$' -fuzz '^FuzzWSRequests$$' -fuzztime $(FUZZTIME) ./control/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./cmd/faultline/
 
 ## lint: gofmt and go vet
 lint:
