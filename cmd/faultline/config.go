@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 
@@ -197,6 +198,11 @@ func toJSON(v any) (any, error) {
 			m[ks] = c
 		}
 		return m, nil
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("%v: want a finite number", v)
+		}
+		return v, nil
 	case []any:
 		for i, e := range v {
 			c, err := toJSON(e)

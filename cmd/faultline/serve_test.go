@@ -244,6 +244,7 @@ func TestBadConfig(t *testing.T) {
 		{"duplicate name", "proxies:\n  - {name: a, upstream: x:1}\n  - {name: a, upstream: x:2}\n", exitUsage, `:3: invalid config: proxy 2 ("a"): name used twice (first on line 2)`},
 		{"duration without unit", "proxies:\n  - {name: a, upstream: x:1, faults: [{kind: latency, delay: 150}]}\n", exitUsage, `:2: invalid config: proxy 1 ("a"): fault 1 (line 2): faults: invalid fault: want a duration string such as "150ms", got 150`},
 		{"unknown fault field", "proxies:\n  - name: a\n    upstream: x:1\n    faults:\n      - kind: latency\n        dealy: 1s\n", exitUsage, `:2: invalid config: proxy 1 ("a"): fault 1 (line 5): faults: invalid fault: json: unknown field "dealy"`},
+		{"not a finite number", "proxies:\n  - name: a\n    upstream: x:1\n    faults:\n      - kind: corrupt\n        prob: .nan\n", exitUsage, `:2: invalid config: proxy 1 ("a"): fault 1 (line 5): NaN: want a finite number`},
 		{"unknown fault kind", "proxies:\n  - name: a\n    upstream: x:1\n    faults:\n      - kind: bogus\n", exitUsage, `:2: invalid config: proxy 1 ("a"): fault 1 (line 5): faults: unknown kind "bogus"`},
 		{"no upstream", "proxies:\n  - name: a\n", exitUsage, `:2: proxy "a": `},
 		{"port in use", "proxies:\n  - name: a\n    listen: " + busy + "\n    upstream: x:1\n", exitError, `:2: proxy "a": `},
