@@ -87,7 +87,9 @@ type ProxyUpdate struct {
 	Enabled     *bool            `json:"enabled,omitempty"`
 }
 
-// Proxy describes a proxy.
+// Proxy describes a proxy. The settings are those it runs with, defaults
+// filled in; a disabled proxy's are those it will run with when enabled,
+// and its Listen is the address it will listen on (port 0: a free one).
 type Proxy struct {
 	Name        string          `json:"name"`
 	Listen      string          `json:"listen"` // the real address, port included
