@@ -43,6 +43,7 @@ func runBareRelay(ctx context.Context, args []string, stdout io.Writer) error {
 	listen := fs.String(bareListenFlag, "127.0.0.1:0", "listen address")
 	upstream := fs.String(bareUpstreamFlag, "", "upstream address")
 	maxIdle := fs.Int(barePoolFlag, 0, "pool up to this many idle upstream connections (0: dial one per connection)")
+	epoll := fs.Bool(bareEpollFlag, false, "the epoll pool relay (epollpool.go) instead; needs -"+barePoolFlag)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -51,6 +52,12 @@ func runBareRelay(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *maxIdle < 0 {
 		return fmt.Errorf("-%s %d: want 0 or more", barePoolFlag, *maxIdle)
+	}
+	if *epoll {
+		if *maxIdle == 0 {
+			return fmt.Errorf("-%s needs -%s N with N > 0", bareEpollFlag, barePoolFlag)
+		}
+		return runEpollPool(ctx, *listen, *upstream, *maxIdle, stdout)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

@@ -239,8 +239,8 @@ func notApplicable(cfg *config, row, scenario string) string {
 	switch {
 	case slices.Contains(faultRows, row) && (scenario == scMem || scenario == scChurn):
 		return "fault rows measure the fault path's throughput and latency only"
-	case row == rowBarePool && scenario != scChurn:
-		return "the pool reference row measures churn only"
+	case (row == rowBarePool || row == rowEpollPool) && scenario != scChurn:
+		return "the pool reference rows measure churn only"
 	case scenario == scMem && row == rowDirect:
 		return "no relay process to measure"
 	case scenario == scMem && row == rowFaultlinePool && cfg.memConns > cfg.poolSize:

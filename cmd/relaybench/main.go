@@ -19,6 +19,12 @@
 //     connections, LIFO; one goes back when the client's EOF ended the
 //     session and a read deadline in the past stopped the other copy; no
 //     checks). The ceiling a Go pool relay can reach; churn only.
+//   - epoll-pool: a pool relay built as an event loop (epollpool.go): one
+//     OS thread, one epoll loop over non-blocking sockets the Go runtime
+//     never sees, bare-pool's pool and release rule. The ceiling for a pool
+//     relay of any design, where bare-pool is the ceiling for the design
+//     faultline has (two goroutines per session, Go's netpoller, a deadline
+//     to interrupt); churn only.
 //   - faultline-dial, faultline-pool: the -faultline binary, run as
 //     "run --listen 127.0.0.1:0 --upstream ADDR --mode dial|pool", with Go's
 //     default GOMAXPROCS unless -faultline-gomaxprocs N sets it (for the
@@ -26,7 +32,7 @@
 //   - haproxy, socat: when found in PATH; otherwise the row says why it was
 //     skipped.
 //
-// Every relay is a separate process (bare and bare-pool are this binary re-executed with
+// Every relay is a separate process (bare, bare-pool and epoll-pool are this binary re-executed with
 // hidden flags), started fresh for each scenario and stopped after it, so
 // its RSS is its own and no scenario inherits another's heap, pool or
 // sockets. The harness process runs the load generator and the upstream

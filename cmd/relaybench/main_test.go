@@ -326,17 +326,26 @@ func TestGroupCPU(t *testing.T) {
 	}
 }
 
-// TestBarePoolReuses runs sequential echo sessions through the bare pool
-// relay subprocess and checks that each echo is right, that the upstream
-// saw far fewer connections than there were sessions, and that a session
-// the upstream ends first reaches the client as EOF.
-func TestBarePoolReuses(t *testing.T) {
+// TestPoolRowsReuse runs sequential echo sessions through each pool
+// reference relay subprocess (bare-pool, epoll-pool) and checks that each
+// echo is right, that the upstream saw far fewer connections than there
+// were sessions, that 8 MiB echoed while the client writes and reads at
+// once arrive intact (more than socket buffers hold, so the relay must wait
+// for a writable side and keep what it could not write), and that a
+// session the upstream ends first reaches the client as EOF.
+func TestPoolRowsReuse(t *testing.T) {
+	for _, row := range []string{rowBarePool, rowEpollPool} {
+		t.Run(row, func(t *testing.T) { testPoolRowReuses(t, row) })
+	}
+}
+
+func testPoolRowReuses(t *testing.T, row string) {
 	cfg := quickConfig(t)
 	var accepted atomic.Int64
 	closeFirst := make(chan struct{}, 1) // a token: the next upstream session ends after one echo
 	srv, err := startServer(func(c net.Conn) {
 		accepted.Add(1)
-		buf := make([]byte, 64)
+		buf := make([]byte, 4096)
 		for {
 			n, err := c.Read(buf)
 			if err != nil {
@@ -357,24 +366,29 @@ func TestBarePoolReuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	r, err := relaySpecs(cfg)[rowBarePool].start(context.Background(), srv.Addr())
+	r, err := relaySpecs(cfg)[row].start(context.Background(), srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
 		if err := r.Stop(); err != nil {
-			t.Errorf("stopping bare pool relay: %v", err)
+			t.Errorf("stopping %s relay: %v", row, err)
 		}
 	}()
 
-	echo := func(i int, thenEOF bool) {
+	dial := func() net.Conn {
 		t.Helper()
 		c, err := net.DialTimeout("tcp", r.addr, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}
+	echo := func(i int, thenEOF bool) {
+		t.Helper()
+		c := dial()
+		defer c.Close()
 		msg := []byte("session " + strconv.Itoa(i))
 		if _, err := c.Write(msg); err != nil {
 			t.Fatal(err)
@@ -396,6 +410,27 @@ func TestBarePoolReuses(t *testing.T) {
 	if n := accepted.Load(); n > sessions/4 {
 		t.Errorf("upstream accepted %d connections for %d sequential sessions; want reuse (at most %d)", n, sessions, sessions/4)
 	}
+
+	c := dial()
+	data := make([]byte, 8<<20)
+	for i := range data {
+		data[i] = byte(i*7 + i>>13)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		wrote <- err
+	}()
+	got := make([]byte, len(data))
+	n, err := io.ReadFull(c, got)
+	c.Close()
+	if werr := <-wrote; werr != nil {
+		t.Errorf("writing %d bytes: %v", len(data), werr)
+	}
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("8 MiB echo: read %d bytes (%v), equal %v", n, err, bytes.Equal(got, data))
+	}
+
 	closeFirst <- struct{}{}
 	echo(sessions, true)
 }

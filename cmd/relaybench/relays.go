@@ -20,7 +20,8 @@ import (
 const (
 	rowDirect        = "direct"
 	rowBare          = "bare"
-	rowBarePool      = "bare-pool" // the bare relay with a pool: the ceiling for faultline-pool's churn
+	rowBarePool      = "bare-pool"  // the bare relay with a pool: the ceiling for faultline-pool's churn
+	rowEpollPool     = "epoll-pool" // an event-loop pool relay: the ceiling for any pool relay's churn
 	rowFaultlineDial = "faultline-dial"
 	rowFaultlinePool = "faultline-pool"
 	rowHAProxy       = "haproxy"
@@ -32,7 +33,7 @@ const (
 	rowToxiproxyFault = "toxiproxy-fault"
 )
 
-var allRows = []string{rowDirect, rowBare, rowBarePool, rowFaultlineDial, rowFaultlinePool, rowHAProxy, rowSocat, rowFaultlineFault, rowToxiproxyFault}
+var allRows = []string{rowDirect, rowBare, rowBarePool, rowEpollPool, rowFaultlineDial, rowFaultlinePool, rowHAProxy, rowSocat, rowFaultlineFault, rowToxiproxyFault}
 
 // faultRows are the rows that only make sense for throughput and latency.
 var faultRows = []string{rowFaultlineFault, rowToxiproxyFault}
@@ -53,6 +54,7 @@ func relaySpecs(cfg *config) map[string]relaySpec {
 	if exe, err := os.Executable(); err != nil {
 		specs[rowBare] = relaySpec{name: rowBare, skip: fmt.Sprintf("cannot find own executable: %v", err)}
 		specs[rowBarePool] = relaySpec{name: rowBarePool, skip: specs[rowBare].skip}
+		specs[rowEpollPool] = relaySpec{name: rowEpollPool, skip: specs[rowBare].skip}
 	} else {
 		specs[rowBare] = relaySpec{name: rowBare, start: func(ctx context.Context, up string) (*relay, error) {
 			return startLineRelay(ctx, cfg, rowBare, []string{exe, "-" + bareListenFlag, "127.0.0.1:0", "-" + bareUpstreamFlag, up})
@@ -60,6 +62,10 @@ func relaySpecs(cfg *config) map[string]relaySpec {
 		specs[rowBarePool] = relaySpec{name: rowBarePool, start: func(ctx context.Context, up string) (*relay, error) {
 			return startLineRelay(ctx, cfg, rowBarePool, []string{exe, "-" + bareListenFlag, "127.0.0.1:0", "-" + bareUpstreamFlag, up,
 				"-" + barePoolFlag, strconv.Itoa(cfg.poolSize)})
+		}}
+		specs[rowEpollPool] = relaySpec{name: rowEpollPool, start: func(ctx context.Context, up string) (*relay, error) {
+			return startLineRelay(ctx, cfg, rowEpollPool, []string{exe, "-" + bareListenFlag, "127.0.0.1:0", "-" + bareUpstreamFlag, up,
+				"-" + barePoolFlag, strconv.Itoa(cfg.poolSize), "-" + bareEpollFlag})
 		}}
 	}
 

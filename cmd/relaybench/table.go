@@ -320,6 +320,11 @@ func (rep *report) notes() []string {
 			"upstream connections (dialed when empty); one goes back when the client's side ended with EOF and a read deadline "+
 			"in the past on it stopped the other copy; no check at borrow or release (no probe, no stranded or unread bytes, no age).", cfg.poolSize))
 	}
+	if r := rep.row(rowEpollPool); r != nil && r.Skipped == "" {
+		n = append(n, fmt.Sprintf("epoll-pool: the ceiling for a pool relay of any design: one OS thread, one level-triggered epoll loop "+
+			"over non-blocking sockets (haproxy's design), bare-pool's LIFO list of up to %d and its rule for release; "+
+			"no goroutine per session, no Go netpoller, no deadline interrupt, no checks.", cfg.poolSize))
+	}
 	if r := rep.row(rowFaultlinePool); r != nil && r.Skipped == "" {
 		n = append(n, fmt.Sprintf("faultline-pool: --pool-size %d.", cfg.poolSize))
 	}
