@@ -92,11 +92,14 @@ func checkHostPort(field, addr string) error {
 
 // start listens with the entry's spec and adds faults fs to the new proxy.
 // Called with e.op held and e.p nil.
+// listenProxy is proxy.Listen; a test replaces it to make a restart fail.
+var listenProxy = proxy.Listen
+
 func (e *entry) start(cfg proxy.Config, fs []faults.Fault) error {
 	e.mu.Lock()
 	listen := e.spec.Listen
 	e.mu.Unlock()
-	p, err := proxy.Listen(listen, cfg)
+	p, err := listenProxy(listen, cfg)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return api.Errorf(api.ErrPortInUse, "proxy %s: listen on %s: address in use", e.name, listen)

@@ -332,10 +332,16 @@ func (s *Server) updateProxy(name string, u api.ProxyUpdate) (api.Proxy, error) 
 			e.spec = prevSpec
 			e.mu.Unlock()
 			if enabled {
-				if oldCfg, cerr := config(prevSpec); cerr == nil {
-					if rerr := e.start(oldCfg, held); rerr != nil {
-						s.opts.Logger.Error("restoring proxy failed", "proxy", name, "err", rerr)
-					}
+				oldCfg, rerr := config(prevSpec)
+				if rerr == nil {
+					rerr = e.start(oldCfg, held)
+				}
+				if rerr != nil {
+					// The proxy stays, disabled, with its old settings
+					// and faults; say so rather than leave the caller
+					// to think it still runs as before.
+					s.opts.Logger.Error("restoring proxy failed", "proxy", name, "err", rerr)
+					return api.Proxy{}, withNote(err, fmt.Sprintf("putting proxy %s back as it was failed too (%s), so it is now disabled; enable it to retry", name, apiMessage(rerr)))
 				}
 			}
 			return api.Proxy{}, err
@@ -891,4 +897,24 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// withNote returns err with note added to its message, keeping its status
+// and code.
+func withNote(err error, note string) error {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return &api.Error{Status: ae.Status, Code: ae.Code, Message: ae.Message + "; " + note}
+	}
+	return fmt.Errorf("%w; %s", err, note)
+}
+
+// apiMessage is err's message without the "faultline:" prefix and code
+// that (*api.Error).Error adds.
+func apiMessage(err error) string {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return ae.Message
+	}
+	return err.Error()
 }
