@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
 
 	"github.com/faultline-proxy/faultline/control"
 	"github.com/faultline-proxy/faultline/control/api"
@@ -60,12 +62,32 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	printProxy(stdout, p, fmt.Sprintf(" (%s mode)", p.Mode))
 	ctl := controlURL(addr)
 	fmt.Fprintf(stdout, "control listening on %s\n", ctl)
-	printDemoHints(stdout, p, ctl, sf.token != "")
+	printDemoHints(stdout, p, ctl, sf.token != "", selfCommand())
 	<-ctx.Done()
 	return exitOK
 }
 
-func printDemoHints(w io.Writer, p api.Proxy, ctl string, token bool) {
+// selfCommand is how to run this binary from another terminal: "faultline"
+// when that name on PATH is this executable, else the executable's absolute
+// path (make run starts bin/faultline, which is not on PATH).
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "faultline" // the name the docs use
+	}
+	if onPath, err := exec.LookPath("faultline"); err == nil {
+		if a, err := os.Stat(onPath); err == nil {
+			if b, err := os.Stat(exe); err == nil && os.SameFile(a, b) {
+				return "faultline"
+			}
+		}
+	}
+	return exe
+}
+
+// printDemoHints prints what to try; self is the command that runs this
+// binary.
+func printDemoHints(w io.Writer, p api.Proxy, ctl string, token bool, self string) {
 	host, port := splitAddr(p.Listen)
 	auth, cliFlags := "", ""
 	if token {
@@ -80,10 +102,10 @@ func printDemoHints(w io.Writer, p api.Proxy, ctl string, token bool) {
 	fmt.Fprintf(w, "      type a line: the echo comes back through the proxy\n")
 	fmt.Fprintf(w, "  curl -X POST%s %s -d '{\"kind\":\"latency\",\"delay\":\"500ms\"}'\n", auth, faults)
 	fmt.Fprintf(w, "      now every echo comes back half a second late\n")
-	fmt.Fprintf(w, "  faultline events%s\n", cliFlags)
+	fmt.Fprintf(w, "  %s events%s\n", self, cliFlags)
 	fmt.Fprintf(w, "      follows what happens, one JSON event per line\n")
-	fmt.Fprintf(w, "  faultline fault ls %s%s\n", p.Name, cliFlags)
-	fmt.Fprintf(w, "  faultline fault add %s --kind reset%s\n", p.Name, cliFlags)
+	fmt.Fprintf(w, "  %s fault ls %s%s\n", self, p.Name, cliFlags)
+	fmt.Fprintf(w, "  %s fault add %s --kind reset%s\n", self, p.Name, cliFlags)
 	fmt.Fprintf(w, "      resets your nc connection (and new ones, until removed)\n")
 	fmt.Fprintf(w, "  curl -X DELETE%s %s\n", auth, faults)
 	fmt.Fprintf(w, "      removes every fault\n")

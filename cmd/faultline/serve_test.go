@@ -99,30 +99,15 @@ func TestRunSIGINT(t *testing.T) {
 
 func TestDemo(t *testing.T) {
 	p := start(t, "demo", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0")
-	line := p.line(t)
-	echoAddr, ok := strings.CutPrefix(line, "echo upstream listening on ")
-	if !ok {
-		t.Fatalf("first line: got %q, want %q", line, "echo upstream listening on 127.0.0.1:PORT")
-	}
-	name, addr, upstream := p.listening(t)
-	if name != "demo" || upstream != echoAddr {
-		t.Errorf("proxy: got %s -> %s, want demo -> the echo server's %s", name, upstream, echoAddr)
-	}
-	ctl := p.control(t)
-	var hints []string
-	for {
-		l := p.line(t)
-		hints = append(hints, l)
-		if strings.HasPrefix(l, "Press Ctrl-C") {
-			break
-		}
-	}
-	text := strings.Join(hints, "\n")
+	text, addr, ctl := demoHints(t, p)
 	host, port := splitAddr(addr)
+	// The test's binary is not on PATH: the hints name it by its path,
+	// which works from any terminal.
 	for _, want := range []string{
 		"nc " + host + " " + port,
 		`curl -X POST ` + ctl + `/api/v1/proxies/demo/faults -d '{"kind":"latency","delay":"500ms"}'`,
-		"faultline events --control " + ctl,
+		"  " + binary + " events --control " + ctl,
+		"  " + binary + " fault ls demo --control " + ctl,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("hints: got\n%s\nwant them to contain %q", text, want)
@@ -141,6 +126,43 @@ func TestDemo(t *testing.T) {
 		t.Errorf("echo under 200ms latency took %s", took)
 	}
 	p.stop(t)
+}
+
+// TestDemoOnPath checks that with the binary on PATH the demo's hints call
+// it faultline.
+func TestDemoOnPath(t *testing.T) {
+	path := "PATH=" + filepath.Dir(binary) + string(filepath.ListSeparator) + os.Getenv("PATH")
+	p := startEnv(t, []string{path}, "demo", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0")
+	text, _, ctl := demoHints(t, p)
+	if want := "\n  faultline events --control " + ctl + "\n"; !strings.Contains(text, want) || strings.Contains(text, binary) {
+		t.Errorf("hints: got\n%s\nwant them to contain %q and not the binary's path", text, want)
+	}
+	p.stop(t)
+}
+
+// demoHints reads the demo's output up to its last hint and returns the
+// hints, the proxy's address and the control URL.
+func demoHints(t *testing.T, p *process) (hints, addr, ctl string) {
+	t.Helper()
+	line := p.line(t)
+	echoAddr, ok := strings.CutPrefix(line, "echo upstream listening on ")
+	if !ok {
+		t.Fatalf("first line: got %q, want %q", line, "echo upstream listening on 127.0.0.1:PORT")
+	}
+	name, addr, upstream := p.listening(t)
+	if name != "demo" || upstream != echoAddr {
+		t.Errorf("proxy: got %s -> %s, want demo -> the echo server's %s", name, upstream, echoAddr)
+	}
+	ctl = p.control(t)
+	var lines []string
+	for {
+		l := p.line(t)
+		lines = append(lines, l)
+		if strings.HasPrefix(l, "Press Ctrl-C") {
+			break
+		}
+	}
+	return strings.Join(lines, "\n"), addr, ctl
 }
 
 // sampleConfig is the config file shown in the README.
