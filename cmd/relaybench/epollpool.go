@@ -12,10 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The epoll pool relay (-bare-relay-epoll with -bare-relay-pool N) is the
-// ceiling for a pool relay of any design on this machine, where bare-pool is
-// the ceiling for one built the way faultline is (two goroutines per
-// session, Go's netpoller, a deadline to interrupt). One locked OS thread
+// The epoll pool relay (-bare-relay-epoll with -bare-relay-pool N) shows
+// what a pool relay reaches on this machine without goroutines and Go's
+// netpoller, where bare-pool is the ceiling for one built the way faultline
+// is (two goroutines per session, Go's netpoller, a deadline to
+// interrupt). One locked OS thread
 // runs one level-triggered epoll loop over non-blocking sockets that the Go
 // runtime never sees, as haproxy's event loop does, with bare-pool's LIFO
 // list and its rule for release: an upstream connection goes back when the

@@ -21,10 +21,10 @@
 //     checks). The ceiling a Go pool relay can reach; churn only.
 //   - epoll-pool: a pool relay built as an event loop (epollpool.go): one
 //     OS thread, one epoll loop over non-blocking sockets the Go runtime
-//     never sees, bare-pool's pool and release rule. The ceiling for a pool
-//     relay of any design, where bare-pool is the ceiling for the design
-//     faultline has (two goroutines per session, Go's netpoller, a deadline
-//     to interrupt); churn only.
+//     never sees, bare-pool's pool and release rule: what a pool relay
+//     reaches without goroutines and Go's netpoller, where bare-pool is the
+//     ceiling for the design faultline has (two goroutines per session, Go's
+//     netpoller, a deadline to interrupt); churn only.
 //   - faultline-dial, faultline-pool: the -faultline binary, run as
 //     "run --listen 127.0.0.1:0 --upstream ADDR --mode dial|pool", with Go's
 //     default GOMAXPROCS unless -faultline-gomaxprocs N sets it (for the

@@ -21,7 +21,7 @@ const (
 	rowDirect        = "direct"
 	rowBare          = "bare"
 	rowBarePool      = "bare-pool"  // the bare relay with a pool: the ceiling for faultline-pool's churn
-	rowEpollPool     = "epoll-pool" // an event-loop pool relay: the ceiling for any pool relay's churn
+	rowEpollPool     = "epoll-pool" // an event-loop pool relay: churn without goroutines or Go's netpoller
 	rowFaultlineDial = "faultline-dial"
 	rowFaultlinePool = "faultline-pool"
 	rowHAProxy       = "haproxy"

@@ -321,7 +321,7 @@ func (rep *report) notes() []string {
 			"in the past on it stopped the other copy; no check at borrow or release (no probe, no stranded or unread bytes, no age).", cfg.poolSize))
 	}
 	if r := rep.row(rowEpollPool); r != nil && r.Skipped == "" {
-		n = append(n, fmt.Sprintf("epoll-pool: the ceiling for a pool relay of any design: one OS thread, one level-triggered epoll loop "+
+		n = append(n, fmt.Sprintf("epoll-pool: a pool relay without goroutines or Go's netpoller: one OS thread, one level-triggered epoll loop "+
 			"over non-blocking sockets (haproxy's design), bare-pool's LIFO list of up to %d and its rule for release; "+
 			"no goroutine per session, no Go netpoller, no deadline interrupt, no checks.", cfg.poolSize))
 	}
