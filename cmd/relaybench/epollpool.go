@@ -84,12 +84,18 @@ func runEpollPool(ctx context.Context, listen, upstream string, maxIdle int, std
 	}
 	fmt.Fprintf(stdout, "proxy listening on %s -> %s\n", addrPort(sa), upstream)
 
+	woken := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(woken)
 		var one [8]byte
 		binary.NativeEndian.PutUint64(one[:], 1)
 		unix.Write(r.wake, one[:])
 	})
-	defer stop()
+	defer func() {
+		if !stop() {
+			<-woken // it started: let it finish with the eventfd before closeAll closes it
+		}
+	}()
 	return r.loop()
 }
 
