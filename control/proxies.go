@@ -90,11 +90,11 @@ func checkHostPort(field, addr string) error {
 	return nil
 }
 
-// start listens with the entry's spec and adds faults fs to the new proxy.
-// Called with e.op held and e.p nil.
 // listenProxy is proxy.Listen; a test replaces it to make a restart fail.
 var listenProxy = proxy.Listen
 
+// start listens with the entry's spec and adds faults fs to the new proxy.
+// Called with e.op held and e.p nil.
 func (e *entry) start(cfg proxy.Config, fs []faults.Fault) error {
 	e.mu.Lock()
 	listen := e.spec.Listen
