@@ -168,7 +168,9 @@ func Blackhole() Fault { return Fault{Kind: KindBlackhole} }
 // Reset aborts the connection with an RST (SO_LINGER 0, then close) toward
 // side: ToClient makes the client see ECONNRESET as if the upstream had
 // reset, ToUpstream the reverse, ToBoth both. It acts once on each
-// connection it targets, live ones included.
+// connection it targets, live ones included. A new connection may be reset
+// before the client's connect call has returned: Go's net.Dial then fails
+// with ECONNRESET rather than the first read.
 func Reset(side Side) Fault { return Fault{Kind: KindReset, Side: side} }
 
 // HalfClose sends a FIN in the fault's direction (shutdown(SHUT_WR) on the
@@ -209,8 +211,10 @@ func Corrupt(prob float64) Fault { return Fault{Kind: KindCorrupt, Prob: prob} }
 
 // DropOnAccept resets every new connection it targets right after
 // accepting it (SO_LINGER 0, close), before any upstream connection: the
-// client's connect succeeds and its first read or write fails with
-// ECONNRESET. Live connections are not touched.
+// client sees ECONNRESET, from its first read or write, or from connect
+// itself when the RST arrives before its connect call returns (Go's
+// net.Dial checks SO_ERROR after the handshake, so a quick RST fails the
+// Dial). Live connections are not touched.
 func DropOnAccept() Fault { return Fault{Kind: KindDropOnAccept} }
 
 // ConnectDelay waits delay before a new connection gets its upstream
