@@ -240,42 +240,35 @@ func (r *epollRelay) relay(c *epConn, events uint32) {
 	}
 }
 
-// write sends b to c and keeps what c cannot take now in c.out, waiting for
-// c to become writable and not reading its peer meanwhile. It reports false
-// if it dropped the pair.
+// write sends b to c and keeps what c cannot take now in c.out; while c
+// has a backlog it waits for c to become writable and does not read c's
+// peer. It reports false if it dropped the pair.
 func (r *epollRelay) write(c *epConn, b []byte) bool {
 	for len(b) > 0 {
 		n, err := unix.Write(c.fd, b)
-		switch {
-		case errors.Is(err, unix.EINTR):
+		if errors.Is(err, unix.EINTR) {
 			continue
-		case errors.Is(err, unix.EAGAIN):
+		}
+		if errors.Is(err, unix.EAGAIN) {
 			c.out = append(c.out, b...)
-			r.interest(c)
-			r.interest(c.peer)
-			return true
-		case err != nil:
+			break
+		}
+		if err != nil {
 			r.dropPair(c)
 			return false
 		}
 		b = b[n:]
 	}
+	r.interest(c)
+	r.interest(c.peer)
 	return true
 }
 
-// flush writes c's backlog; once it is gone, c's peer is read again. It
-// reports false if it dropped the pair.
+// flush writes c's backlog. It reports false if it dropped the pair.
 func (r *epollRelay) flush(c *epConn) bool {
 	out := c.out
 	c.out = nil
-	if !r.write(c, out) {
-		return false
-	}
-	if len(c.out) == 0 {
-		r.interest(c)
-		r.interest(c.peer)
-	}
-	return true
+	return r.write(c, out)
 }
 
 // interest registers what c waits for: reading unless its peer has a

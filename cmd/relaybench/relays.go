@@ -56,17 +56,18 @@ func relaySpecs(cfg *config) map[string]relaySpec {
 		specs[rowBarePool] = relaySpec{name: rowBarePool, skip: specs[rowBare].skip}
 		specs[rowEpollPool] = relaySpec{name: rowEpollPool, skip: specs[rowBare].skip}
 	} else {
-		specs[rowBare] = relaySpec{name: rowBare, start: func(ctx context.Context, up string) (*relay, error) {
-			return startLineRelay(ctx, cfg, rowBare, []string{exe, "-" + bareListenFlag, "127.0.0.1:0", "-" + bareUpstreamFlag, up})
-		}}
-		specs[rowBarePool] = relaySpec{name: rowBarePool, start: func(ctx context.Context, up string) (*relay, error) {
-			return startLineRelay(ctx, cfg, rowBarePool, []string{exe, "-" + bareListenFlag, "127.0.0.1:0", "-" + bareUpstreamFlag, up,
-				"-" + barePoolFlag, strconv.Itoa(cfg.poolSize)})
-		}}
-		specs[rowEpollPool] = relaySpec{name: rowEpollPool, start: func(ctx context.Context, up string) (*relay, error) {
-			return startLineRelay(ctx, cfg, rowEpollPool, []string{exe, "-" + bareListenFlag, "127.0.0.1:0", "-" + bareUpstreamFlag, up,
-				"-" + barePoolFlag, strconv.Itoa(cfg.poolSize), "-" + bareEpollFlag})
-		}}
+		// This binary re-executed as the relay, with the hidden flags of
+		// bare.go and extra ones per row.
+		self := func(name string, extra ...string) relaySpec {
+			return relaySpec{name: name, start: func(ctx context.Context, up string) (*relay, error) {
+				argv := append([]string{exe, "-" + bareListenFlag, "127.0.0.1:0", "-" + bareUpstreamFlag, up}, extra...)
+				return startLineRelay(ctx, cfg, name, argv)
+			}}
+		}
+		pool := strconv.Itoa(cfg.poolSize)
+		specs[rowBare] = self(rowBare)
+		specs[rowBarePool] = self(rowBarePool, "-"+barePoolFlag, pool)
+		specs[rowEpollPool] = self(rowEpollPool, "-"+barePoolFlag, pool, "-"+bareEpollFlag)
 	}
 
 	flSkip := ""
