@@ -144,6 +144,7 @@ const (
 	ReasonDrained       Reason = "drained"        // DrainPool closed it while idle
 	ReasonFault         Reason = "fault"          // a fault reset the session
 	ReasonStale         Reason = "stale"          // a stale fault made it stale
+	ReasonReplyPending  Reason = "reply-pending"  // bytes went up after the last bytes came down: a reply may still come
 )
 
 // Event is one thing that happened to a connection. Conn is the downstream

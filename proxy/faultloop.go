@@ -474,8 +474,10 @@ func (s *session) spliceChunk(l *loop, pub, c *chain, chunk int) error {
 		}
 	}
 	l.lr = io.LimitedReader{R: l.src, N: n}
+	mv := s.beforeMove()
 	w, err := l.dst.ReadFrom(&l.lr)
 	l.n.Add(w)
+	l.afterMove(mv, w)
 	if err == nil && w < n {
 		err = io.ErrUnexpectedEOF // queued bytes cannot vanish
 	}
@@ -650,8 +652,10 @@ func (s *session) writeOut(l *loop, c *chain, b []byte) error {
 	}
 	for len(b) > 0 {
 		k := min(piece, len(b))
+		mv := s.beforeMove()
 		w, err := l.dst.Write(b[:k])
 		l.n.Add(int64(w))
+		l.afterMove(mv, int64(w))
 		if err != nil {
 			return err
 		}
@@ -666,6 +670,25 @@ func (s *session) writeOut(l *loop, c *chain, b []byte) error {
 		}
 	}
 	return nil
+}
+
+// beforeMove and afterMove stamp a write of w bytes by l with its place in
+// the session's order of writes (see loop.lastMove). Each loop takes its
+// number before it writes: a reply can only be read after the request's
+// write began, so it is numbered after the request; and a request the
+// client sends once it has read a reply is numbered after that reply.
+// Only pool mode keeps the order.
+func (s *session) beforeMove() uint64 {
+	if s.p.pool == nil {
+		return 0
+	}
+	return s.moves.Add(1)
+}
+
+func (l *loop) afterMove(mv uint64, w int64) {
+	if w > 0 {
+		l.lastMove = mv
+	}
 }
 
 // pace holds the loop after w bytes were written until a bandwidth fault's

@@ -26,7 +26,8 @@ type session struct {
 	started time.Time
 
 	up, down  loop
-	loopsLeft atomic.Int32 // copy loops still running; the last to stop ends the session
+	loopsLeft atomic.Int32  // copy loops still running; the last to stop ends the session
+	moves     atomic.Uint64 // orders the loops' writes (pool mode): see loop.lastMove
 	ran       bool         // the copy loops were started
 	reused    bool         // the upstream connection came idle from the pool
 
@@ -57,6 +58,12 @@ type loop struct {
 	dir      Direction
 	src, dst *net.TCPConn
 	n        atomic.Int64 // bytes written to dst
+	// lastMove orders this loop's latest write against the other loop's
+	// (pool mode; 0 if none): a number from session.moves taken just
+	// before the write. up.lastMove > down.lastMove means a request went up
+	// after the last reply bytes began to come down, so a reply may be
+	// pending. Owned by the loop; read by finishPool after both stopped.
+	lastMove uint64
 	err      error        // nil when the loop ended at EOF
 	byUs     bool         // err is the session's own interrupt
 
@@ -469,6 +476,12 @@ func (s *session) judge(uc *upConn) (Reason, error) {
 	if ui.inq > 0 || ui.readBytes() < uc.delivered {
 		// (Fewer bytes read than delivered: more arrived while we looked.)
 		return ReasonUnread, fmt.Errorf("%d bytes unread", ui.inq)
+	}
+	if s.up.lastMove > s.down.lastMove {
+		// The client's last bytes went up after the last reply bytes
+		// came down: the upstream may still answer them, and its answer
+		// would reach the next client.
+		return ReasonReplyPending, nil
 	}
 	return s.judgeAge(uc)
 }
