@@ -1,13 +1,17 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -295,4 +299,65 @@ func TestBearerCaseInsensitive(t *testing.T) {
 		t.Fatalf("websocket with a lower-case bearer: %v (%v)", err, resp)
 	}
 	c.Close()
+}
+
+// TestListenBeyondLoopback: without a token, Listen stays on loopback;
+// with one, or Insecure, an address beyond it passes the check (judged
+// here without binding one).
+func TestListenBeyondLoopback(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:0", "[2001:db8::1]:0"} {
+		srv := New(Options{})
+		if _, err := srv.Listen(addr); !errors.Is(err, ErrInsecureListen) {
+			t.Errorf("Listen(%q) without a token: got %v, want ErrInsecureListen", addr, err)
+		}
+		_ = srv.Close()
+		for _, opts := range []Options{{Token: "t"}, {Insecure: true}} {
+			if err := New(opts).checkExposure(addr, nil); err != nil {
+				t.Errorf("%q with %+v: %v, want no objection", addr, opts, err)
+			}
+		}
+	}
+	if err := New(Options{}).checkExposure("myhost:0", &net.TCPAddr{IP: net.ParseIP("192.0.2.1")}); !errors.Is(err, ErrInsecureListen) {
+		t.Errorf("a name bound beyond loopback: got %v, want ErrInsecureListen", err)
+	}
+	for _, addr := range []string{"127.0.0.1:0", "localhost:0", "127.0.0.2:0"} {
+		logs := &logBuffer{}
+		srv := New(Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		got, err := srv.Listen(addr)
+		if err != nil {
+			t.Errorf("Listen(%q) without a token: %v", addr, err)
+			_ = srv.Close()
+			continue
+		}
+		_ = srv.Close()
+		if l := logs.lines("control API exposed"); len(l) != 1 || !strings.Contains(l[0], "addr="+got.String()) || !strings.Contains(l[0], "token=none") {
+			t.Errorf("Listen(%q) logged %q, want one line with its address and token=none", addr, l)
+		}
+	}
+}
+
+// logBuffer collects a server's log lines; the server writes from its own
+// goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines returns the lines that contain s.
+func (b *logBuffer) lines(s string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for l := range strings.Lines(b.buf.String()) {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
