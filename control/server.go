@@ -81,8 +81,9 @@ type Server struct {
 	wsPing      time.Duration // api.WSPingInterval, but tests make it shorter
 	wsPongWait  time.Duration // api.WSPongWait, but tests make it shorter
 
-	allowHosts []hostPort             // opts.AllowHosts, normalized
-	listenName atomic.Pointer[string] // the host name Listen was given, if not an address
+	allowHosts []hostPort                   // opts.AllowHosts, normalized
+	listenName atomic.Pointer[string]       // the host name Listen was given, if not an address
+	panicHook  atomic.Pointer[func(string)] // tests: called inside every recovery boundary
 
 	mu      sync.Mutex // guards the fields below
 	proxies map[string]*entry
@@ -456,7 +457,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+p+"/events", s.handleEvents)
 	mux.HandleFunc("GET "+p+"/ws", s.handleWS)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	return s.guard(jsonFallback(mux))
+	return s.guard(s.recoverHTTP(jsonFallback(mux)))
 }
 
 // jsonFallback turns the mux's own plain-text 404 and 405 answers into JSON
