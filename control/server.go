@@ -24,6 +24,7 @@ import (
 	"github.com/faultline-proxy/faultline/faults"
 	"github.com/faultline-proxy/faultline/proxy"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -118,7 +119,9 @@ func New(opts Options) *Server {
 	for _, h := range opts.AllowHosts {
 		s.allowHosts = append(s.allowHosts, parseHost(h))
 	}
-	s.reg.MustRegister(&collector{s: s})
+	s.reg.MustRegister(&collector{s: s},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.handler = s.routes()
 	return s
 }
