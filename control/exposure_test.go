@@ -361,3 +361,29 @@ func (b *logBuffer) lines(s string) []string {
 	}
 	return out
 }
+
+// TestHostListenName: the host name Listen was given is one of the
+// server's names (judged here without resolving one).
+func TestHostListenName(t *testing.T) {
+	srv := New(Options{})
+	defer srv.Close()
+	srv.rememberName("Build-Box.:8470")
+	for _, tt := range []struct {
+		host string
+		want bool
+	}{
+		{"build-box:8470", true},
+		{"BUILD-BOX", true},
+		{"build-box.example:8470", false},
+	} {
+		if got := srv.hostOK(httptest.NewRequest("GET", "http://"+tt.host+"/", nil)); got != tt.want {
+			t.Errorf("Host %q after Listen(\"Build-Box.:8470\"): got %v, want %v", tt.host, got, tt.want)
+		}
+	}
+	srv2 := New(Options{})
+	defer srv2.Close()
+	srv2.rememberName("192.0.2.7:8470") // an address is not a name
+	if srv2.listenName.Load() != nil {
+		t.Errorf("Listen on an address kept it as a name")
+	}
+}
