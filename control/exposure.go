@@ -28,7 +28,7 @@ var ErrInsecureListen = errors.New("refusing to serve the control API beyond loo
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.hostOK(r) {
-			writeError(w, api.Errorf(api.ErrForbiddenHost, "host %q not allowed: the control API answers to loopback names and addresses and to hosts allowed with --allow-host", r.Host))
+			writeError(w, api.Errorf(api.ErrForbiddenHost, "host %q not allowed: the control API answers to loopback names and addresses, its own address and hosts allowed with --allow-host", r.Host))
 			return
 		}
 		if !s.originOK(r) {
