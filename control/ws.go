@@ -50,7 +50,7 @@ type wsConn struct {
 	closeCode int    // set before done is closed
 	closeText string // set before done is closed
 
-	sent int // messages send queued; only the reader goroutine uses it
+	sent int // messages send has queued; only the reader goroutine uses it
 
 	mu     sync.Mutex // guards subs and subSeq
 	subs   map[string]context.CancelFunc
