@@ -26,11 +26,22 @@
 //
 // # Security
 //
-// The server trusts its network: the binary listens on loopback unless told
-// otherwise. With Options.Token every request but /api/v1/healthz needs
-// "Authorization: Bearer TOKEN". Requests from browsers carry an Origin
-// header; one that is neither the server's own host nor in
-// Options.AllowOrigins is refused (403), on HTTP and on the websocket
-// handshake alike. Request bodies and websocket messages are limited to
+// Every request, the websocket handshake included, passes three checks
+// (docs/security.md explains them):
+//
+//   - Host: it must be localhost or a name under .localhost, a loopback
+//     address (127.0.0.0/8, ::1), the address the request came in on, the
+//     name Listen was given, or one of Options.AllowHosts; anything else is
+//     403 (forbidden_host), GET included. This is what stops DNS rebinding:
+//     a page whose name rebinds to 127.0.0.1 still sends its own name.
+//   - Origin: browsers send one; it must be http or https on the request's
+//     own host and port, or listed in Options.AllowOrigins, else 403
+//     (forbidden_origin). Programs send none.
+//   - Token: with Options.Token every request but /api/v1/healthz needs
+//     "Authorization: Bearer TOKEN" (the scheme in any case), else 401.
+//
+// Listen refuses an address beyond loopback without a Token unless
+// Options.Insecure (ErrInsecureListen), and logs one line saying what it
+// exposes. Request bodies and websocket messages are limited to
 // Options.MaxBody bytes.
 package control

@@ -6,6 +6,12 @@ import (
 	"github.com/faultline-proxy/faultline/proxy"
 )
 
+// The server's registry holds this collector and Go's runtime and process
+// collectors (go_goroutines, go_memstats_*, process_open_fds,
+// process_resident_memory_bytes, ...), so that a long run can be watched
+// for leaks. Each server has its own registry: two in one process do not
+// collide.
+
 // collector reports every proxy's counters when Prometheus scrapes. Bytes
 // come from the kernel's counts for live connections (see proxy.Conns), so
 // a long transfer shows up while it runs; nothing is counted on the relay's

@@ -3,7 +3,6 @@ package control
 import (
 	"cmp"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,12 +17,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/faultline-proxy/faultline/control/api"
 	"github.com/faultline-proxy/faultline/faults"
 	"github.com/faultline-proxy/faultline/proxy"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -46,6 +47,15 @@ type Options struct {
 	// allowed is refused with 403: browsers send one on cross-site requests,
 	// command-line clients send none.
 	AllowOrigins []string
+	// AllowHosts lists Host header values allowed besides loopback names
+	// and addresses, the name Listen was given and the address a request
+	// came in on: "ci-runner.internal" (any port) or "ci-runner.internal:8470"
+	// (that port). A request with any other Host is refused with 403, which
+	// is what stops DNS rebinding (see docs/security.md).
+	AllowHosts []string
+	// Insecure lets Listen serve on an address beyond loopback without a
+	// Token; without it such a Listen fails with ErrInsecureListen.
+	Insecure bool
 	// MaxBody limits request bodies. If zero, DefaultMaxBody.
 	MaxBody int64
 	// EventLog is how many events are kept for GET /api/v1/events and
@@ -71,6 +81,10 @@ type Server struct {
 	wsSlowAfter time.Duration // wsSlowAfter, but tests make it shorter
 	wsPing      time.Duration // api.WSPingInterval, but tests make it shorter
 	wsPongWait  time.Duration // api.WSPongWait, but tests make it shorter
+
+	allowHosts []hostPort                   // opts.AllowHosts, normalized
+	listenName atomic.Pointer[string]       // the host name Listen was given, if not an address
+	panicHook  atomic.Pointer[func(string)] // tests: called inside every recovery boundary
 
 	mu      sync.Mutex // guards the fields below
 	proxies map[string]*entry
@@ -102,7 +116,12 @@ func New(opts Options) *Server {
 		wsPing:      api.WSPingInterval,
 		wsPongWait:  api.WSPongWait,
 	}
-	s.reg.MustRegister(&collector{s: s})
+	for _, h := range opts.AllowHosts {
+		s.allowHosts = append(s.allowHosts, parseHost(h))
+	}
+	s.reg.MustRegister(&collector{s: s},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.handler = s.routes()
 	return s
 }
@@ -112,12 +131,23 @@ func New(opts Options) *Server {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Listen serves the API on addr (port 0 picks a free one) until Close, and
-// returns the address it listens on.
+// returns the address it listens on. An address beyond loopback (":8470",
+// "0.0.0.0:8470", a LAN address or a name that resolves to one) needs a
+// Token or Options.Insecure, else Listen fails with ErrInsecureListen.
+// Listen logs one line saying what it exposes.
 func (s *Server) Listen(addr string) (net.Addr, error) {
+	if err := s.checkExposure(addr, nil); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
+	if err := s.checkExposure(addr, ln.Addr()); err != nil { // a name that resolved beyond loopback
+		_ = ln.Close()
+		return nil, err
+	}
+	s.rememberName(addr)
 	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn)}
 	s.mu.Lock()
 	if s.closed || s.httpSrv != nil {
@@ -128,6 +158,7 @@ func (s *Server) Listen(addr string) (net.Addr, error) {
 	s.httpSrv = hs
 	s.wg.Add(1)
 	s.mu.Unlock()
+	s.logExposure(ln.Addr())
 	go func() {
 		defer s.wg.Done()
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -429,43 +460,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+p+"/events", s.handleEvents)
 	mux.HandleFunc("GET "+p+"/ws", s.handleWS)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	return s.guard(jsonFallback(mux))
-}
-
-// guard checks the bearer token and the Origin, and limits bodies.
-func (s *Server) guard(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.originOK(r) {
-			writeError(w, api.Errorf(api.ErrForbiddenOrigin, "origin %q not allowed (allow it with --allow-origin)", r.Header.Get("Origin")))
-			return
-		}
-		if s.opts.Token != "" && r.URL.Path != api.Prefix+"/healthz" && !s.tokenOK(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="faultline"`)
-			writeError(w, api.Errorf(api.ErrUnauthorized, "missing or wrong bearer token"))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBody)
-		next.ServeHTTP(w, r)
-	})
-}
-
-func (s *Server) tokenOK(r *http.Request) bool {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.Token)) == 1
-}
-
-// originOK allows requests with no Origin (programs), from the request's
-// own host, or from an allowed origin.
-func (s *Server) originOK(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	if slices.Contains(s.opts.AllowOrigins, origin) {
-		return true
-	}
-	u, err := url.Parse(origin)
-	return err == nil && strings.EqualFold(u.Host, r.Host)
+	return s.guard(s.recoverHTTP(jsonFallback(mux)))
 }
 
 // jsonFallback turns the mux's own plain-text 404 and 405 answers into JSON

@@ -50,6 +50,8 @@ type wsConn struct {
 	closeCode int    // set before done is closed
 	closeText string // set before done is closed
 
+	sent int // messages send has queued; only the reader goroutine uses it
+
 	mu     sync.Mutex // guards subs and subSeq
 	subs   map[string]context.CancelFunc
 	subSeq int
@@ -78,11 +80,13 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	s.ws[wc] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	defer s.wg.Done()
+	defer func() { // deferred: a panic in serve (recoverHTTP logs it) still cleans up
+		s.mu.Lock()
+		delete(s.ws, wc)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
 	wc.serve()
-	s.mu.Lock()
-	delete(s.ws, wc)
-	s.mu.Unlock()
 }
 
 // serve reads requests until the client goes or the connection is closed,
@@ -91,6 +95,11 @@ func (wc *wsConn) serve() {
 	wc.wg.Add(1)
 	go wc.writeLoop()
 	c := wc.c
+	defer func() {
+		wc.close(websocket.CloseInternalServerErr, "internal error; see the server's log") // if nothing closed it first
+		wc.wg.Wait()
+		_ = c.Close()
+	}()
 	c.SetReadLimit(wc.s.opts.MaxBody)
 	wait := wc.s.wsPongWait
 	_ = c.SetReadDeadline(time.Now().Add(wait))
@@ -107,8 +116,6 @@ func (wc *wsConn) serve() {
 		wc.handle(data)
 	}
 	wc.close(websocket.CloseNormalClosure, "")
-	wc.wg.Wait()
-	_ = c.Close()
 }
 
 // close ends the connection with a close frame carrying code and text.
@@ -125,11 +132,19 @@ func (wc *wsConn) close(code int, text string) {
 // before the reader is cut off.
 func (wc *wsConn) writeLoop() {
 	defer wc.wg.Done()
+	defer func() {
+		if v := recover(); v != nil {
+			wc.s.logPanic(v, "websocket", "writer")
+			wc.close(websocket.CloseInternalServerErr, "internal error; see the server's log")
+			_ = wc.c.NetConn().Close() // the writer is gone: nothing can send the close frame
+		}
+	}()
 	ping := time.NewTicker(wc.s.wsPing)
 	defer ping.Stop()
 	for {
 		select {
 		case b := <-wc.out:
+			wc.s.hook("ws-write")
 			_ = wc.c.SetWriteDeadline(time.Now().Add(wsWriteWait))
 			if err := wc.c.WriteMessage(websocket.TextMessage, b); err != nil {
 				wc.close(closeSlowReader, "slow reader: a write timed out")
@@ -155,8 +170,9 @@ func (wc *wsConn) writeLoop() {
 }
 
 // send queues m for the writer; it reports false if the connection is
-// closing.
+// closing. Only the reader goroutine calls it (handle and what it calls).
 func (wc *wsConn) send(m api.Message) bool {
+	wc.sent++
 	b, err := json.Marshal(m)
 	if err != nil {
 		b, _ = json.Marshal(api.Message{Type: api.TypeError, ID: m.ID, Error: api.Errorf(api.ErrInternal, "%v", err)})
@@ -177,9 +193,20 @@ func (wc *wsConn) reply(id string, err error) {
 	wc.send(api.Message{Type: api.TypeError, ID: id, Error: ae})
 }
 
-// handle answers one request with exactly one reply.
+// handle answers one request with exactly one reply. A panic while it
+// does is logged and answered with an internal error with the request's
+// id (unless the reply was already queued), and the connection goes on.
 func (wc *wsConn) handle(data []byte) {
 	var req api.Request
+	sent := wc.sent
+	defer func() {
+		if v := recover(); v != nil {
+			wc.s.logPanic(v, "websocket", "message", "id", req.ID, "op", req.Op)
+			if wc.sent == sent {
+				wc.reply(req.ID, api.Errorf(api.ErrInternal, "internal error handling %s: %v (logged; the connection goes on)", req.Op, v))
+			}
+		}
+	}()
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -195,6 +222,7 @@ func (wc *wsConn) handle(data []byte) {
 		return
 	}
 	s := wc.s
+	s.hook("ws " + req.Op)
 	switch req.Op {
 	case api.OpInject, api.OpUpdate:
 		if req.Fault == nil {
@@ -282,6 +310,12 @@ func (wc *wsConn) subscribe(req api.Request) {
 func (wc *wsConn) subLoop(ctx context.Context, cancel context.CancelFunc, id string, f filter, after uint64) {
 	defer wc.wg.Done()
 	defer cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			wc.s.logPanic(v, "websocket", "subscription", "sub", id)
+			wc.close(websocket.CloseInternalServerErr, fmt.Sprintf("internal error in subscription %s; see the server's log", id))
+		}
+	}()
 	slow := time.NewTimer(wc.s.wsSlowAfter)
 	defer slow.Stop()
 	for {
@@ -291,6 +325,7 @@ func (wc *wsConn) subLoop(ctx context.Context, cancel context.CancelFunc, id str
 			return
 		}
 		for i := range evs {
+			wc.s.hook("ws-sub")
 			b, err := json.Marshal(api.Message{Type: api.TypeEvent, Sub: id, Event: &evs[i]})
 			if err != nil {
 				continue

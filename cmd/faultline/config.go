@@ -24,6 +24,8 @@ var ErrBadConfig = errors.New("invalid config")
 //	control: 127.0.0.1:8470
 //	token: s3cret
 //	allow_origins: [http://localhost:3000]
+//	allow_hosts: [ci-runner.internal]
+//	insecure_control: false
 //	proxies:
 //	  - name: redis
 //	    upstream: 127.0.0.1:6379
@@ -34,10 +36,12 @@ var ErrBadConfig = errors.New("invalid config")
 // faults.Fault, as in their JSON: the YAML is converted to JSON and decoded
 // strictly, so an unknown field is an error and durations are strings.
 type config struct {
-	Control      string
-	Token        string
-	AllowOrigins []string
-	Proxies      []namedSpec // where is FILE:LINE of the entry
+	Control         string
+	Token           string
+	AllowOrigins    []string
+	AllowHosts      []string
+	InsecureControl bool
+	Proxies         []namedSpec // where is FILE:LINE of the entry
 }
 
 // loadConfig reads and checks the config file at path. Its errors name the
@@ -60,7 +64,7 @@ func loadConfig(path string) (*config, error) {
 	}
 	top := doc.Content[0]
 	if top.Kind != yaml.MappingNode {
-		return nil, at(top, "want a mapping with proxies (and control, token, allow_origins)")
+		return nil, at(top, "want a mapping with proxies (and control, token, allow_origins, allow_hosts, insecure_control)")
 	}
 	seen := map[string]int{} // proxy name -> line
 	for i := 0; i+1 < len(top.Content); i += 2 {
@@ -73,6 +77,16 @@ func loadConfig(path string) (*config, error) {
 			err = val.Decode(&cfg.Token)
 		case "allow_origins":
 			err = val.Decode(&cfg.AllowOrigins)
+		case "allow_hosts":
+			if err = val.Decode(&cfg.AllowHosts); err == nil {
+				for _, h := range cfg.AllowHosts {
+					if herr := checkHost(h); herr != nil {
+						return nil, at(val, "allow_hosts: %q: %v", h, herr)
+					}
+				}
+			}
+		case "insecure_control":
+			err = val.Decode(&cfg.InsecureControl)
 		case "proxies":
 			if val.Kind != yaml.SequenceNode {
 				return nil, at(val, "proxies: want a list")
@@ -89,7 +103,7 @@ func loadConfig(path string) (*config, error) {
 				cfg.Proxies = append(cfg.Proxies, namedSpec{spec: spec, where: fmt.Sprintf("%s:%d", path, pn.Line)})
 			}
 		default:
-			return nil, at(key, "unknown field %q (want control, token, allow_origins, proxies)", key.Value)
+			return nil, at(key, "unknown field %q (want control, token, allow_origins, allow_hosts, insecure_control, proxies)", key.Value)
 		}
 		if err != nil {
 			return nil, at(val, "%s: %v", key.Value, strings.TrimPrefix(err.Error(), "yaml: "))

@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 
-	"github.com/faultline-proxy/faultline/control"
 	"github.com/faultline-proxy/faultline/control/api"
 	"github.com/faultline-proxy/faultline/internal/echo"
 )
@@ -30,6 +28,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(pos) > 0 {
 		return usageError(stderr, fmt.Errorf("unexpected argument %q", pos[0]))
 	}
+	if err := sf.checkHosts(); err != nil {
+		return usageError(stderr, err)
+	}
 	pf.name = "demo"
 	spec, err := pf.spec()
 	if err != nil {
@@ -42,17 +43,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer up.Close()
 	spec.Upstream = up.Addr().String()
 
-	srv := control.New(control.Options{
-		Token:        sf.token,
-		AllowOrigins: sf.origins,
-		Version:      versionString(),
-		Logger:       slog.New(slog.NewTextHandler(stderr, nil)),
-	})
-	defer srv.Close() // before up.Close: the proxy's connections first
-	addr, err := srv.Listen(sf.control)
-	if err != nil {
-		return failure(stderr, err)
+	srv, addr, code := sf.listen(stderr)
+	if code != exitOK {
+		return code
 	}
+	defer srv.Close() // before up.Close: the proxy's connections first
 	created, code := createProxies(srv, []namedSpec{{spec: spec}}, stderr)
 	if code != exitOK {
 		return code

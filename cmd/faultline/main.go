@@ -2,6 +2,7 @@
 //
 //	faultline run [--name NAME] --listen ADDR --upstream ADDR [--mode dial|pool] [pool flags]
 //	              [--config FILE] [--control ADDR] [--token TOKEN] [--allow-origin URL]...
+//	              [--allow-host HOST]... [--insecure-control]
 //	faultline demo [--listen ADDR] [--control ADDR]
 //	faultline proxy ls|add|rm|update ...
 //	faultline fault ls|add|rm PROXY ...
@@ -17,7 +18,11 @@
 // "proxy NAME listening on HOST:PORT -> UPSTREAM" for each proxy, then
 // "control listening on http://HOST:PORT", and serves until SIGINT or
 // SIGTERM. demo does the same with a built-in echo upstream and prints what
-// to try.
+// to try. Both log one line to stderr saying what the control API exposes,
+// and refuse (exit 2) to serve it beyond loopback without a token unless
+// --insecure-control; it answers only to requests whose Host is a loopback
+// name or address, its own address or an --allow-host (see
+// docs/security.md).
 //
 // The other commands are clients of a running faultline, through package
 // control/client: --control URL (env FAULTLINE_URL, default
@@ -27,7 +32,7 @@
 //
 // Exit status: 0 on success (and after SIGINT or SIGTERM), 1 when something
 // failed (a port in use, an error from the server), 2 for bad usage (flags,
-// a bad config file).
+// a bad config file, a control address beyond loopback without a token).
 package main
 
 import (

@@ -26,11 +26,14 @@ const usage = `usage:
                 [--pool-size N] [--pool-max-idle N] [--pool-idle-timeout D]
                 [--pool-max-lifetime D] [--dial-timeout D] [--seed N]
                 [--config FILE] [--control ADDR] [--token TOKEN] [--allow-origin URL]...
+                [--allow-host HOST]... [--insecure-control]
   faultline demo [--listen ADDR] [--mode dial|pool] [--control ADDR] [--token TOKEN]
 
   With --config FILE (YAML), --listen and --upstream are needed only for one
   more proxy. --control defaults to 127.0.0.1:8470 (port 0 picks a free one);
-  --token defaults to $FAULTLINE_TOKEN.
+  --token defaults to $FAULTLINE_TOKEN. Beyond loopback the control API needs
+  a token unless --insecure-control; it answers only to loopback Host names
+  and addresses, its own address and each --allow-host.
 
 Against a running faultline:
   faultline proxy ls [--json]

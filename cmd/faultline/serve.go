@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/faultline-proxy/faultline/control"
@@ -60,15 +61,66 @@ func (pf *proxyFlags) spec() (api.ProxySpec, error) {
 
 // serverFlags are the control server's flags.
 type serverFlags struct {
-	control string
-	token   string
-	origins stringsFlag
+	control  string
+	token    string
+	origins  stringsFlag
+	hosts    stringsFlag
+	insecure bool
 }
 
 func (sf *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&sf.control, "control", api.DefaultControlAddr, "address of the control API, HOST:PORT (port 0 picks a free one)")
 	fs.StringVar(&sf.token, "token", os.Getenv(envToken), "require \"Authorization: Bearer TOKEN\" on the control API (default $"+envToken+")")
 	fs.Var(&sf.origins, "allow-origin", "a browser origin allowed on the control API besides its own host, such as http://localhost:3000 (repeatable)")
+	fs.Var(&sf.hosts, "allow-host", "a Host the control API answers to besides loopback names and addresses, such as ci-runner.internal or ci-runner.internal:8470 (repeatable)")
+	fs.BoolVar(&sf.insecure, "insecure-control", false, "let the control API listen beyond loopback without a token")
+}
+
+// checkHosts reports an --allow-host value that is not a host.
+func (sf *serverFlags) checkHosts() error {
+	for _, h := range sf.hosts {
+		if err := checkHost(h); err != nil {
+			return fmt.Errorf("--allow-host %q: %v", h, err)
+		}
+	}
+	return nil
+}
+
+// checkHost reports whether h is a Host header value: a name or address,
+// optionally with a port.
+func checkHost(h string) error {
+	if h == "" || strings.ContainsAny(h, "/?#@* \t") {
+		return errors.New("want a host name or address, optionally with :PORT (no scheme, path or wildcard)")
+	}
+	return nil
+}
+
+// listen starts the control server the flags define. On failure it says
+// why and returns the exit code: usage for an address beyond loopback with
+// no token, error otherwise (a port in use).
+func (sf *serverFlags) listen(stderr io.Writer) (*control.Server, net.Addr, int) {
+	srv := control.New(control.Options{
+		Token:        sf.token,
+		AllowOrigins: sf.origins,
+		AllowHosts:   sf.hosts,
+		Insecure:     sf.insecure,
+		Version:      versionString(),
+		Logger:       slog.New(slog.NewTextHandler(stderr, nil)),
+	})
+	addr, err := srv.Listen(sf.control)
+	if err == nil {
+		return srv, addr, exitOK
+	}
+	_ = srv.Close()
+	if errors.Is(err, control.ErrInsecureListen) {
+		fmt.Fprintf(stderr, "faultline: --control %s: %v.\n"+
+			"Anyone who can reach this machine on that port could create proxies and inject faults. Set a token\n"+
+			"(--token, $%s, or token: in the config file), listen on loopback (--control 127.0.0.1:PORT),\n"+
+			"or pass --insecure-control (insecure_control: true in the config file) to serve it without one.\n",
+			sf.control, control.ErrInsecureListen, envToken)
+		return nil, nil, exitUsage
+	}
+	return nil, nil, failure(stderr, err)
 }
 
 // namedSpec is a proxy to create and where it was defined, for errors.
@@ -96,6 +148,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if len(pos) > 0 {
 		return usageError(stderr, fmt.Errorf("unexpected argument %q", pos[0]))
 	}
+	if err := sf.checkHosts(); err != nil {
+		return usageError(stderr, err)
+	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
@@ -113,6 +168,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			sf.token = cfg.Token
 		}
 		sf.origins = append(cfg.AllowOrigins, sf.origins...)
+		sf.hosts = append(cfg.AllowHosts, sf.hosts...)
+		if cfg.InsecureControl && !set["insecure-control"] {
+			sf.insecure = true
+		}
 		specs = cfg.Proxies
 	}
 	if configPath == "" || pf.listen != "" || pf.upstream != "" {
@@ -131,17 +190,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		specs = append(specs, namedSpec{spec: spec})
 	}
 
-	srv := control.New(control.Options{
-		Token:        sf.token,
-		AllowOrigins: sf.origins,
-		Version:      versionString(),
-		Logger:       slog.New(slog.NewTextHandler(stderr, nil)),
-	})
-	defer srv.Close()
-	addr, err := srv.Listen(sf.control)
-	if err != nil {
-		return failure(stderr, err)
+	srv, addr, code := sf.listen(stderr)
+	if code != exitOK {
+		return code
 	}
+	defer srv.Close()
 	created, code := createProxies(srv, specs, stderr)
 	if code != exitOK {
 		return code

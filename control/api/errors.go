@@ -38,6 +38,7 @@ var (
 	ErrBadFault        = &Error{Status: http.StatusBadRequest, Code: "bad_fault", Message: "invalid fault"}
 	ErrUnauthorized    = &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "missing or wrong bearer token"}
 	ErrForbiddenOrigin = &Error{Status: http.StatusForbidden, Code: "forbidden_origin", Message: "origin not allowed"}
+	ErrForbiddenHost   = &Error{Status: http.StatusForbidden, Code: "forbidden_host", Message: "host not allowed"}
 	ErrNotFound        = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
 	ErrMethod          = &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed"}
 	ErrNameTaken       = &Error{Status: http.StatusConflict, Code: "name_taken", Message: "name taken"}
