@@ -137,5 +137,32 @@ var _ = Describe("go-redis through the faultline binary", func() {
 			}
 			Expect(px).NotTo(HaveReusedInvalidConnection())
 		})
+
+		It("never hands a late reply to the next client: a BLPOP whose client gave up is not the next command's answer", func() {
+			admin := redis.NewClient(&redis.Options{Addr: redisAddr, DisableIdentity: true})
+			DeferCleanup(admin.Close)
+			const key, list = "faultline-e2e:crosstalk:k", "faultline-e2e:crosstalk:empty"
+			Expect(admin.Set(ctx(), key, "mine", 0).Err()).To(Succeed())
+			DeferCleanup(func() { admin.Del(context.Background(), key, list) })
+			px = testkit.Connect(GinkgoTB(), controlURL, "redis-pool")
+			c := redis.NewClient(&redis.Options{Addr: px.Addr(), PoolSize: 1, MaxRetries: -1,
+				DisableIdentity: true, ContextTimeoutEnabled: true})
+			DeferCleanup(func() { _ = c.Close() })
+			for range 5 {
+				// The client gives up on BLPOP after 300 ms and drops the
+				// connection; redis answers (nil) at 500 ms to whoever
+				// holds the upstream connection then.
+				short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				err := c.BLPop(short, 500*time.Millisecond, list).Err()
+				cancel()
+				Expect(err).To(HaveOccurred())
+				// The next command goes out on a new client connection,
+				// which the proxy serves from its pool: its answer must be
+				// its own.
+				Expect(c.Get(ctx(), key).Result()).To(Equal("mine"))
+			}
+			Eventually(px).Should(HaveEvent(proxy.EventDiscarded, testkit.WithReason(proxy.ReasonReplyPending)))
+			Expect(px).NotTo(HaveReusedInvalidConnection())
+		})
 	})
 })
