@@ -26,10 +26,11 @@ type session struct {
 	started time.Time
 
 	up, down  loop
-	loopsLeft atomic.Int32  // copy loops still running; the last to stop ends the session
-	moves     atomic.Uint64 // orders the loops' writes (pool mode): see loop.lastMove
+	loopsLeft atomic.Int32 // copy loops still running; the last to stop ends the session
 	ran       bool         // the copy loops were started
 	reused    bool         // the upstream connection came idle from the pool
+
+	moves atomic.Uint64 // orders the loops' writes (pool mode): see loop.lastMove
 
 	faultEpoch uint64                // the proxy's fault count when s was accepted
 	faultReady bool                  // faults attach to the loops now; guarded by the proxy's fault mutex
@@ -58,12 +59,6 @@ type loop struct {
 	dir      Direction
 	src, dst *net.TCPConn
 	n        atomic.Int64 // bytes written to dst
-	// lastMove orders this loop's latest write against the other loop's
-	// (pool mode; 0 if none): a number from session.moves taken just
-	// before the write. up.lastMove > down.lastMove means a request went up
-	// after the last reply bytes began to come down, so a reply may be
-	// pending. Owned by the loop; read by finishPool after both stopped.
-	lastMove uint64
 	err      error        // nil when the loop ended at EOF
 	byUs     bool         // err is the session's own interrupt
 
@@ -82,6 +77,13 @@ type loop struct {
 	checking   bool                   // the loop checks its chain under mu before it notes a byte (spliceChunk); guarded by the session's mu
 	noter      *queueNoter            // waits for src's bytes and counts them; owned by the loop
 	lr         io.LimitedReader       // what spliceChunk hands to ReadFrom, kept so that it does not allocate; owned by the loop
+
+	// lastMove orders this loop's latest write against the other loop's
+	// (pool mode; 0 if none): a number from session.moves taken just
+	// before the write. up.lastMove > down.lastMove means a request went up
+	// after the last reply bytes began to come down, so a reply may be
+	// pending. Owned by the loop; read by finishPool after both stopped.
+	lastMove uint64
 
 	// The stall and blackhole reported fired on this loop (once each);
 	// guarded by the session's mu.
