@@ -92,8 +92,9 @@ func (as *applySet) rechain(l *loop, op, i int, af *activeFault) *chain {
 // chain under s.mu. kind is the event that will say the change is in
 // force. How the loop takes the chain depends on where it is:
 //
-//   - It has returned: nothing to do (and nothing to touch: its session
-//     may have handed its upstream connection back to the pool).
+//   - It has returned: nothing to do but a poke (and nothing to touch:
+//     its session may have handed its upstream connection back to the
+//     pool).
 //   - It looks at its chain under s.mu before it takes any byte (it is
 //     counting bytes, or stalled: l.checking), and nothing of c acts on an
 //     idle connection (chain.quiet): the chain is in force now. A stall or
@@ -127,9 +128,9 @@ func (as *applySet) change(s *session, l *loop, kind EventKind, op, i int, af *a
 		}
 	}
 	s.mu.Unlock()
-	if !stopped {
-		l.poke()
-	}
+	// Poke even a loop that has returned: in dial mode it may still hold
+	// the FIN of a slow-close (dialLoopEnded), which the change may free.
+	l.poke()
 	as.fault, as.fkind = af.f.Name, af.f.Kind
 	as.items = append(as.items, pendingApply{s, l, kind, fired})
 }
@@ -425,6 +426,7 @@ const bufSize = 64 << 10
 // them on through the chain. Counting first keeps an idle faulted
 // connection from holding a buffer.
 func (s *session) relayChunk(l *loop, pub, c *chain, chunk int) error {
+	l.holdPub = pub
 	if c.corrupt == nil && c.slice == nil {
 		// No fault looks at the bytes or cuts the writes: they can stay
 		// in the kernel.
@@ -443,7 +445,7 @@ func (s *session) relayChunk(l *loop, pub, c *chain, chunk int) error {
 	n, rerr := io.ReadFull(l.src, (*bp)[:min(q, chunk)])
 	if n > 0 {
 		if d := c.delay(); d > 0 {
-			if err := s.hold(l, d); err != nil {
+			if err := s.hold(l, c, holdLatency, d); err != nil {
 				return err
 			}
 		}
@@ -463,13 +465,14 @@ func (s *session) relayChunk(l *loop, pub, c *chain, chunk int) error {
 // now (see loop.effective): the count is taken only while pub is in force
 // (see noteQueued). It returns io.EOF at the source's EOF.
 func (s *session) spliceChunk(l *loop, pub, c *chain, chunk int) error {
+	l.holdPub = pub
 	q, err := s.noteQueued(l, pub)
 	if err != nil {
 		return err
 	}
 	n := int64(min(q, chunk))
 	if d := c.delay(); d > 0 {
-		if err := s.hold(l, d); err != nil {
+		if err := s.hold(l, c, holdLatency, d); err != nil {
 			return err
 		}
 	}
@@ -664,7 +667,7 @@ func (s *session) writeOut(l *loop, c *chain, b []byte) error {
 			return err
 		}
 		if c.slice != nil && c.slice.f.Delay > 0 && len(b) > 0 {
-			if err := s.hold(l, c.slice.f.Delay); err != nil {
+			if err := s.hold(l, c, holdSlice, c.slice.f.Delay); err != nil {
 				return err
 			}
 		}
@@ -705,18 +708,52 @@ func (s *session) pace(l *loop, c *chain, w int64) error {
 	l.paceSent += w
 	due := l.paceStart.Add(time.Duration(float64(l.paceSent) / float64(c.rate) * float64(time.Second)))
 	if d := time.Until(due); d > 0 {
-		return s.hold(l, d)
+		return s.hold(l, c, holdPace, d)
 	}
 	return nil
 }
 
-// hold waits d for a chunk read, or noted as queued, under the current
-// chain. A chain change does not cut it short (the chunk belongs to the old
-// chain); the session stopping does.
-func (s *session) hold(l *loop, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
+// holdKind says what a hold holds back, so that a fault change can tell
+// whether the new chain still holds it (see loop.reheld).
+type holdKind uint8
+
+const (
+	holdLatency   holdKind = iota // a chunk, for the latency faults' delay
+	holdPace                      // the next chunk, for a bandwidth fault's rate
+	holdSlice                     // the next piece of a sliced chunk
+	holdSlowClose                 // a FIN, for a slow-close fault
+)
+
+// hold waits d, what chain c (what acts of the loop's chain l.holdPub) asks
+// for a chunk read or noted as queued under l.holdPub, or for a FIN. The
+// session stopping cuts it short. So does a fault change, as far as the
+// loop's new chain no longer holds what c held (see loop.reheld): removing
+// or shortening a latency, bandwidth, slice or slow-close fault is in force
+// on what it holds, which goes on at once, in order.
+func (s *session) hold(l *loop, c *chain, k holdKind, d time.Duration) error {
+	start, pub := time.Now(), l.holdPub
+	woke := false
+	defer func() {
+		if woke {
+			l.poke() // pass the wake-up on to the loop
+		}
+	}()
+	var t *time.Timer
 	for {
+		if nc := l.chain.Load(); nc != pub {
+			pub = nc
+			d = l.reheld(k, c, nc, d)
+		}
+		left := d - time.Since(start)
+		if left <= 0 {
+			return nil
+		}
+		if t == nil {
+			t = time.NewTimer(left)
+			defer t.Stop()
+		} else {
+			t.Reset(left)
+		}
 		select {
 		case <-t.C:
 			return nil
@@ -724,9 +761,41 @@ func (s *session) hold(l *loop, d time.Duration) error {
 			if s.isStopped() {
 				return errStopped
 			}
-			defer l.poke() // pass the wake-up on to the loop
+			woke = true
 		}
 	}
+}
+
+// reheld returns how long, from its start, a hold of kind k for d that
+// chain c asked for lasts now that the loop's chain is nc: as long, if what
+// acts of nc holds it the same way (the same latency faults, the same rate,
+// slice or slow-close), else what nc asks (a new draw of its latency, or
+// nothing: pacing and slicing start again under nc).
+func (l *loop) reheld(k holdKind, c, nc *chain, d time.Duration) time.Duration {
+	eff, _ := l.effective(nc)
+	if eff == nil {
+		return 0
+	}
+	switch k {
+	case holdLatency:
+		if slices.Equal(eff.latency, c.latency) {
+			return d
+		}
+		return eff.delay()
+	case holdPace:
+		if eff.rate == c.rate {
+			return d
+		}
+	case holdSlice:
+		if eff.slice == c.slice {
+			return d
+		}
+	case holdSlowClose:
+		if eff.slowClose == c.slowClose {
+			return d
+		}
+	}
+	return 0
 }
 
 // stall reads nothing until the chain changes or the session stops. (A

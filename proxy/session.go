@@ -85,6 +85,11 @@ type loop struct {
 	// pending. Owned by the loop; read by finishPool after both stopped.
 	lastMove uint64
 
+	// holdPub is the chain the loop's current chunk (or held FIN) was
+	// taken under, which session.hold watches for changes. Owned by the
+	// loop.
+	holdPub *chain
+
 	// The stall and blackhole reported fired on this loop (once each);
 	// guarded by the session's mu.
 	firedStall, firedBlackhole *activeFault
@@ -278,7 +283,8 @@ func (s *session) dialLoopEnded(l *loop) {
 		s.noteEnd(s.sideOf(l.src), FIN, nil)
 		if c := l.chain.Load(); c != nil && c.slowClose != nil {
 			s.emit(&Event{Kind: EventFaultFired, Upstream: s.uc.id, Dir: l.dir, Fault: c.slowClose.f.Name, FaultKind: c.slowClose.f.Kind})
-			if err := s.hold(l, c.slowClose.f.Delay); err != nil {
+			l.holdPub = c
+			if err := s.hold(l, c, holdSlowClose, c.slowClose.f.Delay); err != nil {
 				return
 			}
 		}
