@@ -51,8 +51,11 @@
 // one socket but not written to the other, counted exactly from the
 // kernel's tcp_info (ReasonStranded); bytes wait unread in the upstream
 // socket (ReasonUnread); the proxy half-closed it (ReasonHalfClosed); the
-// client reset its connection after a byte moved (ReasonClientReset); it is older than
-// PoolConfig.MaxLifetime (ReasonMaxLifetime).
+// client reset its connection after a byte moved (ReasonClientReset); the
+// client's last bytes went up after the last bytes came down, so the
+// upstream may still answer a request whose client has left
+// (ReasonReplyPending); it is older than PoolConfig.MaxLifetime
+// (ReasonMaxLifetime).
 //
 // Borrowing takes the most recently returned idle connection, checks its
 // idle time and lifetime and probes it without blocking (a one-byte
@@ -65,7 +68,26 @@
 //
 // Pooling at the TCP level is only as safe as the protocol allows: the
 // proxy cannot see message boundaries, so a connection is reused only when
-// both directions are quiescent at the moment the client leaves.
+// both directions are quiescent at the moment the client leaves, and the
+// last bytes to move were the upstream's. The loops order their writes
+// (each takes a number just before it writes), so a request sent by a client
+// that then left without its reply (a client with a read timeout) always
+// discards the connection as ReasonReplyPending. What TCP cannot show, and
+// so remains:
+//
+//   - A reply that comes in parts with a pause between them, when the client
+//     leaves during the pause: the proxy has seen bytes come down last. If
+//     the rest arrives while the connection is idle, or before the next
+//     client's first bytes are written to it, the borrow's probe or the
+//     recheck finds it and discards the connection (EventRetried or
+//     EventDiscarded with ReasonUnread). Only a rest that arrives after the
+//     next client's request went up reaches that client.
+//   - Pipelined requests, and upstreams that send without being asked
+//     (pushes, pub/sub): bytes moving both ways at once do not say which
+//     reply answers which request. Use ModeDial for such protocols.
+//   - Two streams at once both ways (not request/response): the connection
+//     is discarded as ReasonReplyPending when the client's last write began
+//     after the upstream's, which costs a dial, never a wrong byte.
 //
 // # Events
 //
