@@ -449,6 +449,28 @@ func TestEventTruth(t *testing.T) {
 			},
 		},
 		{
+			// The same with the down loop stalled, so that the up loop's
+			// EPIPE is the first failure seen: the end is still the
+			// upstream's FIN.
+			name: "stale eof fault, down stalled", mode: ModePool,
+			drive: func(t *testing.T, x *truthRun) {
+				x.add(t, faults.Stall(false).WithDir(faults.Down))
+				x.add(t, faults.Stale(faults.StaleEOF).WithTarget(faults.Target{Count: 1}))
+				x.connect(t)
+				x.write(t, x.c, "hello")
+				x.upstream(t)
+				x.readEOF(t, x.c, "")
+			},
+			want: []string{
+				"accepted", "dialed", "borrowed reused=false",
+				"fault-applied stall dir=down",
+				"fault-applied stale dir=up", "fault-applied stale dir=down", "fault-fired stale",
+				"fault-fired stall dir=down",
+				"interrupted", "discarded reason=stale",
+				"closed by=upstream how=FIN up=0 down=0",
+			},
+		},
+		{
 			name: "stale reset fault", mode: ModePool,
 			drive: func(t *testing.T, x *truthRun) {
 				x.add(t, faults.Stale(faults.StaleReset).WithTarget(faults.Target{Count: 1}))
