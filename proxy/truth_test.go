@@ -369,6 +369,23 @@ func TestEventTruth(t *testing.T) {
 			},
 		},
 		{
+			// Toward the client: the upstream connection saw nothing
+			// unusual and goes back to the pool.
+			name: "half-close fault toward the client", mode: ModePool,
+			drive: func(t *testing.T, x *truthRun) {
+				x.start(t)
+				x.add(t, faults.HalfClose(faults.Down))
+				x.readEOF(t, x.c, "")
+				closeConn(t, x.c)
+			},
+			want: []string{
+				"accepted", "dialed", "borrowed reused=false",
+				"fault-applied half-close dir=down", "fault-fired half-close dir=down",
+				"interrupted", "released",
+				"closed by=proxy how=FIN up=5 down=6",
+			},
+		},
+		{
 			name: "limit fault", mode: ModePool,
 			drive: func(t *testing.T, x *truthRun) {
 				x.start(t)
