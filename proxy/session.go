@@ -276,6 +276,10 @@ func (s *session) dialLoopEnded(l *loop) {
 	case l.err == nil:
 		s.noteEnd(s.sideOf(l.src), FIN, nil)
 		if c := l.chain.Load(); c != nil && c.slowClose != nil {
+			// After any FIN the other loop is relaying and recording:
+			// this EOF may be the answer to it.
+			s.relayMu.Lock()
+			s.relayMu.Unlock() //lint:ignore SA2001 a barrier, empty on purpose
 			s.emit(&Event{Kind: EventFaultFired, Upstream: s.uc.id, Dir: l.dir, Fault: c.slowClose.f.Name, FaultKind: c.slowClose.f.Kind})
 			if err := s.hold(l, c.slowClose.f.Delay); err != nil {
 				return
