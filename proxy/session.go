@@ -368,7 +368,8 @@ func (s *session) sideOf(c *net.TCPConn) Side {
 // emitHalfClosed records a FIN relayed in dir with the bytes received from
 // each side so far, so that bytes a peer sends after the FIN reached it show
 // in the closed event's counts. The direction that ended has its final
-// count; the other is the kernel's count (one getsockopt).
+// count; the other is the kernel's count less the FIN (see recvBytes), or
+// the loop's own if higher.
 func (s *session) emitHalfClosed(dir Direction) {
 	if !s.p.ev.on() {
 		return
