@@ -430,12 +430,12 @@ func (s *session) finishPool(uc *upConn) {
 		s.p.pool.discard(uc, s.id, reason, err)
 	}
 	s.mu.Lock()
-	by, how := s.by, s.how
+	by, how, endErr := s.by, s.how, s.endErr
 	s.mu.Unlock()
 	switch {
 	case by == Upstream && how == RST:
 		resetClose(s.client)
-		s.emit(&Event{Kind: EventReset, Upstream: uc.id, By: Upstream})
+		s.emit(&Event{Kind: EventReset, Upstream: uc.id, By: Upstream, Err: endErr})
 	case by == Upstream:
 		// The upstream's FIN, relayed as a FIN: what the client sent
 		// that the upstream will never read is dropped, not left to
