@@ -93,7 +93,9 @@
 //
 // Every downstream and upstream connection has an ID, counted from 1 per
 // Proxy. Subscribe receives every Event in Seq order; with no subscriber,
-// emitting an event costs one atomic load.
+// emitting an event costs one atomic load. Who ended a connection, and
+// how, is attributed to the socket where the end was observed, not to the
+// copy loop that noticed it (see Event).
 //
 // # Goroutines
 //

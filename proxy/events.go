@@ -21,12 +21,12 @@ const (
 	EventDialFailed                        // Conn, Err: the upstream could not be dialed
 	EventBorrowed                          // Conn, Upstream, Reused, Idle (when reused)
 	EventRetried                           // Conn, Upstream (the dead one), Reason
-	EventHalfClosed                        // Conn, Upstream, Dir: a FIN was relayed in Dir
-	EventReset                             // Conn, Upstream, By: an RST from By was relayed to the other side
+	EventHalfClosed                        // Conn, Upstream, Dir, BytesUp, BytesDown (received so far): a FIN was relayed in Dir
+	EventReset                             // Conn, Upstream, By: an RST from By (or a write to By, gone) was relayed to the other side
 	EventInterrupted                       // Conn, Upstream, Took: copy loops interrupted, Took until both stopped
 	EventReleased                          // Conn, Upstream: the upstream connection went back to the pool
 	EventDiscarded                         // Conn (0 if idle), Upstream, Reason, Err: the upstream connection was closed
-	EventClosed                            // Conn, Upstream, BytesUp, BytesDown, By, How, Err: the session ended
+	EventClosed                            // Conn, Upstream, BytesUp, BytesDown (written on), By, How (of its first end), Err: the session ended
 	EventFaultApplied                      // Conn, Dir, Fault, FaultKind: a fault is in force on a connection's direction
 	EventFaultFired                        // Conn, Dir, Fault, FaultKind: a fault acted (reset sent, FIN sent, stall began)
 	EventFaultCleared                      // Conn, Dir, Fault, FaultKind: a fault no longer acts on a connection's direction
@@ -151,6 +151,21 @@ const (
 // connection's ID and Upstream the upstream connection's; both count from 1
 // per Proxy, and 0 means none. Time is when the event was emitted; it never
 // goes back from one Seq to the next.
+//
+// By and How say who ended a connection and how, attributed to the socket
+// where the end was observed, never to the copy loop that noticed it: EOF
+// read from a side is that side's FIN; a failed read blames the side read
+// from, a failed write or shutdown the side written to (EPIPE only comes
+// from a write); a failed splice, which does not say which socket failed,
+// blames the side whose socket the kernel closed with an error pending or
+// without a FIN from the proxy (the peer reset, or is gone). What the
+// proxy does on purpose (a fault, Close, CloseConn, a failed dial) is
+// ByProxy. A closed event's By and How are the session's first end: later
+// ones (a reset after a FIN) have their own reset event. A stale fault
+// plays the upstream, so its ends are the upstream's. Within a session,
+// fault-applied comes before the fault-fired of the same change, and a
+// FIN or RST relayed is recorded before anything its peer does in answer.
+// See docs/events.md for the rules and the truth table that tests them.
 type Event struct {
 	Seq       uint64        `json:"seq"`
 	Time      time.Time     `json:"time"`

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"math"
@@ -182,10 +183,24 @@ type pendingApply struct {
 }
 
 // applyBatch counts the copy loops one fault change waits for; the last
-// loop to switch closes done, so the waiter wakes once.
+// loop to switch closes done, so the waiter wakes once. emitted is closed
+// once the change's events are out: a loop that switched waits for it
+// before the change fires (see session.awaitApplied), so fault-applied
+// comes before fault-fired.
 type applyBatch struct {
-	left atomic.Int64
-	done chan struct{}
+	left    atomic.Int64
+	done    chan struct{}
+	emitted chan struct{}
+}
+
+// isEmitted reports whether the change's events are out.
+func (b *applyBatch) isEmitted() bool {
+	select {
+	case <-b.emitted:
+		return true
+	default:
+		return false
+	}
 }
 
 func (b *applyBatch) ack() {
@@ -218,7 +233,7 @@ var itemsPool sync.Pool // of *[]pendingApply
 
 // newApplySet returns a set whose batch is held open until wait.
 func newApplySet() *applySet {
-	b := &applyBatch{done: make(chan struct{})}
+	b := &applyBatch{done: make(chan struct{}), emitted: make(chan struct{})}
 	b.left.Store(1)
 	as := &applySet{b: b}
 	if p, ok := itemsPool.Get().(*[]pendingApply); ok {
@@ -252,6 +267,9 @@ func (as *applySet) wait() {
 			pa.s.emit(&Event{Kind: EventFaultFired, Dir: pa.l.dir, Fault: f.f.Name, FaultKind: f.f.Kind})
 		}
 	}
+	if as.b != nil {
+		close(as.b.emitted)
+	}
 	if cap(as.items) > 0 {
 		items := as.items
 		clear(items)
@@ -269,10 +287,12 @@ func (s *session) signalApplied(l *loop) (acked bool) {
 		return false
 	}
 	applied, stopped := l.applied.Load(), l.stoppedRun.Load()
+	l.unemitted = slices.DeleteFunc(l.unemitted, (*applyBatch).isEmitted)
 	kept := l.acks[:0]
 	for _, a := range l.acks {
 		if stopped || a.gen <= applied {
 			a.b.ack()
+			l.unemitted = append(l.unemitted, a.b)
 		} else {
 			kept = append(kept, a)
 		}
@@ -282,6 +302,29 @@ func (s *session) signalApplied(l *loop) (acked bool) {
 	l.acks = kept
 	s.mu.Unlock()
 	return acked
+}
+
+// awaitApplied waits until the events of the fault changes l switched to
+// are out (at most faultApplyTimeout, as their waiter waits), so that what
+// the loop does under them is recorded after they are. Called by the loop
+// before a fault fires.
+func (s *session) awaitApplied(l *loop) {
+	s.mu.Lock()
+	pending := l.unemitted
+	l.unemitted = nil
+	s.mu.Unlock()
+	if len(pending) == 0 {
+		return
+	}
+	timer := time.NewTimer(faultApplyTimeout)
+	defer timer.Stop()
+	for _, b := range pending {
+		select {
+		case <-b.emitted:
+		case <-timer.C:
+			return
+		}
+	}
 }
 
 // poke wakes the loop if it waits on its wake channel.
@@ -358,6 +401,7 @@ func (s *session) copyThrough(l *loop, c, eff *chain, until int64) error {
 		if limit != nil {
 			left := limitAt - l.n.Load()
 			if left <= 0 {
+				s.awaitApplied(l)
 				s.fireClose(limit, Event{Dir: l.dir}, false, false)
 				return errLimit
 			}
@@ -825,6 +869,7 @@ func (s *session) reportFired(l *loop, slot **activeFault, af *activeFault) {
 	*slot = af
 	s.mu.Unlock()
 	if first {
+		s.awaitApplied(l)
 		s.emit(&Event{Kind: EventFaultFired, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
 	}
 }
@@ -854,9 +899,14 @@ func (s *session) discard(l *loop, c *chain, bh *activeFault) error {
 // fireHalfClose sends the FIN of a half-close fault, once per loop.
 func (s *session) fireHalfClose(l *loop, af *activeFault) {
 	l.halfClosed = true
+	s.awaitApplied(l)
+	s.noteEnd(ByProxy, FIN, fmt.Errorf("fault %q", af.f.Name))
+	// The event first: once the FIN is out, the peer's answer to it
+	// may be recorded.
+	s.emit(&Event{Kind: EventFaultFired, Upstream: s.uc.id, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
 	_ = l.dst.CloseWrite()
+	l.finSent.Store(true)
 	if l.dir == Up {
 		s.uc.halfClosed = true
 	}
-	s.emit(&Event{Kind: EventFaultFired, Upstream: s.uc.id, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
 }

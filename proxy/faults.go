@@ -373,6 +373,15 @@ func (s *session) fireClose(af *activeFault, e Event, resetClient, resetUpstream
 	s.noteEnd(ByProxy, how, fmt.Errorf("fault %q", af.f.Name))
 	e.Kind, e.Upstream, e.Fault, e.FaultKind = EventFaultFired, uc.id, af.f.Name, af.f.Kind
 	s.emit(&e)
+	// Both sockets are set to reset before either is closed: in pool
+	// mode, closing one ends the session, which may close the other
+	// before this does.
+	if resetClient {
+		_ = s.client.SetLinger(0)
+	}
+	if resetUpstream {
+		_ = uc.c.SetLinger(0)
+	}
 	closeSide(s.client, resetClient)
 	closeSide(uc.c, resetUpstream)
 	s.wakeLoops()

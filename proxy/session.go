@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/faultline-proxy/faultline/faults"
@@ -29,6 +30,7 @@ type session struct {
 	loopsLeft atomic.Int32 // copy loops still running; the last to stop ends the session
 	ran       bool         // the copy loops were started
 	reused    bool         // the upstream connection came idle from the pool
+	staleAt   *activeFault // a stale fault borrow applied, reported fired after setupFaults; owned by run
 
 	moves atomic.Uint64 // orders the loops' writes (pool mode): see loop.lastMove
 
@@ -50,6 +52,8 @@ type session struct {
 	endErr         error
 	faultDirty     bool     // a fault reset the session
 	closeClientHow CloseHow // an idle-close fault asked to close the client so (FIN or RST)
+
+	relayMu sync.Mutex // held while a FIN or an RST is relayed and recorded (dial mode), so that what answers it is recorded after it
 }
 
 // loop is one direction's copy loop and its outcome. err and byUs are
@@ -72,7 +76,9 @@ type loop struct {
 	applied    atomic.Uint64          // the gen the loop runs under; see session.waitApplied
 	stoppedRun atomic.Bool            // the loop has returned for good; set under the session's mu
 	acks       []pendingAck           // fault changes waiting for the loop to switch; guarded by the session's mu
+	unemitted  []*applyBatch          // changes the loop switched to whose events may not be out yet; guarded by the session's mu
 	halfClosed bool                   // a half-close fault sent FIN on dst; owned by the loop
+	finSent    atomic.Bool            // the proxy sent FIN on dst (relayed, or a half-close fault's); see blame
 	early      error                  // an error recheck saw, which the loop ends with; owned by the loop's goroutine
 	checking   bool                   // the loop checks its chain under mu before it notes a byte (spliceChunk); guarded by the session's mu
 	noter      *queueNoter            // waits for src's bytes and counts them; owned by the loop
@@ -136,6 +142,7 @@ func (s *session) run() {
 	shut := s.shut
 	s.mu.Unlock()
 	if shut {
+		s.emitStaleFired()
 		s.finish()
 		return
 	}
@@ -151,6 +158,7 @@ func (s *session) run() {
 	s.ran, s.reused = true, reused
 	s.loopsLeft.Store(2)
 	s.setupFaults()
+	s.emitStaleFired() // after setupFaults: a fault is applied, then fires
 	if reused {
 		copyUp(s)
 		return
@@ -282,20 +290,31 @@ func (s *session) dialLoopEnded(l *loop) {
 	case l.err == nil:
 		s.noteEnd(s.sideOf(l.src), FIN, nil)
 		if c := l.chain.Load(); c != nil && c.slowClose != nil {
+			// After any FIN the other loop is relaying and recording:
+			// this EOF may be the answer to it.
+			s.relayMu.Lock()
+			s.relayMu.Unlock() //lint:ignore SA2001 a barrier, empty on purpose
 			s.emit(&Event{Kind: EventFaultFired, Upstream: s.uc.id, Dir: l.dir, Fault: c.slowClose.f.Name, FaultKind: c.slowClose.f.Kind})
 			l.holdPub = c
 			if err := s.hold(l, c, holdSlowClose, c.slowClose.f.Delay); err != nil {
 				return
 			}
 		}
-		if err := l.dst.CloseWrite(); err != nil {
+		// The FIN and its event under relayMu: the other loop, which
+		// may read the answer to it, records that after it.
+		s.relayMu.Lock()
+		err := l.dst.CloseWrite()
+		if err == nil {
+			l.finSent.Store(true)
+			if l.dir == Up {
+				s.uc.halfClosed = true
+			}
+			s.emitHalfClosed(l.dir)
+		}
+		s.relayMu.Unlock()
+		if err != nil {
 			s.abort(l, err)
-			return
 		}
-		if l.dir == Up {
-			s.uc.halfClosed = true
-		}
-		s.emitHalfClosed(l.dir)
 	default:
 		s.abort(l, l.err)
 	}
@@ -312,23 +331,46 @@ func (s *session) abort(l *loop, err error) {
 	s.aborted = true
 	s.mu.Unlock()
 	s.wakeLoops()
-	by := s.blame(l)
+	by := s.blame(l, err)
 	s.noteEnd(by, RST, err)
+	s.relayMu.Lock()
+	defer s.relayMu.Unlock()
 	resetClose(s.client)
 	resetClose(s.uc.c)
 	s.emit(&Event{Kind: EventReset, Upstream: s.uc.id, By: by, Err: err})
 }
 
-// blame says which side broke a loop: the one whose socket the kernel has
-// closed (an RST arrived), else the loop's source.
-func (s *session) blame(l *loop) Side {
-	switch {
-	case tcpState(l.src) == tcpClose:
-		return s.sideOf(l.src)
-	case tcpState(l.dst) == tcpClose:
+// blame says which side broke loop l with err: the side of the socket
+// where the failure was observed, whichever loop noticed it. A read fails
+// on l.src, a write or a shutdown on l.dst, and EPIPE only ever comes from
+// a write (a peer gone after its FIN). A splice (ReadFrom) fails on either
+// socket and says not which: then the sockets' own state decides, the one
+// whose peer is gone (see peerGone) being to blame, l.src if both or
+// neither are.
+func (s *session) blame(l *loop, err error) Side {
+	if op, ok := errors.AsType[*net.OpError](err); ok {
+		switch op.Op {
+		case "read":
+			return s.sideOf(l.src)
+		case "write", "close":
+			return s.sideOf(l.dst)
+		}
+	}
+	if errors.Is(err, syscall.EPIPE) {
+		return s.sideOf(l.dst)
+	}
+	if peerGone(l.dst, l.finSent.Load()) && !peerGone(l.src, s.other(l).finSent.Load()) {
 		return s.sideOf(l.dst)
 	}
 	return s.sideOf(l.src)
+}
+
+// other returns the loop of the other direction, whose dst is l's src.
+func (s *session) other(l *loop) *loop {
+	if l == &s.up {
+		return &s.down
+	}
+	return &s.up
 }
 
 func (s *session) sideOf(c *net.TCPConn) Side {
@@ -341,7 +383,8 @@ func (s *session) sideOf(c *net.TCPConn) Side {
 // emitHalfClosed records a FIN relayed in dir with the bytes received from
 // each side so far, so that bytes a peer sends after the FIN reached it show
 // in the closed event's counts. The direction that ended has its final
-// count; the other is the kernel's count (one getsockopt).
+// count; the other is the kernel's count less the FIN (see recvBytes), or
+// the loop's own if higher.
 func (s *session) emitHalfClosed(dir Direction) {
 	if !s.p.ev.on() {
 		return
@@ -371,7 +414,7 @@ func (s *session) poolLoopEnded(l *loop) {
 		case l.err == nil:
 			s.noteEnd(s.sideOf(l.src), FIN, nil)
 		default:
-			s.noteEnd(s.blame(l), how(l.err), l.err)
+			s.noteEnd(s.blame(l, l.err), how(l.err), l.err)
 		}
 	}
 	s.interrupt()
@@ -402,11 +445,18 @@ func (s *session) finishPool(uc *upConn) {
 		s.p.pool.discard(uc, s.id, reason, err)
 	}
 	s.mu.Lock()
-	by, how := s.by, s.how
+	by, how, endErr := s.by, s.how, s.endErr
 	s.mu.Unlock()
-	if by == Upstream && how == RST {
+	switch {
+	case by == Upstream && how == RST:
 		resetClose(s.client)
-	} else {
+		s.emit(&Event{Kind: EventReset, Upstream: uc.id, By: Upstream, Err: endErr})
+	case by == Upstream:
+		// The upstream's FIN, relayed as a FIN: what the client sent
+		// that the upstream will never read is dropped, not left to
+		// turn the close into an RST.
+		closeSide(s.client, false)
+	default:
 		s.closeClient()
 	}
 	s.p.forget(s)
@@ -528,14 +578,29 @@ func (s *session) borrow() (*upConn, bool, error) {
 	s.emit(&e)
 	if af := s.staleFor(); af != nil {
 		// Stale after the probe passed it, and no recheck to save it.
+		// It ends the session as the upstream would have: the session
+		// is the upstream's to blame, whichever loop notices first.
 		makeStale(uc, af.f.Mode)
-		if af.f.Mode == faults.StaleReset {
+		switch af.f.Mode {
+		case faults.StaleReset:
 			s.noteEnd(Upstream, RST, errStaleReset)
+		case faults.StaleEOF:
+			s.noteEnd(Upstream, FIN, errStaleEOF)
 		}
-		s.emit(&Event{Kind: EventFaultFired, Upstream: uc.id, Fault: af.f.Name, FaultKind: af.f.Kind})
+		s.staleAt = af
 		reused = false
 	}
 	return uc, reused, nil
+}
+
+// errStaleEOF is the FIN a stale fault in eof mode emulates.
+var errStaleEOF = fmt.Errorf("stale fault: %w", io.EOF)
+
+// emitStaleFired reports the stale fault borrow applied, if any.
+func (s *session) emitStaleFired() {
+	if af := s.staleAt; af != nil {
+		s.emit(&Event{Kind: EventFaultFired, Upstream: s.uc.id, Fault: af.f.Name, FaultKind: af.f.Kind})
+	}
 }
 
 // recheck probes a reused upstream connection once more when the client's

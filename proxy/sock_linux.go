@@ -25,6 +25,7 @@ type sockInfo struct {
 	state    uint8  // tcpEstablished, tcpCloseWait, ...
 	received uint64 // bytes taken into the receive queue in order, a FIN counting one
 	inq      int    // bytes in the receive queue not yet read
+	errPend  bool   // in tcpClose only: an error (an RST's) waits to be read; see sockErrPending
 }
 
 // readSockInfo reads tcp_info and SIOCINQ without blocking. read is how
@@ -57,6 +58,9 @@ func sockInfoOf(c *net.TCPConn, wantInq func(sockInfo) bool) (sockInfo, error) {
 			return
 		}
 		si.state, si.received = ti.State, ti.Bytes_received
+		if si.state == tcpClose {
+			si.errPend = sockErrPending(fd)
+		}
 		if wantInq != nil && wantInq(si) {
 			si.inq, serr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
 		}
@@ -69,10 +73,45 @@ func sockInfoOf(c *net.TCPConn, wantInq func(sockInfo) bool) (sockInfo, error) {
 
 // recvBytes is how many bytes of data the socket has received from its
 // peer, whether or not the proxy has read them yet: tcp_info's
-// bytes_received, less one for a FIN. One getsockopt call.
+// bytes_received, less one for a FIN (see closedByFIN). One getsockopt
+// call, and a poll in tcpClose.
 func recvBytes(c *net.TCPConn) (uint64, error) {
 	si, err := tcpInfo(c)
-	return si.readBytes(), err
+	n := si.readBytes()
+	if si.closedByFIN() && n > 0 {
+		n--
+	}
+	return n, err
+}
+
+// closedByFIN reports whether a socket in tcpClose got there by the
+// orderly way: both sides sent FIN (from LAST_ACK or TIME_WAIT, which a
+// socket with a live descriptor leaves for tcpClose at once), so the
+// peer's FIN is in bytes_received. A socket reset by its peer gets there
+// too, with the error pending until a read or write takes it: with no
+// error pending, the close is taken to be orderly. (An RST whose error
+// was already taken, with no FIN before it, is counted as a FIN: a count
+// that low by one, which the loop's own count corrects once the loop has
+// relayed what it read; see liveUp.)
+func (si sockInfo) closedByFIN() bool { return si.state == tcpClose && !si.errPend }
+
+// sockErrPending reports whether the socket fd has an error waiting to be
+// read (POLLERR: sk_err set, as an RST sets it), without taking it as
+// SO_ERROR or a read would.
+func sockErrPending(fd uintptr) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd)}}
+	n, err := unix.Poll(pfd, 0)
+	return err == nil && n > 0 && pfd[0].Revents&unix.POLLERR != 0
+}
+
+// peerGone reports whether c's peer is gone, as c itself shows it: c is in
+// tcpClose with an error pending (an RST came and nothing has read it
+// yet), or in tcpClose though the proxy never sent a FIN on it (finSent),
+// which only an RST (or a dead peer's timeout) does. A socket that sent a
+// FIN and reached tcpClose with no error pending was closed in order.
+func peerGone(c *net.TCPConn, finSent bool) bool {
+	si, err := tcpInfo(c)
+	return err == nil && si.state == tcpClose && (si.errPend || !finSent)
 }
 
 // readBytes is how many bytes the proxy has taken out of the socket:
