@@ -488,16 +488,20 @@ func (s *session) judge(uc *upConn) (Reason, error) {
 	// A client that reset before a byte moved either way left the
 	// upstream connection as it was borrowed.
 	moved := s.up.n.Load() > 0 || s.down.n.Load() > 0
+	// A socket in TCP_CLOSE was reset only if the proxy sent no FIN on it
+	// or an error is still pending (see peerGone): one that sent a FIN
+	// and got the peer's is closed in order.
+	clientGone := peerGone(s.client, s.down.finSent.Load())
 	for _, l := range []*loop{&s.up, &s.down} {
 		if l.err == nil || l.byUs {
 			continue
 		}
 		switch {
-		case tcpState(s.client) == tcpClose && !moved && l == &s.up:
+		case clientGone && !moved && l == &s.up:
 			continue
-		case tcpState(s.client) == tcpClose:
+		case clientGone:
 			return ReasonClientReset, l.err
-		case tcpState(uc.c) == tcpClose:
+		case peerGone(uc.c, s.up.finSent.Load()):
 			return ReasonUpstreamReset, l.err
 		}
 		return ReasonError, l.err
@@ -525,7 +529,7 @@ func (s *session) judge(uc *upConn) (Reason, error) {
 		switch {
 		case err != nil:
 			return ReasonError, err
-		case ci.state == tcpClose && moved:
+		case ci.state == tcpClose && moved && (ci.errPend || !s.down.finSent.Load()):
 			return ReasonClientReset, nil
 		case ci.readBytes() > uint64(s.up.n.Load()):
 			return ReasonStranded, fmt.Errorf("%d bytes read from client, %d written to upstream", ci.readBytes(), s.up.n.Load())
