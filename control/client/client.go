@@ -183,11 +183,12 @@ func isText(s string) bool {
 }
 
 // statusCodes maps a status to the code of the only sentinel with that
-// status, or the generic one where several share it.
+// status, or the generic one where several share it. A status several
+// sentinels share with no generic one (403: forbidden_origin and
+// forbidden_host; 409) is left out: its code is http_<status>.
 var statusCodes = map[int]string{
 	http.StatusBadRequest:            api.ErrBadRequest.Code,
 	http.StatusUnauthorized:          api.ErrUnauthorized.Code,
-	http.StatusForbidden:             api.ErrForbiddenOrigin.Code,
 	http.StatusNotFound:              api.ErrNotFound.Code,
 	http.StatusMethodNotAllowed:      api.ErrMethod.Code,
 	http.StatusGone:                  api.ErrCursorExpired.Code,
