@@ -517,3 +517,27 @@ func TestPoolExhausted(t *testing.T) {
 		t.Errorf("pool stats = %+v; want dialed 1, busy 1", st)
 	}
 }
+
+// TestPoolRecheckIgnoresFaultKick: a fault added between the borrow of an
+// idle connection and the client's first bytes kicks the down loop with a
+// past read deadline on the upstream socket. The recheck's probe must not
+// take that deadline for a failure: the connection is healthy, and a
+// retried event (reason error) would be a false record.
+func TestPoolRecheckIgnoresFaultKick(t *testing.T) {
+	p, _, ev := startPool(t, PoolConfig{})
+	useOnce(t, p, ev, "warm")
+	c := dial(t, p.Addr().String())
+	b := ev.waitFor(t, "second borrow", func(e Event) bool { return e.Kind == EventBorrowed && e.Conn == 2 })
+	if !b.Reused {
+		t.Fatalf("second borrow %s, want a reused connection", b)
+	}
+	if _, err := p.AddFault(faults.Latency(time.Millisecond, 0).WithDir(faults.Down)); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, c, "ping")
+	for _, e := range ev.all() {
+		if e.Conn == 2 && (e.Kind == EventRetried || e.Kind == EventDiscarded) {
+			t.Errorf("healthy reused connection recorded as %s; events:\n%s", e, ev)
+		}
+	}
+}

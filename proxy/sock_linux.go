@@ -146,9 +146,11 @@ func probe(c *net.TCPConn) (Reason, error) {
 	var n int
 	var perr error
 	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
+	// Control, not Read: the peek never waits, and Read would fail on a
+	// read deadline the proxy set itself (a fault change kicks a loop with
+	// a past one) before it looked at the socket at all.
+	err = rc.Control(func(fd uintptr) {
 		n, perr = peek(fd, b[:])
-		return true // never wait
 	})
 	switch {
 	case err != nil:
