@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/faultline-proxy/faultline/control/api"
+	"github.com/faultline-proxy/faultline/proxy"
+)
+
+func TestFrameRoundTrip(t *testing.T) {
+	b := frame(magicReply, 42, 7, []byte("payload"))
+	h, err := parseHeader(b[:headerLen])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.magic != magicReply || h.conn != 42 || h.seq != 7 || h.length != 7 {
+		t.Fatalf("got %+v, want reply of conn 42 seq 7 length 7", h)
+	}
+	if err := checkSum(b[:headerLen], b[headerLen:]); err != nil {
+		t.Fatal(err)
+	}
+	for i := 4; i < len(b); i++ {
+		bad := append([]byte(nil), b...)
+		bad[i] ^= 1
+		if _, err := parseHeader(bad[:headerLen]); err == nil {
+			if err := checkSum(bad[:headerLen], bad[headerLen:]); !errors.Is(err, errBadFrame) {
+				t.Errorf("bit flipped in byte %d: got %v, want %v", i, err, errBadFrame)
+			}
+		}
+	}
+}
+
+func TestReplyPayloadDiffersByConnAndSeq(t *testing.T) {
+	a := replyPayload(1, 10, 1)
+	if string(a) != string(replyPayload(1, 10, 1)) {
+		t.Fatal("replyPayload is not a function of its arguments")
+	}
+	for _, b := range [][]byte{replyPayload(1, 11, 1), replyPayload(1, 10, 2), replyPayload(2, 10, 1)} {
+		if string(a) == string(b) {
+			t.Fatal("two exchanges got the same reply")
+		}
+	}
+}
+
+// ev is an event of proxy "p" for the checker.
+func ev(kind proxy.EventKind, conn, up uint64, seq uint64) api.Event {
+	return api.Event{ID: seq, Proxy: "p", Event: proxy.Event{Seq: seq, Kind: kind, Conn: conn, Upstream: up}}
+}
+
+func TestEventChecker(t *testing.T) {
+	tests := []struct {
+		name   string
+		events []api.Event
+		want   string // the violation kind, "" for none
+	}{
+		{"borrow, release, borrow again", []api.Event{
+			ev(proxy.EventDialed, 1, 1, 1), ev(proxy.EventBorrowed, 1, 1, 2), ev(proxy.EventReleased, 1, 1, 3),
+			ev(proxy.EventBorrowed, 2, 1, 4), ev(proxy.EventDiscarded, 2, 1, 5),
+		}, ""},
+		{"borrowed after its discard", []api.Event{
+			ev(proxy.EventBorrowed, 1, 1, 1), ev(proxy.EventDiscarded, 1, 1, 2), ev(proxy.EventBorrowed, 2, 1, 3),
+		}, "borrowed-after-discard"},
+		{"idle one discarded by a borrow's probe, then borrowed", []api.Event{
+			ev(proxy.EventBorrowed, 1, 1, 1), ev(proxy.EventReleased, 1, 1, 2), ev(proxy.EventDiscarded, 2, 1, 3),
+			ev(proxy.EventBorrowed, 3, 1, 4),
+		}, "borrowed-after-discard"},
+		{"borrowed while held", []api.Event{
+			ev(proxy.EventBorrowed, 1, 1, 1), ev(proxy.EventBorrowed, 2, 1, 2),
+		}, "borrowed-while-held"},
+		{"released by a session that does not hold it", []api.Event{
+			ev(proxy.EventBorrowed, 1, 1, 1), ev(proxy.EventReleased, 2, 1, 2),
+		}, "released-not-held"},
+		{"same upstream ID on another proxy", []api.Event{
+			ev(proxy.EventBorrowed, 1, 1, 1),
+			{ID: 2, Proxy: "q", Event: proxy.Event{Seq: 2, Kind: proxy.EventBorrowed, Conn: 5, Upstream: 1}},
+		}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newViolations()
+			ec := newEventChecker(v)
+			for _, e := range tt.events {
+				ec.observe(e)
+			}
+			var got []string
+			for k := range v.byKind {
+				got = append(got, k)
+			}
+			if want := []string{tt.want}; tt.want == "" && len(got) != 0 || tt.want != "" && (len(got) != 1 || got[0] != tt.want) {
+				t.Errorf("got violations %v (%v), want %v", got, v.details, want)
+			}
+		})
+	}
+}
+
+// crossTalkRelay is a pool relay with the classic bug: an upstream
+// connection goes back to the pool when the client leaves, whatever is still
+// owed on it. The harness's clients must catch it.
+type crossTalkRelay struct {
+	ln       net.Listener
+	upstream string
+	mu       sync.Mutex
+	idle     []net.Conn
+	wg       sync.WaitGroup
+}
+
+func startCrossTalkRelay(t *testing.T, upstream string) *crossTalkRelay {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &crossTalkRelay{ln: ln, upstream: upstream}
+	r.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r.wg.Go(func() { r.serve(c) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		r.wg.Wait()
+		for _, c := range r.idle {
+			c.Close()
+		}
+	})
+	return r
+}
+
+func (r *crossTalkRelay) serve(c net.Conn) {
+	defer c.Close()
+	r.mu.Lock()
+	var up net.Conn
+	if n := len(r.idle); n > 0 {
+		up, r.idle = r.idle[n-1], r.idle[:n-1]
+	}
+	r.mu.Unlock()
+	if up == nil {
+		var err error
+		if up, err = net.Dial("tcp", r.upstream); err != nil {
+			return
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = io.Copy(c, up) // until the interrupt below
+	}()
+	_, err := io.Copy(up, c)
+	_ = up.SetReadDeadline(time.Unix(1, 0))
+	<-done
+	_ = up.SetReadDeadline(time.Time{})
+	if err != nil {
+		up.Close()
+		return
+	}
+	r.mu.Lock()
+	r.idle = append(r.idle, up) // the bug: a reply may still be on its way
+	r.mu.Unlock()
+}
+
+// runLoad runs the harness's clients against addr (an rr upstream behind
+// whatever) and returns what they saw.
+func runLoad(t *testing.T, addr string, early float64, viol *violations) *loadStats {
+	t.Helper()
+	l := &load{seed: 3, label: "test", modeIdx: 1, targets: []target{{proxy: "t", addr: addr, upstream: "rr"}},
+		early: early, viol: viol, leaverOf: &sync.Map{}, done: &atomic.Int64{}}
+	return l.run(context.Background(), 300, 20, time.Now().Add(30*time.Second))
+}
+
+// The clients' checks find cross-talk when there is some, and nothing when
+// there is none.
+func TestClientsCatchCrossTalk(t *testing.T) {
+	viol := newViolations()
+	rr := &rrServer{seed: 3, maxDelay: 30 * time.Millisecond, report: viol.add}
+	up, err := startUpstream(rr.serve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+
+	st := runLoad(t, up.addr(), 0.3, viol)
+	if n := viol.total(); n != 0 {
+		t.Fatalf("direct to the upstream: %d violations %v, want none", n, viol.details)
+	}
+	if st.exchanges == 0 || st.clean == 0 {
+		t.Fatalf("direct to the upstream: %d exchanges, %d clean connections; want some", st.exchanges, st.clean)
+	}
+
+	bad := startCrossTalkRelay(t, up.addr())
+	st = runLoad(t, bad.ln.Addr().String(), 0.3, viol)
+	if st.violations["foreign-reply"] == 0 {
+		t.Fatalf("through a relay that pools connections with replies owed: no foreign reply caught (violations %v, errors %v)", st.violations, st.errors)
+	}
+	for _, d := range viol.details["foreign-reply"] {
+		if !strings.Contains(d, "left early") {
+			t.Errorf("detail %q does not say the reply's owner left early", d)
+		}
+	}
+}

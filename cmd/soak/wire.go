@@ -1,0 +1,137 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math/rand/v2"
+)
+
+// A message on the wire is a 24-byte header and a payload:
+//
+//	magic  [4]byte  "FLRQ" (a request, also what the echo upstream returns) or "FLRP" (a reply)
+//	conn   uint64   the client connection's run-unique ID
+//	seq    uint32   the exchange's number on that connection, from 1
+//	length uint32   payload bytes
+//	sum    uint32   CRC-32C of header bytes 4..20 and the payload
+//
+// So a byte that changed on the way fails the sum, and a message that
+// belongs to another client or exchange names the one it belongs to.
+const (
+	headerLen  = 24
+	maxPayload = 1 << 20 // bound on what a reader accepts from a header
+)
+
+var (
+	magicRequest = [4]byte{'F', 'L', 'R', 'Q'}
+	magicReply   = [4]byte{'F', 'L', 'R', 'P'}
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errBadFrame is wrapped by parseHeader and checkFrame's errors.
+var errBadFrame = errors.New("bad frame")
+
+// header is a message's header, decoded.
+type header struct {
+	magic  [4]byte
+	conn   uint64
+	seq    uint32
+	length uint32
+	sum    uint32
+}
+
+// frame encodes a message with the given magic, conn, seq and payload.
+func frame(magic [4]byte, conn uint64, seq uint32, payload []byte) []byte {
+	b := make([]byte, headerLen+len(payload))
+	copy(b, magic[:])
+	binary.BigEndian.PutUint64(b[4:], conn)
+	binary.BigEndian.PutUint32(b[12:], seq)
+	binary.BigEndian.PutUint32(b[16:], uint32(len(payload)))
+	copy(b[headerLen:], payload)
+	binary.BigEndian.PutUint32(b[20:], frameSum(b[4:20], payload))
+	return b
+}
+
+func frameSum(fields, payload []byte) uint32 {
+	return crc32.Update(crc32.Checksum(fields, castagnoli), castagnoli, payload)
+}
+
+// parseHeader decodes a header; it fails for an unknown magic or a length
+// beyond maxPayload.
+func parseHeader(b []byte) (header, error) {
+	var h header
+	copy(h.magic[:], b[:4])
+	h.conn = binary.BigEndian.Uint64(b[4:])
+	h.seq = binary.BigEndian.Uint32(b[12:])
+	h.length = binary.BigEndian.Uint32(b[16:])
+	h.sum = binary.BigEndian.Uint32(b[20:])
+	if h.magic != magicRequest && h.magic != magicReply {
+		return h, fmt.Errorf("%w: magic %q", errBadFrame, h.magic[:])
+	}
+	if h.length > maxPayload {
+		return h, fmt.Errorf("%w: length %d", errBadFrame, h.length)
+	}
+	return h, nil
+}
+
+// checkSum reports whether payload matches the header's sum; hb is the
+// encoded header.
+func checkSum(hb, payload []byte) error {
+	h, err := parseHeader(hb)
+	if err != nil {
+		return err
+	}
+	if got := frameSum(hb[4:20], payload); got != h.sum {
+		return fmt.Errorf("%w: checksum %08x, header says %08x", errBadFrame, got, h.sum)
+	}
+	return nil
+}
+
+// replyPayload is the payload the request/response upstream answers to
+// exchange seq of connection conn: its length and bytes follow from the
+// run's seed, conn and seq alone, so the client knows what to expect and a
+// reply meant for another client differs from its own.
+func replyPayload(seed, conn uint64, seq uint32) []byte {
+	r := rand.New(rand.NewPCG(seed^0x9e3779b97f4a7c15, conn<<20^uint64(seq)))
+	b := make([]byte, messageSize(r))
+	fill(r, b)
+	return b
+}
+
+// messageSize draws a message's payload length: mostly small, some
+// kilobytes, a few tens of kilobytes.
+func messageSize(r *rand.Rand) int {
+	switch p := r.IntN(100); {
+	case p < 70:
+		return 1 + r.IntN(512)
+	case p < 95:
+		return 513 + r.IntN(8<<10)
+	default:
+		return 8<<10 + r.IntN(24<<10)
+	}
+}
+
+// fill fills b with bytes drawn from r.
+func fill(r *rand.Rand, b []byte) {
+	for i := 0; i < len(b); i += 8 {
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], r.Uint64())
+		copy(b[i:], w[:])
+	}
+}
+
+// replyDelay is how long the request/response upstream waits before it
+// answers exchange seq of connection conn: none for half the requests, up
+// to max for the others, from the seed.
+func replyDelay(seed, conn uint64, seq uint32, max int64) int64 {
+	if max <= 0 {
+		return 0
+	}
+	r := rand.New(rand.NewPCG(seed^0x243f6a8885a308d3, conn<<20^uint64(seq)))
+	if r.IntN(2) == 0 {
+		return 0
+	}
+	return 1 + r.Int64N(max)
+}
