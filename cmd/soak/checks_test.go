@@ -208,3 +208,41 @@ func TestClientsCatchCrossTalk(t *testing.T) {
 		}
 	}
 }
+
+func TestGoroutinesFromMetrics(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       int
+	}{
+		{"present", "# HELP go_goroutines Number of goroutines that currently exist.\n# TYPE go_goroutines gauge\ngo_goroutines 42\ngo_threads 9\n", 42},
+		{"absent", "faultline_events_logged_total 7\n", -1},
+		{"a longer name only", "go_goroutines_total 5\n", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := goroutines(strings.NewReader(tt.body))
+			if err != nil || got != tt.want {
+				t.Errorf("got %d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestOwnerOfStrayBytes(t *testing.T) {
+	conn := uint64(2)<<32 | 77
+	known := func(c uint64) bool { return c == conn }
+	p := payload(conn, 3, true, 1000)
+	for _, off := range []int{0, 1, 15, 16, 37, 900} {
+		o, ok := ownerOf(p[off:], known)
+		want := owner{conn: conn, seq: 3, reply: true, offset: off}
+		if !ok || o != want {
+			t.Errorf("bytes from %d: got %v, %t; want %v", off, o, ok, want)
+		}
+	}
+	if o, ok := ownerOf(p[990:], known); ok {
+		t.Errorf("10 bytes: got %v, want nothing (too few to tell)", o)
+	}
+	if o, ok := ownerOf(frame(magicRequest, conn, 1, nil), known); ok {
+		t.Errorf("a header: got %v, want nothing", o)
+	}
+}

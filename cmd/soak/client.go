@@ -155,9 +155,7 @@ func (l *load) conn(ctx context.Context, id uint64, st *loadStats) {
 	exchanges := 1 + r.IntN(maxExchanges)
 	for seq := uint32(1); seq <= uint32(exchanges); seq++ {
 		last := seq == uint32(exchanges)
-		payload := make([]byte, messageSize(r))
-		fill(r, payload)
-		req := frame(magicRequest, id, seq, payload)
+		req := frame(magicRequest, id, seq, payload(id, seq, false, messageSize(r)))
 		_ = cl.c.SetWriteDeadline(earliest(time.Now().Add(readTimeout), end))
 		if _, err := cl.c.Write(req); err != nil {
 			cl.fail("write", err)
@@ -233,13 +231,13 @@ func (cl *clientConn) readReply(seq uint32, want []byte) bool {
 		cl.violation("wrong-seq", fmt.Sprintf("exchange %d: got %s", seq, cl.describe(got[:headerLen])))
 		return false
 	case !bytes.Equal(got[:headerLen], want[:headerLen]):
-		cl.violation("wrong-byte", fmt.Sprintf("exchange %d: header %x, want %x%s", seq, got[:headerLen], want[:headerLen], cl.whatFollows()))
+		cl.violation("wrong-byte", fmt.Sprintf("exchange %d: header %x, want %x%s", seq, got[:headerLen], want[:headerLen], cl.whatFollows(got[:headerLen])))
 		return false
 	}
 	n, err = io.ReadFull(cl.c, got[headerLen:])
 	cl.st.bytesDown += int64(n)
 	if i := mismatch(got[headerLen:headerLen+n], want[headerLen:headerLen+n]); i >= 0 {
-		cl.violation("wrong-byte", fmt.Sprintf("exchange %d: payload byte %d of %d is %#02x, want %#02x", seq, i, len(want)-headerLen, got[headerLen+i], want[headerLen+i]))
+		cl.violation("wrong-byte", fmt.Sprintf("exchange %d: payload byte %d of %d is %#02x, want %#02x%s", seq, i, len(want)-headerLen, got[headerLen+i], want[headerLen+i], cl.whose(got[headerLen+i:headerLen+n])))
 		return false
 	}
 	if err != nil {
@@ -252,20 +250,37 @@ func (cl *clientConn) readReply(seq uint32, want []byte) bool {
 // whatFollows reads what else arrives within a moment after wrong bytes
 // and names the first frame header in it, so that a report can say whose
 // bytes they were.
-func (cl *clientConn) whatFollows() string {
+func (cl *clientConn) whatFollows(wrong []byte) string {
 	_ = cl.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	b := make([]byte, 64<<10)
 	n, _ := io.ReadAtLeast(cl.c, b, len(b))
-	b = b[:n]
+	b = append(wrong, b[:n]...)
+	s := cl.whose(b)
 	for i := 0; i+headerLen <= len(b); i++ {
 		if !bytes.HasPrefix(b[i:], magicRequest[:]) && !bytes.HasPrefix(b[i:], magicReply[:]) {
 			continue
 		}
 		if _, err := parseHeader(b[i : i+headerLen]); err == nil {
-			return fmt.Sprintf("; %d bytes later: %s", headerLen+i, cl.describe(b[i:i+headerLen]))
+			return fmt.Sprintf("%s; %d bytes in: %s", s, i, cl.describe(b[i:i+headerLen]))
 		}
 	}
-	return fmt.Sprintf("; %d more bytes followed within 200ms, no frame header in them", n)
+	return fmt.Sprintf("%s; %d more bytes followed within 200ms, no frame header in them", s, n)
+}
+
+// whose names the message that wrong bytes came from, if it can.
+func (cl *clientConn) whose(b []byte) string {
+	o, ok := ownerOf(b, func(conn uint64) bool {
+		m := conn >> 32
+		return (m >= 1 && m <= 2 || m >= 100 && m <= 101) && conn&(1<<32-1) != 0
+	})
+	if !ok {
+		return ""
+	}
+	s := ": " + o.String()
+	if lv, ok := cl.l.leaverOf.Load(o.conn); ok {
+		s += fmt.Sprintf(" (a client that left early: %s)", lv)
+	}
+	return s
 }
 
 func earliest(a, b time.Time) time.Time {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/faultline-proxy/faultline/control/api"
@@ -24,7 +26,8 @@ type upKey struct {
 // poolCounts are one proxy's upstream connection events, counted.
 type poolCounts struct {
 	dialed, borrowedFresh, borrowedReused, retried, released int64
-	discarded                                                counts // by reason
+	discarded                                                counts              // by reason
+	errs                                                     map[string][]string // by discard reason: the first distinct errors
 }
 
 // eventChecker follows every upstream connection through the event stream
@@ -65,7 +68,7 @@ func (ec *eventChecker) follow(ctx context.Context, sub *client.Subscription) {
 func (ec *eventChecker) pc(name string) *poolCounts {
 	c := ec.counts[name]
 	if c == nil {
-		c = &poolCounts{discarded: counts{}}
+		c = &poolCounts{discarded: counts{}, errs: map[string][]string{}}
 		ec.counts[name] = c
 	}
 	return c
@@ -105,6 +108,9 @@ func (ec *eventChecker) observe(ae api.Event) {
 		delete(ec.holder, k)
 	case proxy.EventDiscarded:
 		c.discarded[string(e.Reason)]++
+		if e.Err != nil && len(c.errs[string(e.Reason)]) < 3 && !slices.Contains(c.errs[string(e.Reason)], e.Err.Error()) {
+			c.errs[string(e.Reason)] = append(c.errs[string(e.Reason)], e.Err.Error())
+		}
 		if seq, ok := ec.dead[k]; ok {
 			ec.viol.add("discarded-twice", fmt.Sprintf("proxy %s: upstream %d discarded again (event #%d, first #%d)", ae.Proxy, e.Upstream, e.Seq, seq))
 		}
@@ -139,6 +145,7 @@ func (ec *eventChecker) snapshot(name string) poolCounts {
 	c := *ec.pc(name)
 	c.discarded = counts{}
 	c.discarded.merge(ec.pc(name).discarded)
+	c.errs = maps.Clone(c.errs)
 	return c
 }
 

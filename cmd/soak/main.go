@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,13 +68,15 @@ type config struct {
 	fdAllow     int
 	goAllow     int
 	progress    time.Duration
+	faults      bool
+	faultKinds  []faults.Kind // only these; nil: the mode's whole list
 }
 
 func parseFlags(args []string, out io.Writer) (*config, error) {
 	cfg := &config{}
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	fs.SetOutput(out)
-	var modes string
+	var modes, kinds string
 	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the clients, the upstream's delays and replies, and the fault schedule")
 	fs.IntVar(&cfg.conns, "conns", 50000, "client connections per mode")
 	fs.IntVar(&cfg.concurrency, "concurrency", 500, "client connections open at once, at most")
@@ -86,6 +89,8 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.settle, "settle", 10*time.Second, "how long the process may take to settle after the load (connections closed, pool idle, goroutines and fds back)")
 	fs.IntVar(&cfg.fdAllow, "fd-allowance", 8, "fds the process may have beyond its count before the load")
 	fs.IntVar(&cfg.goAllow, "goroutine-allowance", 16, "goroutines the process may have beyond its count before the load")
+	fs.BoolVar(&cfg.faults, "faults", true, "toggle faults during the load (-faults=false: load alone, to tell a fault's part in a violation)")
+	fs.StringVar(&kinds, "fault-kinds", "", "toggle only these fault kinds, comma-separated (default: all the schedule has for the mode)")
 	fs.DurationVar(&cfg.progress, "progress", 10*time.Second, "how often to print progress (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -98,6 +103,14 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 			return nil, fmt.Errorf("-modes: %q is not dial or pool", m)
 		}
 		cfg.modes = append(cfg.modes, m)
+	}
+	if kinds != "" {
+		for k := range strings.SplitSeq(kinds, ",") {
+			if !slices.Contains(poolKinds, faults.Kind(k)) && !slices.Contains(dialKinds, faults.Kind(k)) {
+				return nil, fmt.Errorf("-fault-kinds: the schedule has no %q (it has %s; stale is for pool mode, half-close for dial mode)", k, faultKinds(append(dialKinds, faults.KindStale)))
+			}
+			cfg.faultKinds = append(cfg.faultKinds, faults.Kind(k))
+		}
 	}
 	switch {
 	case cfg.conns < 1:
@@ -240,10 +253,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		for _, t := range targets[mode] {
 			names = append(names, t.proxy)
 		}
-		res.sched = newSchedule(faultSess, mode, names, cfg.seed+uint64(i), viol)
+		res.sched = newSchedule(faultSess, mode, names, cfg.seed+uint64(i), cfg.faultKinds, viol)
 		schedCtx, schedStop := context.WithCancel(ctx)
 		var schedWG sync.WaitGroup
-		schedWG.Go(func() { res.sched.run(schedCtx) })
+		if cfg.faults {
+			schedWG.Go(func() { res.sched.run(schedCtx) })
+		}
 		progCtx, progStop := context.WithCancel(ctx)
 		var progWG sync.WaitGroup
 		done.Store(0)

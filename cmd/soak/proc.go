@@ -188,14 +188,22 @@ func (p *proc) readStats(ctx context.Context, hc *http.Client) (procStats, error
 		return st, err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	st.goroutines, err = goroutines(resp.Body)
+	return st, err
+}
+
+// goroutines reads go_goroutines from a Prometheus text exposition; -1 if
+// it is not there.
+func goroutines(r io.Reader) (int, error) {
+	n := -1
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
 			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-				st.goroutines = int(f)
+				n = int(f)
 			}
 		}
 	}
-	return st, sc.Err()
+	return n, sc.Err()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/faultline-proxy/faultline/control/api"
@@ -54,13 +55,23 @@ type schedule struct {
 	errs    counts // requests that failed without an answer (timeouts)
 }
 
-func newSchedule(sess *client.Session, mode string, proxies []string, seed uint64, viol *violations) *schedule {
-	kinds := dialKinds
-	if mode == "pool" {
-		kinds = poolKinds
+// newSchedule returns the schedule of a mode; only lists the kinds it may
+// draw, if not nil (those the mode has not are left out).
+func newSchedule(sess *client.Session, mode string, proxies []string, seed uint64, only []faults.Kind, viol *violations) *schedule {
+	kinds := modeKinds(mode)
+	if only != nil {
+		kinds = slices.DeleteFunc(slices.Clone(kinds), func(k faults.Kind) bool { return !slices.Contains(only, k) })
 	}
 	return &schedule{sess: sess, proxies: proxies, kinds: kinds, rng: rand.New(rand.NewPCG(seed, 0x5ced)),
 		viol: viol, mode: mode, added: counts{}, errs: counts{}}
+}
+
+// modeKinds lists the kinds the schedule draws from in mode.
+func modeKinds(mode string) []faults.Kind {
+	if mode == "pool" {
+		return poolKinds
+	}
+	return dialKinds
 }
 
 // run toggles faults until ctx is done, then clears every fault of its
@@ -90,7 +101,7 @@ func (s *schedule) run(ctx context.Context) {
 			s.cleared++
 		}
 		s.active = kept
-		if len(s.active) < maxActiveFaults {
+		if len(s.active) < maxActiveFaults && len(s.kinds) > 0 {
 			s.inject(now)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/faultline-proxy/faultline/proxy"
@@ -26,12 +27,13 @@ func printSummary(w io.Writer, cfg *config, bin string, results []*modeResult, e
 			fmt.Fprintf(w, "  INCOMPLETE: -max-duration %s stopped the load after %d of %d connections\n", cfg.maxDuration, l.conns, cfg.conns)
 		}
 		fmt.Fprintf(w, "  early leavers: %s\n", l.leavers)
-		kinds := dialKinds
-		if r.mode == "pool" {
-			kinds = poolKinds
+		kinds := r.sched.kinds
+		if !cfg.faults {
+			fmt.Fprintln(w, "  faults: off (-faults=false)")
+		} else {
+			fmt.Fprintf(w, "  faults toggled over the websocket: %d added (%s), %d cleared, %d ended by their own for; kinds drawn from: %s\n",
+				sum(r.sched.added), r.sched.added, r.sched.cleared, r.sched.expired, faultKinds(kinds))
 		}
-		fmt.Fprintf(w, "  faults toggled over the websocket: %d added (%s), %d cleared, %d ended by their own for; kinds drawn from: %s\n",
-			sum(r.sched.added), r.sched.added, r.sched.cleared, r.sched.expired, faultKinds(kinds))
 		if len(r.sched.errs) > 0 {
 			fmt.Fprintf(w, "  fault requests without an answer: %s\n", r.sched.errs)
 		}
@@ -45,6 +47,9 @@ func printSummary(w io.Writer, cfg *config, bin string, results []*modeResult, e
 			}
 			fmt.Fprintf(w, "  %s: %d dialed, borrowed %d fresh + %d reused, %d released, %d retried; discarded by reason: %s\n",
 				t.proxy, c.dialed, c.borrowedFresh, c.borrowedReused, c.released, c.retried, c.discarded)
+			for _, reason := range slices.Sorted(maps.Keys(c.errs)) {
+				fmt.Fprintf(w, "    %s discards, errors seen: %s\n", reason, strings.Join(c.errs[reason], "; "))
+			}
 			if st, ok := r.pool[t.proxy]; ok {
 				fmt.Fprintf(w, "    pool after the load: busy %d, idle %d (max %d)\n", st.Busy, st.Idle, r.poolWant)
 			}

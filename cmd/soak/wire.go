@@ -90,14 +90,73 @@ func checkSum(hb, payload []byte) error {
 }
 
 // replyPayload is the payload the request/response upstream answers to
-// exchange seq of connection conn: its length and bytes follow from the
-// run's seed, conn and seq alone, so the client knows what to expect and a
-// reply meant for another client differs from its own.
+// exchange seq of connection conn: its length follows from the run's seed,
+// conn and seq, its bytes from conn and seq (see payload), so the client
+// knows what to expect and a reply meant for another client differs from
+// its own.
 func replyPayload(seed, conn uint64, seq uint32) []byte {
 	r := rand.New(rand.NewPCG(seed^0x9e3779b97f4a7c15, conn<<20^uint64(seq)))
-	b := make([]byte, messageSize(r))
-	fill(r, b)
+	return payload(conn, seq, true, messageSize(r))
+}
+
+// A payload is made of 16-byte blocks, the last one cut short: the
+// connection's ID, the sequence number (its top bit set in a reply) and the
+// block's index. So every byte of every message of the run is distinct from
+// the byte at the same place of any other message, and bytes that reach the
+// wrong client say whose they were (ownerOf).
+const blockLen = 16
+
+const replyBit = 1 << 31
+
+func payload(conn uint64, seq uint32, reply bool, n int) []byte {
+	if reply {
+		seq |= replyBit
+	}
+	b := make([]byte, n)
+	var blk [blockLen]byte
+	binary.BigEndian.PutUint64(blk[0:], conn)
+	binary.BigEndian.PutUint32(blk[8:], seq)
+	for off, i := 0, uint32(0); off < n; off, i = off+blockLen, i+1 {
+		binary.BigEndian.PutUint32(blk[12:], i)
+		copy(b[off:], blk[:])
+	}
 	return b
+}
+
+// owner is the message that stray bytes belong to.
+type owner struct {
+	conn   uint64
+	seq    uint32
+	reply  bool
+	offset int // of the first stray byte in the message's payload
+}
+
+func (o owner) String() string {
+	what := "request"
+	if o.reply {
+		what = "reply"
+	}
+	return fmt.Sprintf("payload bytes of conn %d seq %d's %s (from byte %d of its payload)", o.conn, o.seq, what, o.offset)
+}
+
+// ownerOf finds, in bytes that were not what a client expected, two
+// consecutive payload blocks of a connection that plausible accepts, and
+// says whose message they belong to.
+func ownerOf(b []byte, plausible func(conn uint64) bool) (owner, bool) {
+	for shift := 0; shift < blockLen && shift+2*blockLen <= len(b); shift++ {
+		c1 := binary.BigEndian.Uint64(b[shift:])
+		s1 := binary.BigEndian.Uint32(b[shift+8:])
+		i1 := binary.BigEndian.Uint32(b[shift+12:])
+		c2 := binary.BigEndian.Uint64(b[shift+blockLen:])
+		s2 := binary.BigEndian.Uint32(b[shift+blockLen+8:])
+		i2 := binary.BigEndian.Uint32(b[shift+blockLen+12:])
+		seq := s1 &^ replyBit
+		if c1 != c2 || s1 != s2 || i2 != i1+1 || !plausible(c1) || seq == 0 || seq > maxExchanges {
+			continue
+		}
+		return owner{conn: c1, seq: seq, reply: s1&replyBit != 0, offset: int(i1)*blockLen - shift}, true
+	}
+	return owner{}, false
 }
 
 // messageSize draws a message's payload length: mostly small, some
@@ -110,15 +169,6 @@ func messageSize(r *rand.Rand) int {
 		return 513 + r.IntN(8<<10)
 	default:
 		return 8<<10 + r.IntN(24<<10)
-	}
-}
-
-// fill fills b with bytes drawn from r.
-func fill(r *rand.Rand, b []byte) {
-	for i := 0; i < len(b); i += 8 {
-		var w [8]byte
-		binary.LittleEndian.PutUint64(w[:], r.Uint64())
-		copy(b[i:], w[:])
 	}
 }
 
