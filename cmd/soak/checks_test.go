@@ -232,17 +232,32 @@ func TestOwnerOfStrayBytes(t *testing.T) {
 	conn := uint64(2)<<32 | 77
 	known := func(c uint64) bool { return c == conn }
 	p := payload(conn, 3, true, 1000)
-	for _, off := range []int{0, 1, 15, 16, 37, 900} {
-		o, ok := ownerOf(p[off:], known)
-		want := owner{conn: conn, seq: 3, reply: true, offset: off}
-		if !ok || o != want {
-			t.Errorf("bytes from %d: got %v, %t; want %v", off, o, ok, want)
-		}
+	tests := []struct {
+		name     string
+		from, to int
+		want     owner
+		found    bool
+	}{
+		{"whole", 0, 1000, owner{conn: conn, seq: 3, reply: true, offset: 0, n: 1000}, true},
+		{"from a block's start", 16, 100, owner{conn: conn, seq: 3, reply: true, offset: 16, n: 84}, true},
+		{"from mid-block", 37, 80, owner{conn: conn, seq: 3, reply: true, offset: 37, n: 43}, true},
+		{"a block and a bit", 43, 70, owner{conn: conn, seq: 3, reply: true, offset: 43, n: 27}, true},
+		{"a tail too short", 990, 1000, owner{}, false},
+		{"no whole block", 40, 60, owner{}, false},
 	}
-	if o, ok := ownerOf(p[990:], known); ok {
-		t.Errorf("10 bytes: got %v, want nothing (too few to tell)", o)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, ok := ownerOf(p[tt.from:tt.to], known)
+			if ok != tt.found || o != tt.want {
+				t.Errorf("got %v, %t; want %v, %t", o, ok, tt.want, tt.found)
+			}
+		})
 	}
 	if o, ok := ownerOf(frame(magicRequest, conn, 1, nil), known); ok {
 		t.Errorf("a header: got %v, want nothing", o)
+	}
+	stray := append(p[100:140:140], frame(magicRequest, conn+1, 1, payload(conn+1, 1, false, 40))...)
+	if o, ok := ownerOf(stray, known); !ok || o.n != 40 {
+		t.Errorf("stray bytes then another message: got %v, %t; want the 40 stray bytes", o, ok)
 	}
 }

@@ -255,16 +255,15 @@ func (cl *clientConn) whatFollows(wrong []byte) string {
 	b := make([]byte, 64<<10)
 	n, _ := io.ReadAtLeast(cl.c, b, len(b))
 	b = append(wrong, b[:n]...)
-	s := cl.whose(b)
 	for i := 0; i+headerLen <= len(b); i++ {
 		if !bytes.HasPrefix(b[i:], magicRequest[:]) && !bytes.HasPrefix(b[i:], magicReply[:]) {
 			continue
 		}
 		if _, err := parseHeader(b[i : i+headerLen]); err == nil {
-			return fmt.Sprintf("%s; %d bytes in: %s", s, i, cl.describe(b[i:i+headerLen]))
+			return fmt.Sprintf("%s; %d bytes in: %s", cl.whose(b[:i]), i, cl.describe(b[i:i+headerLen]))
 		}
 	}
-	return fmt.Sprintf("%s; %d more bytes followed within 200ms, no frame header in them", s, n)
+	return fmt.Sprintf("%s; %d more bytes followed within 200ms, no frame header in them", cl.whose(b), n)
 }
 
 // whose names the message that wrong bytes came from, if it can.

@@ -129,6 +129,7 @@ type owner struct {
 	seq    uint32
 	reply  bool
 	offset int // of the first stray byte in the message's payload
+	n      int // stray bytes that match the message there
 }
 
 func (o owner) String() string {
@@ -136,25 +137,31 @@ func (o owner) String() string {
 	if o.reply {
 		what = "reply"
 	}
-	return fmt.Sprintf("payload bytes of conn %d seq %d's %s (from byte %d of its payload)", o.conn, o.seq, what, o.offset)
+	return fmt.Sprintf("%d bytes of conn %d seq %d's %s payload, from its byte %d", o.n, o.conn, o.seq, what, o.offset)
 }
 
-// ownerOf finds, in bytes that were not what a client expected, two
-// consecutive payload blocks of a connection that plausible accepts, and
-// says whose message they belong to.
+// ownerOf finds in stray bytes (bytes a client did not expect) a whole
+// payload block of a connection that plausible accepts, and returns the
+// message it belongs to if the stray bytes match that message from their
+// first byte to the block's end at least.
 func ownerOf(b []byte, plausible func(conn uint64) bool) (owner, bool) {
-	for shift := 0; shift < blockLen && shift+2*blockLen <= len(b); shift++ {
-		c1 := binary.BigEndian.Uint64(b[shift:])
-		s1 := binary.BigEndian.Uint32(b[shift+8:])
-		i1 := binary.BigEndian.Uint32(b[shift+12:])
-		c2 := binary.BigEndian.Uint64(b[shift+blockLen:])
-		s2 := binary.BigEndian.Uint32(b[shift+blockLen+8:])
-		i2 := binary.BigEndian.Uint32(b[shift+blockLen+12:])
-		seq := s1 &^ replyBit
-		if c1 != c2 || s1 != s2 || i2 != i1+1 || !plausible(c1) || seq == 0 || seq > maxExchanges {
+	for shift := 0; shift < blockLen && shift+blockLen <= len(b); shift++ {
+		conn := binary.BigEndian.Uint64(b[shift:])
+		s := binary.BigEndian.Uint32(b[shift+8:])
+		idx := binary.BigEndian.Uint32(b[shift+12:])
+		seq := s &^ replyBit
+		off := int(idx)*blockLen - shift
+		if !plausible(conn) || seq == 0 || seq > maxExchanges || idx > maxPayload/blockLen || off < 0 {
 			continue
 		}
-		return owner{conn: c1, seq: seq, reply: s1&replyBit != 0, offset: int(i1)*blockLen - shift}, true
+		want := payload(conn, seq, s&replyBit != 0, off+len(b))[off:]
+		n := 0
+		for n < len(b) && b[n] == want[n] {
+			n++
+		}
+		if n >= shift+blockLen {
+			return owner{conn: conn, seq: seq, reply: s&replyBit != 0, offset: off, n: n}, true
+		}
 	}
 	return owner{}, false
 }
