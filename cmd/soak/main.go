@@ -497,7 +497,7 @@ func progress(ctx context.Context, w io.Writer, mode string, n int, done *atomic
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			fmt.Fprintf(w, "  %s: %d/%d connections after %s, %d violations so far\n",
+			fmt.Fprintf(w, "  %s: %d/%d connections after %s; %d violations so far in the run\n",
 				mode, done.Load(), n, time.Since(start).Round(time.Second), viol.total())
 		}
 	}
