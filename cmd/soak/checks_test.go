@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/faultline-proxy/faultline/control/api"
+	"github.com/faultline-proxy/faultline/faults"
 	"github.com/faultline-proxy/faultline/proxy"
 )
 
@@ -259,5 +260,52 @@ func TestOwnerOfStrayBytes(t *testing.T) {
 	stray := append(p[100:140:140], frame(magicRequest, conn+1, 1, payload(conn+1, 1, false, 40))...)
 	if o, ok := ownerOf(stray, known); !ok || o.n != 40 {
 		t.Errorf("stray bytes then another message: got %v, %t; want the 40 stray bytes", o, ok)
+	}
+}
+
+func TestParseFlagsRefusesBadInput(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"unknown mode", []string{"-modes", "dial,proxy"}},
+		{"no connections", []string{"-conns", "0"}},
+		{"no concurrency", []string{"-concurrency", "-1"}},
+		{"early over 1", []string{"-early", "1.5"}},
+		{"zero duration", []string{"-max-duration", "0s"}},
+		{"unknown fault kind", []string{"-fault-kinds", "corrupt"}},
+		{"an argument", []string{"extra"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := parseFlags(tt.args, io.Discard); err == nil {
+				t.Errorf("parseFlags(%q) accepted it", tt.args)
+			}
+		})
+	}
+	cfg, err := parseFlags([]string{"-modes", "pool", "-fault-kinds", "stale,stall"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := newSchedule(nil, "pool", []string{"p"}, 1, cfg.faultKinds, nil).kinds; len(got) != 2 {
+		t.Errorf("pool schedule with -fault-kinds stale,stall draws from %v, want those two", got)
+	}
+}
+
+// Every fault the schedule draws is one the faults package accepts.
+func TestScheduleFaultsAreValid(t *testing.T) {
+	for _, mode := range []string{"dial", "pool"} {
+		s := newSchedule(nil, mode, []string{"p"}, 7, nil, nil)
+		seen := map[faults.Kind]bool{}
+		for range 2000 {
+			f := s.randomFault()
+			seen[f.Kind] = true
+			if _, err := f.Normalized(); err != nil {
+				t.Errorf("%s mode: %+v: %v", mode, f, err)
+			}
+		}
+		if len(seen) != len(modeKinds(mode)) {
+			t.Errorf("%s mode: drew kinds %v, want all of %v", mode, seen, modeKinds(mode))
+		}
 	}
 }
