@@ -161,9 +161,11 @@ func (s *schedule) dir() faults.Direction {
 	return []faults.Direction{faults.Up, faults.Down, faults.Both}[s.rng.IntN(3)]
 }
 
-// some targets a share of connections, drawn per connection.
+// some targets a share of connections, live and new, drawn per
+// connection. Which is explicit: a stale fault's default target is not
+// sessions everywhere.
 func (s *schedule) some(lo, hi float64) faults.Target {
-	return faults.Target{Prob: lo + s.rng.Float64()*(hi-lo)}
+	return faults.Target{Which: faults.All, Prob: lo + s.rng.Float64()*(hi-lo)}
 }
 
 // randomFault draws a fault of one of the schedule's kinds.
