@@ -144,7 +144,8 @@ func (p *proc) kill() {
 
 // procStats is what the harness reads of the process.
 type procStats struct {
-	fds        int
+	fds        int // all of them
+	pipes      int // of fds: Go's splice pipes, which its runtime caches until a GC or two
 	threads    int
 	rssKiB     int64
 	goroutines int // -1: /metrics has no go_goroutines
@@ -155,18 +156,24 @@ func (s procStats) String() string {
 	if s.goroutines >= 0 {
 		g = strconv.Itoa(s.goroutines)
 	}
-	return fmt.Sprintf("goroutines %s, fds %d, threads %d, RSS %d KiB", g, s.fds, s.threads, s.rssKiB)
+	return fmt.Sprintf("goroutines %s, fds %d (%d of them pipes), threads %d, RSS %d KiB", g, s.fds, s.pipes, s.threads, s.rssKiB)
 }
 
 // readStats reads the process's fds, threads and RSS from /proc and its
 // goroutines from /metrics when the server reports them.
 func (p *proc) readStats(ctx context.Context, hc *http.Client) (procStats, error) {
 	st := procStats{goroutines: -1}
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.pid()))
+	dir := fmt.Sprintf("/proc/%d/fd", p.pid())
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return st, fmt.Errorf("%w: %w", ErrProcess, err)
 	}
 	st.fds = len(ents)
+	for _, e := range ents {
+		if t, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && strings.HasPrefix(t, "pipe:") {
+			st.pipes++
+		}
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid()))
 	if err != nil {
 		return st, fmt.Errorf("%w: %w", ErrProcess, err)
@@ -206,4 +213,61 @@ func goroutines(r io.Reader) (int, error) {
 		}
 	}
 	return n, sc.Err()
+}
+
+// tcpStates names the states of /proc/net/tcp.
+var tcpStates = map[string]string{"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
+	"05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
+
+// fdReport describes the process's fds, to say what a growth is made of:
+// counts by kind, and its TCP sockets by state and ports.
+func fdReport(pid int) string {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err.Error()
+	}
+	kinds := counts{}
+	inodes := map[string]bool{}
+	for _, e := range ents {
+		t, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		if ino, ok := strings.CutPrefix(t, "socket:["); ok {
+			inodes[strings.TrimSuffix(ino, "]")] = true
+			t = "socket"
+		} else if i := strings.IndexByte(t, ':'); i > 0 {
+			t = t[:i]
+		}
+		kinds[t]++
+	}
+	socks := counts{}
+	for _, f := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(b)) {
+			fs := strings.Fields(line)
+			if len(fs) < 10 || !inodes[fs[9]] {
+				continue
+			}
+			socks[fmt.Sprintf("%s %s->%s", tcpStates[fs[3]], port(fs[1]), port(fs[2]))]++
+		}
+	}
+	return fmt.Sprintf("fds by kind: %s; its TCP sockets by state, local->remote port: %s", kinds, socks)
+}
+
+// port returns the decimal port of a /proc/net/tcp address ("0100007F:1F90").
+func port(addr string) string {
+	_, p, ok := strings.Cut(addr, ":")
+	if !ok {
+		return addr
+	}
+	n, err := strconv.ParseUint(p, 16, 16)
+	if err != nil {
+		return p
+	}
+	return strconv.FormatUint(n, 10)
 }
