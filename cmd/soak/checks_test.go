@@ -274,6 +274,7 @@ func TestParseFlagsRefusesBadInput(t *testing.T) {
 		{"early over 1", []string{"-early", "1.5"}},
 		{"zero duration", []string{"-max-duration", "0s"}},
 		{"unknown fault kind", []string{"-fault-kinds", "corrupt"}},
+		{"negative allowance", []string{"-goroutine-allowance", "-1"}},
 		{"an argument", []string{"extra"}},
 	}
 	for _, tt := range tests {
@@ -307,5 +308,44 @@ func TestScheduleFaultsAreValid(t *testing.T) {
 		if len(seen) != len(modeKinds(mode)) {
 			t.Errorf("%s mode: drew kinds %v, want all of %v", mode, seen, modeKinds(mode))
 		}
+	}
+}
+
+func TestSummarizeDump(t *testing.T) {
+	dump := `SIGQUIT: quit
+PC=0x47a1c1 m=0 sigcode=0
+
+goroutine 0 gp=0x5e1c40 m=0 mp=0x5e2ae0 [idle]:
+runtime.futex(0x5e2c20, 0x80, 0x0, 0x0, 0x0, 0x0)
+	/usr/local/go/src/runtime/sys_linux_amd64.s:557 +0x21
+
+goroutine 7 gp=0xc000102a80 m=nil [IO wait]:
+runtime.gopark(0xc0001a5b28?, 0x0?, 0x0?, 0x0?, 0x0?)
+	/usr/local/go/src/runtime/proc.go:435 +0xce
+internal/poll.runtime_pollWait(0x7f, 0x72)
+	/usr/local/go/src/runtime/netpoll.go:351 +0x85
+net.(*conn).Read(0xc00009a028, {0xc0001b0000?, 0x0?, 0x0?})
+	/usr/local/go/src/net/net.go:194 +0x45
+github.com/faultline-proxy/faultline/proxy.copyDown(0xc0000b4000)
+	/src/proxy/session.go:200 +0x1c
+created by github.com/faultline-proxy/faultline/proxy.(*session).spawn in goroutine 6
+	/src/proxy/session.go:150 +0x9a
+
+goroutine 8 gp=0xc000102c40 m=nil [IO wait]:
+runtime.gopark(0xc0001a5b28?, 0x0?, 0x0?, 0x0?, 0x0?)
+	/usr/local/go/src/runtime/proc.go:435 +0xce
+github.com/faultline-proxy/faultline/proxy.copyDown(0xc0000b4100)
+	/src/proxy/session.go:200 +0x1c
+
+goroutine 9 gp=0xc000102e00 m=nil [chan receive]:
+runtime.gopark(0x0?, 0x0?, 0x0?, 0x0?, 0x0?)
+	/usr/local/go/src/runtime/proc.go:435 +0xce
+net/http.(*persistConn).readLoop(0xc0001c0000)
+	/usr/local/go/src/net/http/transport.go:2300 +0x1
+`
+	got := summarizeDump(dump)
+	want := "github.com/faultline-proxy/faultline/proxy.copyDown 2, "
+	if !strings.HasPrefix(got, want) || !strings.Contains(got, "net/http.") || !strings.Contains(got, "runtime 1") {
+		t.Errorf("got %q, want it to start with %q and name net/http's and the runtime's", got, want)
 	}
 }

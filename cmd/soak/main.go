@@ -121,6 +121,8 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 		return nil, errors.New("-early must be within [0, 1]")
 	case cfg.maxDuration <= 0 || cfg.settle <= 0:
 		return nil, errors.New("-max-duration and -settle must be positive")
+	case cfg.fdAllow < 0 || cfg.goAllow < 0:
+		return nil, errors.New("-fd-allowance and -goroutine-allowance must not be negative")
 	}
 	return cfg, nil
 }
@@ -305,7 +307,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	faultSess.Close()
 	evSess.Close()
 	stopped = true
-	if p.alive() {
+	switch {
+	case !p.alive():
+	case viol.has("goroutine-growth"):
+		// What the extra goroutines are: a dump, by SIGQUIT.
+		viol.add("goroutine-growth", "the process's goroutines at the end (SIGQUIT dump), by where they wait: "+p.dumpGoroutines())
+	default:
 		if err := p.stop(); err != nil {
 			viol.add("process-exit", err.Error()+": "+tail(p.stderrText()))
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,6 +137,66 @@ func (p *proc) stop() error {
 		return fmt.Errorf("%w: on SIGTERM: %w", ErrProcess, p.waitErr)
 	}
 	return nil
+}
+
+// dumpGoroutines ends the process with SIGQUIT, which makes the Go
+// runtime print every goroutine's stack, and returns the goroutines
+// counted by their first frame outside the runtime, most first.
+func (p *proc) dumpGoroutines() string {
+	before := len(p.stderrText())
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		p.kill()
+	}
+	return summarizeDump(p.stderrText()[before:])
+}
+
+// summarizeDump counts the goroutines of a Go stack dump by their first
+// frame in faultline's own code (else their first outside package
+// runtime): where they wait or run.
+func summarizeDump(dump string) string {
+	byFrame := counts{}
+	for _, g := range strings.Split(dump, "\n\ngoroutine ")[1:] {
+		frame := ""
+		for line := range strings.Lines(g) {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "/") || strings.HasSuffix(line, ":") || strings.HasPrefix(line, "created by") {
+				continue
+			}
+			f := line
+			if i := strings.LastIndexByte(line, '('); i > 0 {
+				f = line[:i] // the arguments
+			}
+			if strings.HasPrefix(f, "github.com/faultline-proxy/") || strings.HasPrefix(f, "main.") {
+				frame = f
+				break
+			}
+			if frame == "" && !strings.HasPrefix(f, "runtime.") {
+				frame = f
+			}
+		}
+		byFrame[cmp.Or(frame, "runtime")]++
+	}
+	type fc struct {
+		frame string
+		n     int64
+	}
+	var all []fc
+	for f, n := range byFrame {
+		all = append(all, fc{f, n})
+	}
+	slices.SortFunc(all, func(a, b fc) int { return cmp.Compare(b.n, a.n) })
+	var parts []string
+	for i, x := range all {
+		if i == 10 {
+			parts = append(parts, "...")
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", x.frame, x.n))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (p *proc) kill() {

@@ -37,6 +37,12 @@ func (v *violations) add(kind, detail string) {
 	}
 }
 
+func (v *violations) has(kind string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.byKind[kind] > 0
+}
+
 func (v *violations) total() int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
