@@ -290,12 +290,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 	// Afterwards: the event stream caught up, counts agree, and the process
 	// is back where it started.
-	var after procStats
+	after := procStats{goroutines: -1}
 	if p.alive() {
 		waitCaughtUp(ctx, cl, checker, cfg.settle, viol)
 		crossCheck(ctx, cl, checker, results, viol)
 		if err := settle(ctx, cl, cfg, targets); err != nil {
-			return err
+			viol.add("settle", err.Error())
 		}
 		after = waitBack(ctx, p, hc, before, cfg, viol)
 	}
