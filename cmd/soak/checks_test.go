@@ -175,7 +175,7 @@ func (r *crossTalkRelay) serve(c net.Conn) {
 func runLoad(t *testing.T, addr string, early float64, viol *violations) *loadStats {
 	t.Helper()
 	l := &load{seed: 3, label: "test", modeIdx: 1, targets: []target{{proxy: "t", addr: addr, upstream: "rr"}},
-		early: early, viol: viol, leaverOf: &sync.Map{}, done: &atomic.Int64{}}
+		early: early, viol: viol, fates: &sync.Map{}, done: &atomic.Int64{}}
 	return l.run(context.Background(), 300, 20, time.Now().Add(30*time.Second))
 }
 

@@ -68,14 +68,14 @@ func (s *loadStats) merge(o *loadStats) {
 
 // load runs the clients of one mode.
 type load struct {
-	seed     uint64
-	label    string // names the load in violations: "pool mode"
-	modeIdx  uint64 // makes connection IDs unique over the run
-	targets  []target
-	early    float64 // fraction of early leavers
-	viol     *violations
-	leaverOf *sync.Map // conn ID -> leaver kind, for the violations' details
-	done     *atomic.Int64
+	seed    uint64
+	label   string // names the load in violations: "pool mode"
+	modeIdx uint64 // makes connection IDs unique over the run
+	targets []target
+	early   float64 // fraction of early leavers
+	viol    *violations
+	fates   *sync.Map // conn ID -> how it ended if not cleanly ("left early: send-close"), for the violations' details
+	done    *atomic.Int64
 }
 
 // connID is the run-unique ID of the mode's connection i (from 1).
@@ -117,6 +117,7 @@ type clientConn struct {
 	c      *net.TCPConn
 	st     *loadStats
 	leave  string
+	seq    uint32 // the exchange under way
 	buf    []byte
 	failed bool // an error or a violation ended it
 }
@@ -138,7 +139,7 @@ func (l *load) conn(ctx context.Context, id uint64, st *loadStats) {
 			cl.leave = leaveTimeout
 		}
 		st.leavers[cl.leave]++
-		l.leaverOf.Store(id, cl.leave)
+		l.fates.Store(id, "left early: "+cl.leave)
 	}
 	d := net.Dialer{Timeout: dialTimeout}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
@@ -154,6 +155,7 @@ func (l *load) conn(ctx context.Context, id uint64, st *loadStats) {
 	_ = cl.c.SetDeadline(end)
 	exchanges := 1 + r.IntN(maxExchanges)
 	for seq := uint32(1); seq <= uint32(exchanges); seq++ {
+		cl.seq = seq
 		last := seq == uint32(exchanges)
 		req := frame(magicRequest, id, seq, payload(id, seq, false, messageSize(r)))
 		_ = cl.c.SetWriteDeadline(earliest(time.Now().Add(readTimeout), end))
@@ -276,9 +278,7 @@ func (cl *clientConn) whose(b []byte) string {
 		return ""
 	}
 	s := ": " + o.String()
-	if lv, ok := cl.l.leaverOf.Load(o.conn); ok {
-		s += fmt.Sprintf(" (a client that left early: %s)", lv)
-	}
+	s += cl.l.fateOf(o.conn)
 	return s
 }
 
@@ -312,15 +312,27 @@ func (cl *clientConn) describe(b []byte) string {
 		what = "reply"
 	}
 	s := fmt.Sprintf("the %s of conn %d seq %d", what, h.conn, h.seq)
-	if lv, ok := cl.l.leaverOf.Load(h.conn); ok {
-		s += fmt.Sprintf(" (a client that left early: %s)", lv)
-	}
+	s += cl.l.fateOf(h.conn)
 	return s
 }
 
 func (cl *clientConn) fail(phase string, err error) {
 	cl.failed = true
-	cl.st.errors[phase+":"+errKind(err)]++
+	kind := phase + ":" + errKind(err)
+	cl.st.errors[kind]++
+	fate := fmt.Sprintf("met %s at exchange %d", kind, cl.seq)
+	if f, ok := cl.l.fates.Load(cl.id); ok {
+		fate = f.(string) + "; " + fate
+	}
+	cl.l.fates.Store(cl.id, fate)
+}
+
+// fateOf says how connection id ended, if it did not end cleanly.
+func (l *load) fateOf(id uint64) string {
+	if f, ok := l.fates.Load(id); ok {
+		return fmt.Sprintf(" (that client %s)", f)
+	}
+	return " (that client ended cleanly, or had not ended yet)"
 }
 
 func (cl *clientConn) violation(kind, detail string) {

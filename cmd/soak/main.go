@@ -222,11 +222,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer faultSess.Close()
 
-	var leaverOf sync.Map
+	var fates sync.Map
 	var done atomic.Int64
 	newLoad := func(mode, label string, idx uint64) *load {
 		return &load{seed: cfg.seed, label: label, modeIdx: idx, targets: targets[mode], early: cfg.early,
-			viol: viol, leaverOf: &leaverOf, done: &done}
+			viol: viol, fates: &fates, done: &done}
 	}
 
 	// Warm-up without faults, so that what the process keeps for reuse
