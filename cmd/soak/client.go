@@ -233,13 +233,15 @@ func (cl *clientConn) readReply(seq uint32, want []byte) bool {
 		cl.violation("wrong-seq", fmt.Sprintf("exchange %d: got %s", seq, cl.describe(got[:headerLen])))
 		return false
 	case !bytes.Equal(got[:headerLen], want[:headerLen]):
-		cl.violation("wrong-byte", fmt.Sprintf("exchange %d: header %x, want %x%s", seq, got[:headerLen], want[:headerLen], cl.whatFollows(got[:headerLen])))
+		what, foreign := cl.whatFollows(got[:headerLen])
+		cl.violation(strayKind(foreign), fmt.Sprintf("exchange %d: header %x, want %x%s", seq, got[:headerLen], want[:headerLen], what))
 		return false
 	}
 	n, err = io.ReadFull(cl.c, got[headerLen:])
 	cl.st.bytesDown += int64(n)
 	if i := mismatch(got[headerLen:headerLen+n], want[headerLen:headerLen+n]); i >= 0 {
-		cl.violation("wrong-byte", fmt.Sprintf("exchange %d: payload byte %d of %d is %#02x, want %#02x%s", seq, i, len(want)-headerLen, got[headerLen+i], want[headerLen+i], cl.whose(got[headerLen+i:headerLen+n])))
+		what, foreign := cl.whose(got[headerLen+i : headerLen+n])
+		cl.violation(strayKind(foreign), fmt.Sprintf("exchange %d: payload byte %d of %d is %#02x, want %#02x%s", seq, i, len(want)-headerLen, got[headerLen+i], want[headerLen+i], what))
 		return false
 	}
 	if err != nil {
@@ -252,7 +254,8 @@ func (cl *clientConn) readReply(seq uint32, want []byte) bool {
 // whatFollows reads what else arrives within a moment after wrong bytes
 // and names the first frame header in it, so that a report can say whose
 // bytes they were.
-func (cl *clientConn) whatFollows(wrong []byte) string {
+// It also reports whether the wrong bytes belong to another connection.
+func (cl *clientConn) whatFollows(wrong []byte) (string, bool) {
 	_ = cl.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	b := make([]byte, 64<<10)
 	n, _ := io.ReadAtLeast(cl.c, b, len(b))
@@ -262,24 +265,35 @@ func (cl *clientConn) whatFollows(wrong []byte) string {
 			continue
 		}
 		if _, err := parseHeader(b[i : i+headerLen]); err == nil {
-			return fmt.Sprintf("%s; %d bytes in: %s", cl.whose(b[:i]), i, cl.describe(b[i:i+headerLen]))
+			what, foreign := cl.whose(b[:i])
+			return fmt.Sprintf("%s; %d bytes in: %s", what, i, cl.describe(b[i:i+headerLen])), foreign
 		}
 	}
-	return fmt.Sprintf("%s; %d more bytes followed within 200ms, no frame header in them", cl.whose(b), n)
+	what, foreign := cl.whose(b)
+	return fmt.Sprintf("%s; %d more bytes followed within 200ms, no frame header in them", what, n), foreign
 }
 
-// whose names the message that wrong bytes came from, if it can.
-func (cl *clientConn) whose(b []byte) string {
+// whose names the message that wrong bytes came from, if it can, and
+// reports whether it is another connection's.
+func (cl *clientConn) whose(b []byte) (string, bool) {
 	o, ok := ownerOf(b, func(conn uint64) bool {
 		m := conn >> 32
 		return (m >= 1 && m <= 2 || m >= 100 && m <= 101) && conn&(1<<32-1) != 0
 	})
 	if !ok {
-		return ""
+		return "", false
 	}
-	s := ": " + o.String()
-	s += cl.l.fateOf(o.conn)
-	return s
+	return ": " + o.String() + cl.l.fateOf(o.conn), o.conn != cl.id
+}
+
+// strayKind is the violation of bytes that are not what was sent:
+// foreign-bytes when they are part of another client's message (cross-talk
+// that does not start at a message's header), wrong-byte otherwise.
+func strayKind(foreign bool) string {
+	if foreign {
+		return "foreign-bytes"
+	}
+	return "wrong-byte"
 }
 
 func earliest(a, b time.Time) time.Time {
