@@ -21,7 +21,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./proxy/
 	$(GO) run ./cmd/relaybench -faultline ./$(BIN)
 
-## soak: the chaos soak at full size, about 1.5 minutes on 2 CPUs (make test runs a 2,000-connection one); SOAKFLAGS=-seed 7 etc.
+## soak: the chaos soak at full size, 1 to 1.5 minutes on 2 CPUs (make test runs a 2,000-connection one); SOAKFLAGS=-seed 7 etc.
 SOAKFLAGS ?=
 soak: build
 	$(GO) run ./cmd/soak -faultline ./$(BIN) $(SOAKFLAGS)
