@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin/faultline
 LISTEN  ?= 127.0.0.1:7470
 
-.PHONY: run test bench fuzz lint build clean
+.PHONY: run test bench fuzz lint build clean soak
 
 ## run: start the proxy in front of its built-in echo upstream (Ctrl-C stops it)
 run: build
@@ -20,6 +20,11 @@ test: lint
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./proxy/
 	$(GO) run ./cmd/relaybench -faultline ./$(BIN)
+
+## soak: the chaos soak at full size, 1 to 1.5 minutes on 2 CPUs (make test runs a 2,000-connection one); SOAKFLAGS=-seed 7 etc.
+SOAKFLAGS ?=
+soak: build
+	$(GO) run ./cmd/soak -faultline ./$(BIN) $(SOAKFLAGS)
 
 ## fuzz: each fuzz target for FUZZTIME (make test runs only their seeds)
 FUZZTIME ?= 1m
