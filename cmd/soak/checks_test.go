@@ -175,7 +175,7 @@ func (r *crossTalkRelay) serve(c net.Conn) {
 func runLoad(t *testing.T, addr string, early float64, viol *violations) *loadStats {
 	t.Helper()
 	l := &load{seed: 3, label: "test", modeIdx: 1, targets: []target{{proxy: "t", addr: addr, upstream: "rr"}},
-		early: early, viol: viol, fates: &sync.Map{}, done: &atomic.Int64{}}
+		early: early, viol: viol, fates: &sync.Map{}, partials: &sync.Map{}, limits: newViolations(), done: &atomic.Int64{}}
 	return l.run(context.Background(), 300, 20, time.Now().Add(30*time.Second))
 }
 
@@ -347,5 +347,30 @@ net/http.(*persistConn).readLoop(0xc0001c0000)
 	want := "github.com/faultline-proxy/faultline/proxy.copyDown 2, "
 	if !strings.HasPrefix(got, want) || !strings.Contains(got, "net/http.") || !strings.Contains(got, "runtime 1") {
 		t.Errorf("got %q, want it to start with %q and name net/http's and the runtime's", got, want)
+	}
+}
+
+// Only the rest of a reply, from exactly where its client stopped reading
+// it, is a partial-reply tail; any other part of another client's message
+// is cross-talk.
+func TestIsPartialTail(t *testing.T) {
+	l := &load{partials: &sync.Map{}}
+	l.partials.Store(uint64(7), partialRead{seq: 2, reply: true, n: 100})
+	tests := []struct {
+		name string
+		o    owner
+		want bool
+	}{
+		{name: "the rest", o: owner{conn: 7, seq: 2, reply: true, offset: 100}, want: true},
+		{name: "bytes it read", o: owner{conn: 7, seq: 2, reply: true, offset: 99}},
+		{name: "a gap", o: owner{conn: 7, seq: 2, reply: true, offset: 101}},
+		{name: "another exchange", o: owner{conn: 7, seq: 3, reply: true, offset: 100}},
+		{name: "its request", o: owner{conn: 7, seq: 2, reply: false, offset: 100}},
+		{name: "a client that read every reply", o: owner{conn: 8, seq: 2, reply: true, offset: 100}},
+	}
+	for _, tt := range tests {
+		if got := l.isPartialTail(tt.o); got != tt.want {
+			t.Errorf("%s: isPartialTail(%+v) = %v, want %v", tt.name, tt.o, got, tt.want)
+		}
 	}
 }

@@ -48,10 +48,11 @@ type loadStats struct {
 	leavers    counts // early leavers by kind
 	errors     counts // "phase:kind" of the first error of each connection
 	violations counts // by kind (details go to the run's violations)
+	limits     counts // what TCP cannot show the proxy, by kind (details go to the run's limits)
 }
 
 func newLoadStats() *loadStats {
-	return &loadStats{byUpstream: counts{}, leavers: counts{}, errors: counts{}, violations: counts{}}
+	return &loadStats{byUpstream: counts{}, leavers: counts{}, errors: counts{}, violations: counts{}, limits: counts{}}
 }
 
 func (s *loadStats) merge(o *loadStats) {
@@ -64,6 +65,7 @@ func (s *loadStats) merge(o *loadStats) {
 	s.leavers.merge(o.leavers)
 	s.errors.merge(o.errors)
 	s.violations.merge(o.violations)
+	s.limits.merge(o.limits)
 }
 
 // load runs the clients of one mode.
@@ -75,7 +77,14 @@ type load struct {
 	early   float64 // fraction of early leavers
 	viol    *violations
 	fates   *sync.Map // conn ID -> how it ended if not cleanly ("left early: send-close"), for the violations' details
-	done    *atomic.Int64
+	// partials: conn ID -> the partialRead of a client that left while
+	// reading a reply, so that the rest of that reply, should another
+	// client get it, is told apart (see clientConn.stray).
+	partials *sync.Map
+	// limits collects what TCP cannot show the proxy (see docs/soak.md):
+	// reported with examples, not counted as violations.
+	limits *violations
+	done   *atomic.Int64
 }
 
 // connID is the run-unique ID of the mode's connection i (from 1).
@@ -233,29 +242,40 @@ func (cl *clientConn) readReply(seq uint32, want []byte) bool {
 		cl.violation("wrong-seq", fmt.Sprintf("exchange %d: got %s", seq, cl.describe(got[:headerLen])))
 		return false
 	case !bytes.Equal(got[:headerLen], want[:headerLen]):
-		what, foreign := cl.whatFollows(got[:headerLen])
-		cl.violation(strayKind(foreign), fmt.Sprintf("exchange %d: header %x, want %x%s", seq, got[:headerLen], want[:headerLen], what))
+		what, o, ok := cl.whatFollows(got[:headerLen])
+		cl.stray(o, ok, fmt.Sprintf("exchange %d: header %x, want %x%s", seq, got[:headerLen], want[:headerLen], what))
 		return false
 	}
 	n, err = io.ReadFull(cl.c, got[headerLen:])
 	cl.st.bytesDown += int64(n)
 	if i := mismatch(got[headerLen:headerLen+n], want[headerLen:headerLen+n]); i >= 0 {
-		what, foreign := cl.whose(got[headerLen+i : headerLen+n])
-		cl.violation(strayKind(foreign), fmt.Sprintf("exchange %d: payload byte %d of %d is %#02x, want %#02x%s", seq, i, len(want)-headerLen, got[headerLen+i], want[headerLen+i], what))
+		what, o, ok := cl.whose(got[headerLen+i : headerLen+n])
+		cl.stray(o, ok, fmt.Sprintf("exchange %d: payload byte %d of %d is %#02x, want %#02x%s", seq, i, len(want)-headerLen, got[headerLen+i], want[headerLen+i], what))
 		return false
 	}
 	if err != nil {
+		if n > 0 {
+			cl.l.partials.Store(cl.id, partialRead{seq: seq, reply: h.magic == magicReply, n: n})
+		}
 		cl.fail("read", err)
 		return false
 	}
 	return true
 }
 
+// partialRead is where a client stopped reading a reply: n bytes into the
+// payload of exchange seq.
+type partialRead struct {
+	seq   uint32
+	reply bool
+	n     int
+}
+
 // whatFollows reads what else arrives within a moment after wrong bytes
 // and names the first frame header in it, so that a report can say whose
 // bytes they were.
 // It also reports whether the wrong bytes belong to another connection.
-func (cl *clientConn) whatFollows(wrong []byte) (string, bool) {
+func (cl *clientConn) whatFollows(wrong []byte) (string, owner, bool) {
 	_ = cl.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	b := make([]byte, 64<<10)
 	n, _ := io.ReadAtLeast(cl.c, b, len(b))
@@ -265,35 +285,57 @@ func (cl *clientConn) whatFollows(wrong []byte) (string, bool) {
 			continue
 		}
 		if _, err := parseHeader(b[i : i+headerLen]); err == nil {
-			what, foreign := cl.whose(b[:i])
-			return fmt.Sprintf("%s; %d bytes in: %s", what, i, cl.describe(b[i:i+headerLen])), foreign
+			what, o, ok := cl.whose(b[:i])
+			return fmt.Sprintf("%s; %d bytes in: %s", what, i, cl.describe(b[i:i+headerLen])), o, ok
 		}
 	}
-	what, foreign := cl.whose(b)
-	return fmt.Sprintf("%s; %d more bytes followed within 200ms, no frame header in them", what, n), foreign
+	what, o, ok := cl.whose(b)
+	return fmt.Sprintf("%s; %d more bytes followed within 200ms, no frame header in them", what, n), o, ok
 }
 
-// whose names the message that wrong bytes came from, if it can, and
-// reports whether it is another connection's.
-func (cl *clientConn) whose(b []byte) (string, bool) {
+// whose names the message that wrong bytes came from, if it can (ok).
+func (cl *clientConn) whose(b []byte) (string, owner, bool) {
 	o, ok := ownerOf(b, func(conn uint64) bool {
 		m := conn >> 32
 		return (m >= 1 && m <= 2 || m >= 100 && m <= 101) && conn&(1<<32-1) != 0
 	})
 	if !ok {
-		return "", false
+		return "", o, false
 	}
-	return ": " + o.String() + cl.l.fateOf(o.conn), o.conn != cl.id
+	return ": " + o.String() + cl.l.fateOf(o.conn), o, true
 }
 
-// strayKind is the violation of bytes that are not what was sent:
-// foreign-bytes when they are part of another client's message (cross-talk
-// that does not start at a message's header), wrong-byte otherwise.
-func strayKind(foreign bool) string {
-	if foreign {
-		return "foreign-bytes"
+// stray records bytes that are not what was sent, whose owner is o if ok:
+//   - partial-reply-tail, a known limit and not a violation, when they are
+//     the rest of a reply whose client read part of it and left, from
+//     exactly where it stopped: the proxy saw the request go up and reply
+//     bytes come down last, which is what a complete exchange looks like on
+//     the wire (see proxy's package doc, Pool mode);
+//   - foreign-bytes when they are any other part of another client's
+//     message (cross-talk that does not start at a message's header);
+//   - wrong-byte otherwise.
+func (cl *clientConn) stray(o owner, ok bool, detail string) {
+	switch {
+	case ok && o.conn != cl.id && cl.l.isPartialTail(o):
+		cl.st.limits["partial-reply-tail"]++
+		cl.failed = true
+		cl.l.limits.add("partial-reply-tail", fmt.Sprintf("%s, %s, conn %d (%s): %s", cl.l.label, cl.t.proxy, cl.id, cl.role(), detail))
+	case ok && o.conn != cl.id:
+		cl.violation("foreign-bytes", detail)
+	default:
+		cl.violation("wrong-byte", detail)
 	}
-	return "wrong-byte"
+}
+
+// isPartialTail reports whether o's bytes continue a reply exactly where
+// its client stopped reading it and left.
+func (l *load) isPartialTail(o owner) bool {
+	v, ok := l.partials.Load(o.conn)
+	if !ok {
+		return false
+	}
+	p := v.(partialRead)
+	return p.seq == o.seq && p.reply == o.reply && p.n == o.offset
 }
 
 func earliest(a, b time.Time) time.Time {

@@ -222,11 +222,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer faultSess.Close()
 
-	var fates sync.Map
+	var fates, partials sync.Map
 	var done atomic.Int64
+	limits := newViolations()
 	newLoad := func(mode, label string, idx uint64) *load {
 		return &load{seed: cfg.seed, label: label, modeIdx: idx, targets: targets[mode], early: cfg.early,
-			viol: viol, fates: &fates, done: &done}
+			viol: viol, fates: &fates, partials: &partials, limits: limits, done: &done}
 	}
 
 	// Warm-up without faults, so that what the process keeps for reuse
@@ -317,7 +318,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			viol.add("process-exit", err.Error()+": "+tail(p.stderrText()))
 		}
 	}
-	printSummary(stdout, cfg, bin, results, checker, before, after, viol)
+	printSummary(stdout, cfg, bin, results, checker, before, after, viol, limits)
 	if n := viol.total(); n > 0 {
 		return fmt.Errorf("%w: %d", ErrViolations, n)
 	}

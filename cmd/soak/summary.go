@@ -15,7 +15,7 @@ func proxyReason(r string) proxy.Reason { return proxy.Reason(r) }
 
 // printSummary prints what the run did and found.
 func printSummary(w io.Writer, cfg *config, bin string, results []*modeResult, ec *eventChecker,
-	before, after procStats, viol *violations) {
+	before, after procStats, viol, limits *violations) {
 	fmt.Fprintf(w, "\nchaos soak summary: seed %d, %d connections per mode, %d at once, early leavers %.0f%%, upstream delay up to %s, faultline %s\n",
 		cfg.seed, cfg.conns, cfg.concurrency, cfg.early*100, cfg.maxDelay, bin)
 	for _, r := range results {
@@ -39,6 +39,9 @@ func printSummary(w io.Writer, cfg *config, bin string, results []*modeResult, e
 		}
 		fmt.Fprintf(w, "  client errors (first per connection): %s\n", l.errors)
 		fmt.Fprintf(w, "  client violations: %s\n", l.violations)
+		if len(l.limits) > 0 {
+			fmt.Fprintf(w, "  what TCP cannot show the proxy (not violations; see docs/soak.md): %s\n", l.limits)
+		}
 		for _, t := range r.targets {
 			c := ec.snapshot(t.proxy)
 			if r.mode == "dial" {
@@ -60,6 +63,14 @@ func printSummary(w io.Writer, cfg *config, bin string, results []*modeResult, e
 	}
 	fmt.Fprintf(w, "process before the load: %s\n", before)
 	fmt.Fprintf(w, "process after the settle: %s\n", after)
+	limits.mu.Lock()
+	for _, k := range slices.Sorted(maps.Keys(limits.byKind)) {
+		fmt.Fprintf(w, "known limit %s: %d\n", k, limits.byKind[k])
+		for _, d := range limits.details[k] {
+			fmt.Fprintf(w, "    %s\n", d)
+		}
+	}
+	limits.mu.Unlock()
 	n := viol.total()
 	if n == 0 {
 		fmt.Fprintln(w, "violations: none\nresult: PASS")
