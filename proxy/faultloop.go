@@ -349,7 +349,7 @@ func (s *session) copyThrough(l *loop, c, eff *chain, until int64) error {
 	defer s.endChecking(l)
 	stop := int64(-1) // the byte count at which an armed fault acts
 	if until > 0 {
-		stop = l.n.Load() + until
+		stop = addSat(l.n.Load(), until)
 	}
 	limit, limitAt := l.firstLimit(eff)
 	for l.chain.Load() == c {
@@ -400,7 +400,7 @@ func (l *loop) effective(c *chain) (*chain, int64) {
 				from = n
 				l.armedFrom[af] = from
 			}
-			if at := from + af.f.AfterBytes; n < at {
+			if at := addSat(from, af.f.AfterBytes); n < at {
 				if until == 0 || at-n < until {
 					until = at - n
 				}
@@ -582,7 +582,7 @@ func (s *session) spliceRelay(l *loop, pub *chain, until int64) error {
 	defer s.endChecking(l)
 	stop := int64(-1)
 	if until > 0 {
-		stop = l.n.Load() + until
+		stop = addSat(l.n.Load(), until)
 	}
 	for {
 		chunk := math.MaxInt
@@ -631,8 +631,8 @@ func (l *loop) firstLimit(c *chain) (*activeFault, int64) {
 			from = l.n.Load()
 			l.limitFrom[af] = from
 		}
-		if first == nil || from+af.f.Bytes < at {
-			first, at = af, from+af.f.Bytes
+		if end := addSat(from, af.f.Bytes); first == nil || end < at {
+			first, at = af, end
 		}
 	}
 	return first, at
@@ -668,23 +668,46 @@ func (s *session) writeOut(l *loop, c *chain, b []byte) error {
 	return nil
 }
 
+// paceBurst is the most credit a bandwidth-limited direction banks while
+// it is idle: bytes that were due longer ago than this are not owed. A
+// reply after a pause is then paced like any other, not sent at once on
+// the credit of the pause, while the few milliseconds a timer overshoots
+// are still made up.
+const paceBurst = 100 * time.Millisecond
+
 // pace holds the loop after w bytes were written until a bandwidth fault's
-// rate allows more.
+// rate allows more. The loop's bytes are due paceSent/rate after
+// paceStart; when that lies more than paceBurst in the past (the
+// direction was idle), the count starts again from paceBurst ago.
 func (s *session) pace(l *loop, c *chain, w int64) error {
 	if c.rate <= 0 {
 		return nil
 	}
+	now := time.Now()
 	if l.paceChain != c {
 		// Chains are shared between loops: the pacing is the loop's, and
 		// starts again under each chain.
-		l.paceChain, l.paceStart, l.paceSent = c, time.Now(), 0
+		l.paceChain, l.paceStart, l.paceSent = c, now, 0
 	}
-	l.paceSent += w
-	due := l.paceStart.Add(time.Duration(float64(l.paceSent) / float64(c.rate) * float64(time.Second)))
-	if d := time.Until(due); d > 0 {
+	if floor := now.Add(-paceBurst); l.paceStart.Add(rateTime(l.paceSent, c.rate)).Before(floor) {
+		l.paceStart, l.paceSent = floor, 0
+	}
+	l.paceSent = addSat(l.paceSent, w)
+	due := l.paceStart.Add(rateTime(l.paceSent, c.rate))
+	if d := due.Sub(now); d > 0 {
 		return s.hold(l, d)
 	}
 	return nil
+}
+
+// rateTime is how long n bytes take at rate bytes per second (rate > 0),
+// at most math.MaxInt64 nanoseconds.
+func rateTime(n, rate int64) time.Duration {
+	d := float64(n) / float64(rate) * float64(time.Second)
+	if d >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return time.Duration(d)
 }
 
 // hold waits d for a chunk read, or noted as queued, under the current

@@ -83,7 +83,7 @@ func TestFaultToggleLatencyLosesNothing(t *testing.T) {
 	go func() {
 		defer close(toggled)
 		for range toggles {
-			if _, err := fx.p.AddFault(faults.Latency(0, 0).WithName("lat")); err != nil {
+			if _, err := fx.p.AddFault(faults.Latency(time.Nanosecond, 0).WithName("lat")); err != nil {
 				t.Errorf("AddFault: %v", err)
 				return
 			}
@@ -753,7 +753,7 @@ func TestFaultStale(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			mark := len(ev.all())
-			if _, err := p.AddFault(faults.Stale(tt.mode).WithTarget(faults.Target{Count: 1})); err != nil {
+			if _, err := p.AddFault(faults.Stale(tt.mode).WithTarget(faults.Target{Which: faults.New, Count: 1})); err != nil {
 				t.Fatal(err)
 			}
 			// The next session is handed a connection that goes stale
