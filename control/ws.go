@@ -1,7 +1,6 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -180,14 +179,12 @@ func (wc *wsConn) reply(id string, err error) {
 // handle answers one request with exactly one reply.
 func (wc *wsConn) handle(data []byte) {
 	var req api.Request
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := decodeBytes(data, &req); err != nil {
 		var loose struct {
 			ID string `json:"id"`
 		}
 		_ = json.Unmarshal(data, &loose) // answer with its id if it has one
-		wc.reply(loose.ID, bodyError(err))
+		wc.reply(loose.ID, err)
 		return
 	}
 	if req.ID == "" {
