@@ -67,6 +67,18 @@
 // proxy cannot see message boundaries, so a connection is reused only when
 // both directions are quiescent at the moment the client leaves.
 //
+// # Faults and bounds
+//
+// A proxy holds at most MaxFaults (1000) faults; AddFault refuses more
+// with ErrTooManyFaults. Each fault is checked by faults.Normalized, which
+// bounds every field (see package faults), and the data plane's arithmetic
+// on them saturates, so no value can panic or wrap. A new connection looks
+// only at the faults that may target it (which all or new, which ids
+// naming its ID, which existing added while it was live), so faults for
+// other connections cost it nothing. Config values are bounded too
+// (MaxTimeout, MaxPoolSize): WithDefaults refuses beyond them with
+// ErrBadConfig.
+//
 // # Events
 //
 // Every downstream and upstream connection has an ID, counted from 1 per
