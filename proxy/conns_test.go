@@ -104,7 +104,7 @@ func TestUpdateFault(t *testing.T) {
 	if took := time.Since(start); took < delay {
 		t.Fatalf("round trip under latency took %s, want at least %s", took, delay)
 	}
-	f.Delay = 0
+	f.Delay = time.Millisecond
 	if _, err := fx.p.UpdateFault(f); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestUpdateFault(t *testing.T) {
 			t.Errorf("%s: UpdateFault = %v, want %v", tt.name, err, tt.want)
 		}
 	}
-	if got := fx.p.Faults(); len(got) != 1 || got[0].Dir != faults.Up || got[0].Delay != 0 {
+	if got := fx.p.Faults(); len(got) != 1 || got[0].Dir != faults.Up || got[0].Delay != time.Millisecond {
 		t.Errorf("after refused updates Faults() = %+v, want the last good one", got)
 	}
 	fx.p.ClearFaults()
