@@ -551,6 +551,13 @@ func decodeBytes(b []byte, v any) error {
 	if _, terr := dec.Token(); terr != io.EOF {
 		return api.Errorf(api.ErrBadJSON, "body has data after its JSON value")
 	}
+	return checkKeys(b, v)
+}
+
+// checkKeys refuses b, already decoded into v, if an object in it has a key
+// twice or a key that names a field of v only when case is ignored:
+// encoding/json takes both silently (strictjson.Check).
+func checkKeys(b []byte, v any) error {
 	if err := strictjson.Check(b, v); err != nil {
 		return api.Errorf(api.ErrBadRequest, "%v", err)
 	}

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -179,12 +180,18 @@ func (wc *wsConn) reply(id string, err error) {
 // handle answers one request with exactly one reply.
 func (wc *wsConn) handle(data []byte) {
 	var req api.Request
-	if err := decodeBytes(data, &req); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
 		var loose struct {
 			ID string `json:"id"`
 		}
 		_ = json.Unmarshal(data, &loose) // answer with its id if it has one
-		wc.reply(loose.ID, err)
+		wc.reply(loose.ID, bodyError(err))
+		return
+	}
+	if err := checkKeys(data, &req); err != nil { // as HTTP bodies: case-sensitive, no key twice
+		wc.reply(req.ID, err)
 		return
 	}
 	if req.ID == "" {

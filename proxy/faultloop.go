@@ -668,46 +668,24 @@ func (s *session) writeOut(l *loop, c *chain, b []byte) error {
 	return nil
 }
 
-// paceBurst is the most credit a bandwidth-limited direction banks while
-// it is idle: bytes that were due longer ago than this are not owed. A
-// reply after a pause is then paced like any other, not sent at once on
-// the credit of the pause, while the few milliseconds a timer overshoots
-// are still made up.
-const paceBurst = 100 * time.Millisecond
-
 // pace holds the loop after w bytes were written until a bandwidth fault's
-// rate allows more. The loop's bytes are due paceSent/rate after
-// paceStart; when that lies more than paceBurst in the past (the
-// direction was idle), the count starts again from paceBurst ago.
+// rate allows more.
 func (s *session) pace(l *loop, c *chain, w int64) error {
 	if c.rate <= 0 {
 		return nil
 	}
-	now := time.Now()
 	if l.paceChain != c {
 		// Chains are shared between loops: the pacing is the loop's, and
 		// starts again under each chain.
-		l.paceChain, l.paceStart, l.paceSent = c, now, 0
+		l.paceChain, l.paceStart, l.paceSent = c, time.Now(), 0
 	}
-	if floor := now.Add(-paceBurst); l.paceStart.Add(rateTime(l.paceSent, c.rate)).Before(floor) {
-		l.paceStart, l.paceSent = floor, 0
-	}
+	l.paceStart, l.paceSent = capCredit(l.paceStart, l.paceSent, c.rate, time.Now()) // see paceBurst
 	l.paceSent = addSat(l.paceSent, w)
 	due := l.paceStart.Add(rateTime(l.paceSent, c.rate))
-	if d := due.Sub(now); d > 0 {
+	if d := time.Until(due); d > 0 {
 		return s.hold(l, d)
 	}
 	return nil
-}
-
-// rateTime is how long n bytes take at rate bytes per second (rate > 0),
-// at most math.MaxInt64 nanoseconds.
-func rateTime(n, rate int64) time.Duration {
-	d := float64(n) / float64(rate) * float64(time.Second)
-	if d >= math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return time.Duration(d)
 }
 
 // hold waits d for a chunk read, or noted as queued, under the current
