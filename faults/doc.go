@@ -51,7 +51,7 @@
 // A proxy holds at most 1000 faults (proxy.MaxFaults).
 //
 // Stale acts on the pool's idle connections only unless its Target opts
-// sessions in (see Stale); its default Target.Which is IdlePool.
+// sessions in (see Stale): with a zero Target its Which is IdlePool.
 //
 // # JSON
 //

@@ -112,8 +112,8 @@ const (
 	MaxIDs = 1000
 )
 
-// Target selects connections. The zero value selects all (for stale: the
-// idle pool only, see Stale). Which picks the candidates; Every, Prob and
+// Target selects connections. The zero value selects all (for stale: no
+// session, only the idle pool; see Stale). Which picks the candidates; Every, Prob and
 // Count then narrow them, considering the candidates in connection-ID
 // order (live ones when the fault is added, new ones as they are
 // accepted). Every and Count are at most MaxCount, IDs at most MaxIDs.
@@ -279,11 +279,12 @@ func IdleClose(idle time.Duration, abort bool) Fault {
 //     they meet what a client meets with a stale pooled connection; it is
 //     then recorded stale and never reused.
 //
-// By default (Target.Which empty or IdlePool) it does only the first: new
-// sessions work while it is in force, as after a real idle timeout. Opt
-// sessions in with a Target: {Which: New, Count: 1} for the next one,
-// {Which: All} for every session while the fault is in force (which then
-// acts much like refuse).
+// With a zero Target (or Which IdlePool) it does only the first: new
+// sessions work while it is in force, as after a real idle timeout. Any
+// Target opts sessions in, Which defaulting to All as for other kinds:
+// {Count: 1} or {Which: New, Count: 1} for the next session, {Which: All}
+// for every session while the fault is in force (which then acts much
+// like refuse).
 //
 // How each mode is produced: eof shuts the proxy's own socket down both
 // ways (shutdown SHUT_RDWR), so the kernel really reports EOF to the probe
@@ -318,7 +319,8 @@ func (f Fault) WithAfterBytes(n int64) Fault { f.AfterBytes = n; return f }
 func (f Fault) WithSeed(seed uint64) Fault { f.Seed = seed; return f }
 
 // Normalized returns f with defaults filled in (Dir Both, Side ToBoth,
-// Target All, or IdlePool for stale), after checking it: every field is
+// Target.Which All, or IdlePool for a stale fault with a zero Target),
+// after checking it: every field is
 // one its kind reads, within its bound (MaxDuration and the other Max
 // constants), and the kind has what it needs to act (a latency a delay or
 // jitter, a corrupt a prob, a slow-close or connect-delay a delay, ...).
@@ -335,8 +337,8 @@ func (f Fault) Normalized() (Fault, error) {
 	}
 	if f.Target.Which == "" {
 		f.Target.Which = All
-		if f.Kind == KindStale {
-			f.Target.Which = IdlePool
+		if t := f.Target; f.Kind == KindStale && len(t.IDs) == 0 && t.Every == 0 && t.Prob == 0 && t.Count == 0 {
+			f.Target.Which = IdlePool // a zero target: no session
 		}
 	}
 	bad := func(format string, a ...any) (Fault, error) {
@@ -437,7 +439,7 @@ func (f Fault) Normalized() (Fault, error) {
 		case f.Kind != KindStale:
 			return bad("target %q is for stale", IdlePool)
 		case len(t.IDs) > 0 || t.Every > 0 || t.Prob > 0 || t.Count > 0:
-			return bad("target %q picks no session, so it takes no ids, every, prob or count; stale picks sessions only with which all, new, existing or ids", IdlePool)
+			return bad("target %q picks no session, so it takes no ids, every, prob or count", IdlePool)
 		}
 	default:
 		return bad("target which %q (want all, new, existing, ids, or idle for stale)", f.Target.Which)

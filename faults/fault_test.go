@@ -94,7 +94,8 @@ func TestNormalized(t *testing.T) {
 		// Stale picks no session unless told to.
 		{"stale for the next session", Stale(StaleEOF).WithTarget(Target{Which: New, Count: 1}), nil},
 		{"stale for every session", Stale(StaleEOF).WithTarget(Target{Which: All}), nil},
-		{"stale with a count and no which", Stale(StaleEOF).WithTarget(Target{Count: 1}), ErrBadFault},
+		{"stale with a count and no which", Stale(StaleEOF).WithTarget(Target{Count: 1}), nil},
+		{"stale on the idle pool with a count", Stale(StaleEOF).WithTarget(Target{Which: IdlePool, Count: 1}), ErrBadFault},
 		{"idle target on a blackhole", Blackhole().WithTarget(Target{Which: IdlePool}), ErrBadFault},
 		{"named ..", Blackhole().WithName(".."), ErrBadFault},
 		{"named .", Blackhole().WithName("."), ErrBadFault},
@@ -128,6 +129,11 @@ func TestNormalizedStaleDefault(t *testing.T) {
 	}
 	if got.Target.Which != IdlePool {
 		t.Errorf("stale's default target which = %q, want %q", got.Target.Which, IdlePool)
+	}
+	// Any target opts sessions in, which defaulting to all.
+	got, err = Stale(StaleEOF).WithTarget(Target{Count: 1}).Normalized()
+	if err != nil || got.Target.Which != All {
+		t.Errorf("stale with count 1: which %q, %v; want %q", got.Target.Which, err, All)
 	}
 }
 

@@ -753,7 +753,7 @@ func TestFaultStale(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			mark := len(ev.all())
-			if _, err := p.AddFault(faults.Stale(tt.mode).WithTarget(faults.Target{Which: faults.New, Count: 1})); err != nil {
+			if _, err := p.AddFault(faults.Stale(tt.mode).WithTarget(faults.Target{Count: 1})); err != nil {
 				t.Fatal(err)
 			}
 			// The next session is handed a connection that goes stale
