@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -71,7 +72,7 @@ func FuzzRequestBodies(f *testing.F) {
 		defer srv.Close()
 		if _, err := srv.CreateProxy(api.ProxySpec{
 			Name: "p", Upstream: "127.0.0.1:9", Mode: "pool", Disabled: int(op)/len(fuzzOps)%2 == 1,
-			Faults: []faults.Fault{faults.Latency(0, 0).WithName("lat")},
+			Faults: []faults.Fault{faults.Latency(time.Nanosecond, 0).WithName("lat")},
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -178,7 +179,7 @@ func FuzzWSRequests(f *testing.F) {
 		fx := newFixture(t, Options{})
 		if _, err := fx.srv.CreateProxy(api.ProxySpec{
 			Name: "p", Upstream: fx.echo, Mode: "pool",
-			Faults: []faults.Fault{faults.Latency(0, 0).WithName("lat")},
+			Faults: []faults.Fault{faults.Latency(time.Nanosecond, 0).WithName("lat")},
 		}); err != nil {
 			t.Fatal(err)
 		}

@@ -65,7 +65,7 @@ func config(spec api.ProxySpec) (proxy.Config, error) {
 	if mode == proxy.ModeDial && spec.Pool != (api.PoolSpec{}) {
 		return proxy.Config{}, api.Errorf(api.ErrBadRequest, "pool settings are for mode pool")
 	}
-	return proxy.Config{
+	cfg := proxy.Config{
 		Upstream:    spec.Upstream,
 		Mode:        mode,
 		DialTimeout: time.Duration(spec.DialTimeout),
@@ -76,7 +76,11 @@ func config(spec api.ProxySpec) (proxy.Config, error) {
 			MaxLifetime: time.Duration(spec.Pool.MaxLifetime),
 		},
 		Seed: spec.Seed,
-	}, nil
+	}
+	if _, err := cfg.WithDefaults(); err != nil { // bounds, also for a proxy created disabled
+		return proxy.Config{}, api.Errorf(api.ErrBadRequest, "%v", err)
+	}
+	return cfg, nil
 }
 
 func checkHostPort(field, addr string) error {
@@ -219,6 +223,23 @@ func (e *entry) info() api.Proxy {
 			out.Pool = api.PoolSpec{Size: cfg.Pool.Size, MaxIdle: cfg.Pool.MaxIdle,
 				IdleTimeout: faults.Duration(cfg.Pool.IdleTimeout), MaxLifetime: faults.Duration(cfg.Pool.MaxLifetime)}
 		}
+		// A negative setting means "no limit", which the proxy runs as 0;
+		// but 0 in a spec means "the default". Report what was set, so
+		// that what GET returns means the same when sent back.
+		if spec.DialTimeout < 0 {
+			out.DialTimeout = spec.DialTimeout
+		}
+		if cfg.Mode == proxy.ModePool {
+			if spec.Pool.MaxIdle < 0 {
+				out.Pool.MaxIdle = spec.Pool.MaxIdle
+			}
+			if spec.Pool.IdleTimeout < 0 {
+				out.Pool.IdleTimeout = spec.Pool.IdleTimeout
+			}
+			if spec.Pool.MaxLifetime < 0 {
+				out.Pool.MaxLifetime = spec.Pool.MaxLifetime
+			}
+		}
 	}
 	return out
 }
@@ -267,6 +288,9 @@ func (e *entry) addFault(f faults.Fault) (faults.Fault, error) {
 		}
 		if taken(nf.Name) {
 			return f, api.Errorf(api.ErrNameTaken, "proxy %s already has a fault named %q", e.name, nf.Name)
+		}
+		if len(e.held) >= proxy.MaxFaults {
+			return f, api.Errorf(api.ErrTooManyFaults, "proxy %s holds %d faults, the most it takes", e.name, proxy.MaxFaults)
 		}
 		e.held = append(e.held, nf)
 		return nf, nil
@@ -347,6 +371,8 @@ func faultError(err error) error {
 		return api.Errorf(api.ErrBadFault, "%v", err)
 	case errors.Is(err, proxy.ErrFaultExists):
 		return api.Errorf(api.ErrNameTaken, "%v", err)
+	case errors.Is(err, proxy.ErrTooManyFaults):
+		return api.Errorf(api.ErrTooManyFaults, "%v", err)
 	case errors.Is(err, proxy.ErrNoFault):
 		return api.Errorf(api.ErrNotFound, "%v", err)
 	case errors.Is(err, proxy.ErrProxyClosed):

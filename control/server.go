@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/faultline-proxy/faultline/control/api"
 	"github.com/faultline-proxy/faultline/faults"
+	"github.com/faultline-proxy/faultline/internal/strictjson"
 	"github.com/faultline-proxy/faultline/proxy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -518,22 +520,43 @@ func writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, ae.Status, ae)
 }
 
-// decode reads the request body as one JSON value into v, strictly:
-// unknown fields and trailing data are errors.
+// decode reads the request body as one JSON value into v, strictly (see
+// decodeBytes).
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if dec.More() {
-			return api.Errorf(api.ErrBadJSON, "body has more than one JSON value")
-		}
-		if _, terr := dec.Token(); terr != io.EOF {
-			return api.Errorf(api.ErrBadJSON, "body has data after its JSON value")
-		}
-		return nil
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return bodyError(err)
 	}
-	return bodyError(err)
+	return decodeBytes(b, v)
+}
+
+// decodeBytes decodes b, one JSON value, into v strictly: unknown fields,
+// keys in the wrong case or given twice, and trailing data are errors.
+// encoding/json matches keys to fields ignoring case and lets the last of
+// two equal keys win; strictjson.Check refuses both.
+func decodeBytes(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return bodyError(err)
+	}
+	if dec.More() {
+		return api.Errorf(api.ErrBadJSON, "body has more than one JSON value")
+	}
+	if _, terr := dec.Token(); terr != io.EOF {
+		return api.Errorf(api.ErrBadJSON, "body has data after its JSON value")
+	}
+	return checkKeys(b, v)
+}
+
+// checkKeys refuses b, already decoded into v, if an object in it has a key
+// twice or a key that names a field of v only when case is ignored:
+// encoding/json takes both silently (strictjson.Check).
+func checkKeys(b []byte, v any) error {
+	if err := strictjson.Check(b, v); err != nil {
+		return api.Errorf(api.ErrBadRequest, "%v", err)
+	}
+	return nil
 }
 
 // bodyError maps a JSON decoding error to an API error.

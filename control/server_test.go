@@ -159,7 +159,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"proxy named .", "POST", "/api/v1/proxies", `{"name":".","upstream":"127.0.0.1:1"}`, 400, "bad_request"},
 		{"no upstream", "POST", "/api/v1/proxies", `{"name":"c"}`, 400, "bad_request"},
 		{"bad mode", "POST", "/api/v1/proxies", `{"name":"c","upstream":"127.0.0.1:1","mode":"ring"}`, 400, "bad_request"},
-		{"bad initial fault", "POST", "/api/v1/proxies", `{"name":"c","upstream":"127.0.0.1:1","faults":[{"kind":"latency"},{"kind":"warp"}]}`, 400, "unknown_kind"},
+		{"bad initial fault", "POST", "/api/v1/proxies", `{"name":"c","upstream":"127.0.0.1:1","faults":[{"kind":"latency","delay":"1ms"},{"kind":"warp"}]}`, 400, "unknown_kind"},
 		{"name taken", "POST", "/api/v1/proxies", api.ProxySpec{Name: "a", Upstream: "127.0.0.1:1"}, 409, "name_taken"},
 		{"port in use", "POST", "/api/v1/proxies", api.ProxySpec{Name: "c", Upstream: "127.0.0.1:1", Listen: busy.Addr().String()}, 409, "port_in_use"},
 		{"move to a busy port", "PATCH", "/api/v1/proxies/a", map[string]any{"listen": busy.Addr().String()}, 409, "port_in_use"},
@@ -175,7 +175,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"fault on unknown proxy", "POST", "/api/v1/proxies/zz/faults", `{"kind":"stall"}`, 404, "not_found"},
 		{"update unknown fault", "PUT", "/api/v1/proxies/a/faults/nope", `{"kind":"stall"}`, 404, "not_found"},
 		{"update changes kind", "PUT", "/api/v1/proxies/a/faults/lat", `{"kind":"stall"}`, 400, "bad_fault"},
-		{"update renames", "PUT", "/api/v1/proxies/a/faults/lat", `{"name":"other","kind":"latency"}`, 400, "bad_request"},
+		{"update renames", "PUT", "/api/v1/proxies/a/faults/lat", `{"name":"other","kind":"latency","delay":"1ms"}`, 400, "bad_request"},
 		{"remove unknown fault", "DELETE", "/api/v1/proxies/a/faults/nope", nil, 404, "not_found"},
 		{"fault named ..", "POST", "/api/v1/proxies/a/faults", `{"name":"..","kind":"stall"}`, 400, "bad_fault"},
 		{"fault name with a slash", "POST", "/api/v1/proxies/a/faults", `{"name":"x/y","kind":"stall"}`, 400, "bad_fault"},
@@ -222,7 +222,7 @@ func TestConnsAndPool(t *testing.T) {
 	if _, err := io.ReadFull(c, make([]byte, len(msg))); err != nil {
 		t.Fatal(err)
 	}
-	fx.call(t, "POST", "/api/v1/proxies/db/faults", faults.Latency(0, 0).WithName("zero"), http.StatusCreated, nil)
+	fx.call(t, "POST", "/api/v1/proxies/db/faults", faults.Latency(time.Nanosecond, 0).WithName("zero"), http.StatusCreated, nil)
 	var conns []api.Conn
 	fx.call(t, "GET", "/api/v1/proxies/db/conns", nil, http.StatusOK, &conns)
 	if len(conns) != 1 {

@@ -140,7 +140,7 @@ func TestConcurrentOps(t *testing.T) {
 func randomFault(r *rand.Rand) faults.Fault {
 	switch r.IntN(6) {
 	case 0:
-		return faults.Latency(time.Duration(r.IntN(3))*time.Millisecond, 0).WithName("lat")
+		return faults.Latency(time.Duration(1+r.IntN(3))*time.Millisecond, 0).WithName("lat")
 	case 1:
 		return faults.Bandwidth(1 << (10 + r.IntN(10))).WithName("bw")
 	case 2:

@@ -217,6 +217,10 @@ func (wc *wsConn) handle(data []byte) {
 		wc.reply(loose.ID, bodyError(err))
 		return
 	}
+	if err := checkKeys(data, &req); err != nil { // as HTTP bodies: case-sensitive, no key twice
+		wc.reply(req.ID, err)
+		return
+	}
 	if req.ID == "" {
 		wc.reply("", api.Errorf(api.ErrBadRequest, "request has no id"))
 		return

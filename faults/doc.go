@@ -31,6 +31,34 @@
 // idle; stale (pool mode) makes pooled upstream connections go stale.
 // AfterBytes applies only to the byte kinds.
 //
+// # Bounds
+//
+// Normalized (which a proxy's AddFault and the control API call) refuses,
+// with ErrBadFault naming the field, a fault that is out of bounds or
+// could not act:
+//
+//   - durations (delay, jitter, idle, after, for): 0 to MaxDuration (24h);
+//   - bandwidth rate: 1 to MaxRate (1 TiB/s);
+//   - slice size: 1 to MaxSize (1 MiB);
+//   - limit bytes and after_bytes: 0 to MaxBytes (1 PiB);
+//   - target every and count: 0 to MaxCount (10⁹); target ids: 1 to
+//     MaxIDs (1000) of them; probabilities: 0 to 1;
+//   - latency needs a delay or a jitter (jitter alone delays each chunk by
+//     a random part of it), corrupt a prob above 0, slow-close and
+//     connect-delay a delay, bandwidth a rate, slice a size, idle-close an
+//     idle, stale a mode.
+//
+// A proxy holds at most 1000 faults (proxy.MaxFaults).
+//
+// Stale acts on the pool's idle connections only unless its Target opts
+// sessions in (see Stale): with a zero Target its Which is IdlePool.
+//
+// # JSON
+//
+// Fault JSON is strict: an unknown key, a key in the wrong case
+// ("KIND"), a key given twice, a value of the wrong type and a duration
+// that is not a Go duration string are all refused with ErrBadFault.
+//
 // Replay: a latency fault's jitter and a corrupt fault's flips are drawn
 // from a PCG generator seeded with the fault's Seed (or the proxy's), so
 // the same seed and the same chunks in the same order give the same delays

@@ -89,12 +89,34 @@ const (
 	New      Which = "new"      // only connections accepted after the fault is added
 	Existing Which = "existing" // only connections live when the fault is added
 	ByID     Which = "ids"      // only the downstream connection IDs in Target.IDs
+	// IdlePool selects no connection: a stale fault with it (its default)
+	// acts on the pool's idle connections only. Stale only.
+	IdlePool Which = "idle"
 )
 
-// Target selects connections. The zero value selects all. Which picks
-// the candidates; Every, Prob and Count then narrow them, considering the
-// candidates in connection-ID order (live ones when the fault is added, new
-// ones as they are accepted).
+// Bounds on a fault's fields. Normalized refuses a fault beyond them with
+// ErrBadFault, so that no value, however extreme, can overflow the proxy's
+// arithmetic or hold a connection for longer than a test runs.
+const (
+	// MaxDuration bounds every duration: delay, jitter, idle, after, for.
+	MaxDuration = 24 * time.Hour
+	// MaxRate bounds a bandwidth rate, in bytes per second (1 TiB/s).
+	MaxRate = 1 << 40
+	// MaxSize bounds a slice size, in bytes (1 MiB).
+	MaxSize = 1 << 20
+	// MaxBytes bounds a limit's bytes and after_bytes (1 PiB).
+	MaxBytes = 1 << 50
+	// MaxCount bounds target every and count.
+	MaxCount = 1_000_000_000
+	// MaxIDs bounds how many connection IDs target ids lists.
+	MaxIDs = 1000
+)
+
+// Target selects connections. The zero value selects all (for stale: no
+// session, only the idle pool; see Stale). Which picks the candidates; Every, Prob and
+// Count then narrow them, considering the candidates in connection-ID
+// order (live ones when the fault is added, new ones as they are
+// accepted). Every and Count are at most MaxCount, IDs at most MaxIDs.
 type Target struct {
 	Which Which    `json:"which,omitempty"`
 	IDs   []uint64 `json:"ids,omitempty"` // for ByID
@@ -119,6 +141,10 @@ type Target struct {
 // In JSON (and in faultline's YAML config) a fault is an object with the
 // fields' names in lower case, after_bytes for AfterBytes, and durations as
 // Go duration strings: {"kind":"latency","dir":"down","delay":"150ms"}.
+//
+// Every field is bounded (MaxDuration, MaxRate, MaxSize, MaxBytes,
+// MaxCount, MaxIDs); Normalized refuses a fault beyond a bound, or one
+// that could not act, with ErrBadFault.
 type Fault struct {
 	// Name identifies the fault among a proxy's faults: 1 to 64 letters,
 	// digits, '.', '_' or '-', other than "." and ".." (it is a path
@@ -149,7 +175,9 @@ type Fault struct {
 
 // Latency delays every chunk of bytes read in the fault's direction by
 // delay plus a random part of jitter before it is written on. Bytes keep
-// their order; the connection stays open.
+// their order; the connection stays open. It needs a delay or a jitter
+// (a zero delay with a jitter delays each chunk by a random part of the
+// jitter alone); both zero would do nothing and is refused.
 func Latency(delay, jitter time.Duration) Fault {
 	return Fault{Kind: KindLatency, Delay: delay, Jitter: jitter}
 }
@@ -182,7 +210,9 @@ func HalfClose(dir Direction) Fault { return Fault{Kind: KindHalfClose, Dir: dir
 
 // Bandwidth limits the direction to rate bytes per second: the proxy reads
 // at most what the rate allows and paces its writes, so the sender's
-// writes block once the socket buffers between are full.
+// writes block once the socket buffers between are full. A direction that
+// was idle banks no more than a tenth of a second's worth of its rate, so
+// a reply after a pause takes about size/rate like any other.
 func Bandwidth(rate int64) Fault { return Fault{Kind: KindBandwidth, Rate: rate} }
 
 // Slice writes what the proxy reads in pieces of at most size bytes, with
@@ -205,8 +235,8 @@ func Limit(n int64) Fault { return Fault{Kind: KindLimit, Bytes: n} }
 func SlowClose(delay time.Duration) Fault { return Fault{Kind: KindSlowClose, Delay: delay} }
 
 // Corrupt flips one random bit in each byte it picks, picking each byte
-// relayed in the fault's direction with probability prob, from the fault's
-// seeded generator. Byte counts and order are kept.
+// relayed in the fault's direction with probability prob (above 0, at most
+// 1), from the fault's seeded generator. Byte counts and order are kept.
 func Corrupt(prob float64) Fault { return Fault{Kind: KindCorrupt, Prob: prob} }
 
 // DropOnAccept resets every new connection it targets right after
@@ -240,14 +270,21 @@ func IdleClose(idle time.Duration, abort bool) Fault {
 }
 
 // Stale makes pooled upstream connections go stale, as a server's idle
-// timeout or a middlebox would, in two ways at once (pool mode only):
+// timeout or a middlebox would (pool mode only):
 //
 //   - every connection idle in the pool when the fault starts acting goes
 //     stale, and the pool's own probe must catch it before handing it out;
-//   - the sessions the fault picks (Target; with Count, the next N) are
+//   - and, only if its Target says so, the sessions the fault picks are
 //     handed a connection that goes stale after the probe passed it, so
 //     they meet what a client meets with a stale pooled connection; it is
 //     then recorded stale and never reused.
+//
+// With a zero Target (or Which IdlePool) it does only the first: new
+// sessions work while it is in force, as after a real idle timeout. Any
+// Target opts sessions in, Which defaulting to All as for other kinds:
+// {Count: 1} or {Which: New, Count: 1} for the next session, {Which: All}
+// for every session while the fault is in force (which then acts much
+// like refuse).
 //
 // How each mode is produced: eof shuts the proxy's own socket down both
 // ways (shutdown SHUT_RDWR), so the kernel really reports EOF to the probe
@@ -282,7 +319,12 @@ func (f Fault) WithAfterBytes(n int64) Fault { f.AfterBytes = n; return f }
 func (f Fault) WithSeed(seed uint64) Fault { f.Seed = seed; return f }
 
 // Normalized returns f with defaults filled in (Dir Both, Side ToBoth,
-// Target All), after checking it.
+// Target.Which All, or IdlePool for a stale fault with a zero Target),
+// after checking it: every field is
+// one its kind reads, within its bound (MaxDuration and the other Max
+// constants), and the kind has what it needs to act (a latency a delay or
+// jitter, a corrupt a prob, a slow-close or connect-delay a delay, ...).
+// Its errors wrap ErrUnknownKind or ErrBadFault and name the field.
 func (f Fault) Normalized() (Fault, error) {
 	if !slices.Contains(kinds, f.Kind) {
 		return f, fmt.Errorf("%w %q", ErrUnknownKind, f.Kind)
@@ -295,9 +337,23 @@ func (f Fault) Normalized() (Fault, error) {
 	}
 	if f.Target.Which == "" {
 		f.Target.Which = All
+		if t := f.Target; f.Kind == KindStale && len(t.IDs) == 0 && t.Every == 0 && t.Prob == 0 && t.Count == 0 {
+			f.Target.Which = IdlePool // a zero target: no session
+		}
 	}
 	bad := func(format string, a ...any) (Fault, error) {
 		return f, fmt.Errorf("%w: %s: %s", ErrBadFault, f.Kind, fmt.Sprintf(format, a...))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"delay", f.Delay}, {"jitter", f.Jitter}, {"idle", f.Idle}, {"after", f.After}, {"for", f.For}} {
+		if d.v < 0 {
+			return bad("negative %s", d.name)
+		}
+		if d.v > MaxDuration {
+			return bad("%s %v over the maximum %v", d.name, d.v, MaxDuration)
+		}
 	}
 	switch {
 	case f.Name != "" && !names.Valid(f.Name):
@@ -308,14 +364,18 @@ func (f Fault) Normalized() (Fault, error) {
 		return bad("side %q (want client, upstream or both)", f.Side)
 	case f.AfterBytes < 0:
 		return bad("negative after_bytes")
+	case f.AfterBytes > MaxBytes:
+		return bad("after_bytes %d over the maximum %d", f.AfterBytes, MaxBytes)
 	case f.AfterBytes > 0 && (f.Kind.OneShot() || f.Kind.AtConnect() || f.Kind.ProxyLevel()):
 		return bad("after_bytes is for faults on the bytes of a direction")
-	case f.Delay < 0 || f.Jitter < 0 || f.For < 0 || f.After < 0:
-		return bad("negative duration")
 	case f.Kind != KindLatency && f.Jitter != 0:
 		return bad("jitter is for latency")
 	case f.Delay != 0 && !slices.Contains([]Kind{KindLatency, KindSlice, KindSlowClose, KindConnectDelay}, f.Kind):
 		return bad("delay is for latency, slice, slow-close and connect-delay")
+	case f.Kind == KindLatency && f.Delay == 0 && f.Jitter == 0:
+		return bad("missing delay: latency needs a delay or a jitter")
+	case (f.Kind == KindSlowClose || f.Kind == KindConnectDelay) && f.Delay == 0:
+		return bad("missing delay: %s needs a positive delay", f.Kind)
 	case f.Kind == KindStale && f.Mode != StaleEOF && f.Mode != StaleReset && f.Mode != StaleBlackhole:
 		return bad("mode %q (want eof, reset or blackhole)", f.Mode)
 	case f.Kind != KindStale && f.Mode != "":
@@ -326,20 +386,28 @@ func (f Fault) Normalized() (Fault, error) {
 		return bad("abort is for idle-close")
 	case f.Kind != KindCorrupt && f.Prob != 0:
 		return bad("prob is for corrupt")
-	case f.Prob < 0 || f.Prob > 1:
+	case !(f.Prob >= 0 && f.Prob <= 1): // NaN too
 		return bad("prob %v out of [0, 1]", f.Prob)
+	case f.Kind == KindCorrupt && f.Prob == 0:
+		return bad("missing prob: corrupt needs a prob above 0")
 	case (f.Kind == KindBandwidth) != (f.Rate != 0):
 		return bad("rate is for bandwidth, and bandwidth needs a rate")
 	case f.Rate < 0:
 		return bad("negative rate")
+	case f.Rate > MaxRate:
+		return bad("rate %d over the maximum %d", f.Rate, int64(MaxRate))
 	case (f.Kind == KindSlice) != (f.Size != 0):
 		return bad("size is for slice, and slice needs a size")
 	case f.Size < 0:
 		return bad("negative size")
+	case f.Size > MaxSize:
+		return bad("size %d over the maximum %d", f.Size, MaxSize)
 	case f.Kind != KindLimit && f.Bytes != 0:
 		return bad("bytes is for limit")
 	case f.Bytes < 0:
 		return bad("negative bytes")
+	case f.Bytes > MaxBytes:
+		return bad("bytes %d over the maximum %d", f.Bytes, int64(MaxBytes))
 	case f.Kind != KindStall && f.Drop:
 		return bad("drop is for stall")
 	case f.Kind == KindHalfClose && f.Dir == Both:
@@ -348,10 +416,14 @@ func (f Fault) Normalized() (Fault, error) {
 	switch t := f.Target; {
 	case t.Every < 0 || t.Count < 0:
 		return bad("target every and count must not be negative")
-	case t.Prob < 0 || t.Prob > 1:
+	case t.Every > MaxCount || t.Count > MaxCount:
+		return bad("target every and count must be at most %d", MaxCount)
+	case !(t.Prob >= 0 && t.Prob <= 1): // NaN too
 		return bad("target prob %v out of [0, 1]", t.Prob)
 	case t.Every > 0 && t.Prob > 0:
 		return bad("target every and prob exclude each other")
+	case len(t.IDs) > MaxIDs:
+		return bad("target ids: %d of them, over the maximum %d", len(t.IDs), MaxIDs)
 	}
 	switch f.Target.Which {
 	case All, New, Existing:
@@ -362,8 +434,15 @@ func (f Fault) Normalized() (Fault, error) {
 		if len(f.Target.IDs) == 0 {
 			return bad("target %q needs ids", ByID)
 		}
+	case IdlePool:
+		switch t := f.Target; {
+		case f.Kind != KindStale:
+			return bad("target %q is for stale", IdlePool)
+		case len(t.IDs) > 0 || t.Every > 0 || t.Prob > 0 || t.Count > 0:
+			return bad("target %q picks no session, so it takes no ids, every, prob or count", IdlePool)
+		}
 	default:
-		return bad("target which %q (want all, new, existing or ids)", f.Target.Which)
+		return bad("target which %q (want all, new, existing, ids, or idle for stale)", f.Target.Which)
 	}
 	return f, nil
 }

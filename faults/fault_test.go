@@ -2,6 +2,8 @@ package faults
 
 import (
 	"errors"
+	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -60,6 +62,41 @@ func TestNormalized(t *testing.T) {
 		{"which ids without ids", Blackhole().WithTarget(Target{Which: ByID}), ErrBadFault},
 		{"unknown which", Blackhole().WithTarget(Target{Which: "some"}), ErrBadFault},
 		{"named", Blackhole().WithName("db-1.rst_x"), nil},
+
+		// Bounds (issue 14: a jitter of math.MaxInt64 panicked the draw).
+		{"jitter at the bound", Latency(time.Millisecond, MaxDuration), nil},
+		{"jitter past the bound", Latency(time.Millisecond, math.MaxInt64), ErrBadFault},
+		{"delay past the bound", Latency(MaxDuration+1, 0), ErrBadFault},
+		{"for past the bound", Blackhole().WithFor(MaxDuration + 1), ErrBadFault},
+		{"after past the bound", Blackhole().WithAfter(math.MaxInt64), ErrBadFault},
+		{"idle past the bound", IdleClose(MaxDuration+1, false), ErrBadFault},
+		{"slice delay past the bound", Slice(1, MaxDuration+1), ErrBadFault},
+		{"rate at the bound", Bandwidth(MaxRate), nil},
+		{"rate past the bound", Bandwidth(MaxRate + 1), ErrBadFault},
+		{"size at the bound", Slice(MaxSize, 0), nil},
+		{"size past the bound", Slice(MaxSize+1, 0), ErrBadFault},
+		{"limit at the bound", Limit(MaxBytes), nil},
+		{"limit past the bound", Limit(math.MaxInt64), ErrBadFault},
+		{"after bytes past the bound", Blackhole().WithAfterBytes(MaxBytes + 1), ErrBadFault},
+		{"every past the bound", Blackhole().WithTarget(Target{Every: MaxCount + 1}), ErrBadFault},
+		{"count past the bound", Blackhole().WithTarget(Target{Count: MaxCount + 1}), ErrBadFault},
+		{"too many ids", Blackhole().WithTarget(Target{Which: ByID, IDs: make([]uint64, MaxIDs+1)}), ErrBadFault},
+		{"NaN prob", Corrupt(math.NaN()), ErrBadFault},
+		{"NaN target prob", Blackhole().WithTarget(Target{Prob: math.NaN()}), ErrBadFault},
+
+		// Faults that could not act.
+		{"latency without delay", Latency(0, 0), ErrBadFault},
+		{"latency with jitter only", Latency(0, time.Millisecond), nil},
+		{"corrupt without prob", Corrupt(0), ErrBadFault},
+		{"slow-close without delay", SlowClose(0), ErrBadFault},
+		{"connect-delay without delay", ConnectDelay(0), ErrBadFault},
+
+		// Stale picks no session unless told to.
+		{"stale for the next session", Stale(StaleEOF).WithTarget(Target{Which: New, Count: 1}), nil},
+		{"stale for every session", Stale(StaleEOF).WithTarget(Target{Which: All}), nil},
+		{"stale with a count and no which", Stale(StaleEOF).WithTarget(Target{Count: 1}), nil},
+		{"stale on the idle pool with a count", Stale(StaleEOF).WithTarget(Target{Which: IdlePool, Count: 1}), ErrBadFault},
+		{"idle target on a blackhole", Blackhole().WithTarget(Target{Which: IdlePool}), ErrBadFault},
 		{"named ..", Blackhole().WithName(".."), ErrBadFault},
 		{"named .", Blackhole().WithName("."), ErrBadFault},
 		{"name with a slash", Blackhole().WithName("a/b"), ErrBadFault},
@@ -82,5 +119,44 @@ func TestNormalizedDefaults(t *testing.T) {
 	}
 	if got.Dir != Both || got.Side != ToBoth || got.Target.Which != All {
 		t.Errorf("defaults: dir %q side %q which %q; want both, both, all", got.Dir, got.Side, got.Target.Which)
+	}
+}
+
+func TestNormalizedStaleDefault(t *testing.T) {
+	got, err := Stale(StaleEOF).Normalized()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Target.Which != IdlePool {
+		t.Errorf("stale's default target which = %q, want %q", got.Target.Which, IdlePool)
+	}
+	// Any target opts sessions in, which defaulting to all.
+	got, err = Stale(StaleEOF).WithTarget(Target{Count: 1}).Normalized()
+	if err != nil || got.Target.Which != All {
+		t.Errorf("stale with count 1: which %q, %v; want %q", got.Target.Which, err, All)
+	}
+}
+
+// TestNormalizedNamesMissingField: a fault that could not act is refused
+// with a message that names what it lacks.
+func TestNormalizedNamesMissingField(t *testing.T) {
+	tests := []struct {
+		in   Fault
+		want string
+	}{
+		{Fault{Kind: KindLatency}, "missing delay"},
+		{Fault{Kind: KindCorrupt}, "missing prob"},
+		{Fault{Kind: KindSlowClose}, "missing delay"},
+		{Fault{Kind: KindConnectDelay}, "missing delay"},
+		{Fault{Kind: KindBandwidth}, "needs a rate"},
+		{Fault{Kind: KindSlice}, "needs a size"},
+		{Fault{Kind: KindIdleClose}, "needs a positive idle"},
+		{Latency(time.Millisecond, math.MaxInt64), "jitter"},
+	}
+	for _, tt := range tests {
+		_, err := tt.in.Normalized()
+		if !errors.Is(err, ErrBadFault) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Normalized(%+v) = %v, want ErrBadFault mentioning %q", tt.in, err, tt.want)
+		}
 	}
 }

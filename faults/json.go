@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/faultline-proxy/faultline/internal/strictjson"
 )
 
 // faultJSON is a Fault's JSON form: the same fields, with durations as Go
@@ -46,15 +48,19 @@ func (f Fault) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON decodes the form MarshalJSON writes. It is strict: an
-// unknown field, a value of the wrong type or a duration that is not a
-// duration string is an error wrapping ErrBadFault. It does not validate
-// the fault; Normalized does.
+// unknown field, a key in the wrong case ("KIND") or given twice, a value
+// of the wrong type or a duration that is not a duration string is an
+// error wrapping ErrBadFault. It does not validate the fault; Normalized
+// does.
 func (f *Fault) UnmarshalJSON(b []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var j faultJSON
 	if err := dec.Decode(&j); err != nil {
 		return fmt.Errorf("%w: %s", ErrBadFault, jsonProblem(err))
+	}
+	if err := strictjson.Check(b, &j); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadFault, err)
 	}
 	*f = Fault{
 		Name: j.Name, Kind: j.Kind, Dir: j.Dir, Side: j.Side,

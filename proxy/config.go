@@ -52,6 +52,16 @@ const (
 	DefaultPoolMaxLifetime = 30 * time.Minute
 )
 
+// Bounds on a Config. WithDefaults (and so Listen) refuses a value beyond
+// them with ErrBadConfig; a negative duration (no limit) is always allowed.
+const (
+	// MaxTimeout bounds DialTimeout, Pool.IdleTimeout and
+	// Pool.MaxLifetime.
+	MaxTimeout = 24 * time.Hour
+	// MaxPoolSize bounds Pool.Size and Pool.MaxIdle.
+	MaxPoolSize = 100_000
+)
+
 // Config configures a Proxy. The zero value of every field except Upstream
 // is useful.
 type Config struct {
@@ -113,8 +123,19 @@ func (c Config) WithDefaults() (Config, error) {
 	if c.Mode != ModeDial && c.Mode != ModePool {
 		return c, fmt.Errorf("%w: %v", ErrBadMode, c.Mode)
 	}
-	c.DialTimeout = durationOr(c.DialTimeout, DefaultDialTimeout)
 	p := &c.Pool
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"dial timeout", c.DialTimeout}, {"pool idle timeout", p.IdleTimeout}, {"pool max lifetime", p.MaxLifetime}} {
+		if d.v > MaxTimeout {
+			return c, fmt.Errorf("%w: %s %v over the maximum %v (a negative one means no limit)", ErrBadConfig, d.name, d.v, MaxTimeout)
+		}
+	}
+	if p.Size > MaxPoolSize || p.MaxIdle > MaxPoolSize {
+		return c, fmt.Errorf("%w: pool size and max idle must be at most %d", ErrBadConfig, MaxPoolSize)
+	}
+	c.DialTimeout = durationOr(c.DialTimeout, DefaultDialTimeout)
 	if p.Size < 0 {
 		p.Size = 0
 	}

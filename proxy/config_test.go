@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"idle above size", PoolConfig{Size: 4, MaxIdle: 10}, PoolConfig{Size: 4, MaxIdle: 4, IdleTimeout: DefaultPoolIdleTimeout, MaxLifetime: DefaultPoolMaxLifetime}},
 		{"negative disables", PoolConfig{Size: -1, MaxIdle: -1, IdleTimeout: -1, MaxLifetime: -1}, PoolConfig{}},
 		{"explicit", PoolConfig{MaxIdle: 3, IdleTimeout: time.Second, MaxLifetime: time.Minute}, PoolConfig{MaxIdle: 3, IdleTimeout: time.Second, MaxLifetime: time.Minute}},
+		{"at the bounds", PoolConfig{Size: MaxPoolSize, IdleTimeout: MaxTimeout, MaxLifetime: MaxTimeout}, PoolConfig{Size: MaxPoolSize, MaxIdle: MaxPoolSize, IdleTimeout: MaxTimeout, MaxLifetime: MaxTimeout}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,6 +48,11 @@ func TestConfigErrors(t *testing.T) {
 		{"no upstream", Config{}, ErrBadConfig},
 		{"no port", Config{Upstream: "localhost"}, ErrBadConfig},
 		{"bad mode", Config{Upstream: "127.0.0.1:1", Mode: 7}, ErrBadMode},
+		{"dial timeout past the bound", Config{Upstream: "127.0.0.1:1", DialTimeout: MaxTimeout + 1}, ErrBadConfig},
+		{"idle timeout past the bound", Config{Upstream: "127.0.0.1:1", Mode: ModePool, Pool: PoolConfig{IdleTimeout: math.MaxInt64}}, ErrBadConfig},
+		{"lifetime past the bound", Config{Upstream: "127.0.0.1:1", Mode: ModePool, Pool: PoolConfig{MaxLifetime: MaxTimeout + 1}}, ErrBadConfig},
+		{"pool size past the bound", Config{Upstream: "127.0.0.1:1", Mode: ModePool, Pool: PoolConfig{Size: MaxPoolSize + 1}}, ErrBadConfig},
+		{"max idle past the bound", Config{Upstream: "127.0.0.1:1", Mode: ModePool, Pool: PoolConfig{MaxIdle: math.MaxInt}}, ErrBadConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

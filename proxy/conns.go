@@ -36,12 +36,28 @@ func (p *Proxy) Conns() []ConnInfo {
 	p.faults.mu.Lock()
 	names := make([][]string, len(live))
 	for i, s := range live {
-		for _, l := range []*loop{&s.up, &s.down} {
-			for _, af := range l.active {
-				if !slices.Contains(names[i], af.f.Name) {
-					names[i] = append(names[i], af.f.Name)
-				}
+		// Each list holds a fault once; a fault on both is named once,
+		// looked up in a set so that the cost grows with the faults, not
+		// their square.
+		up, down := s.up.active, s.down.active
+		names[i] = make([]string, 0, len(up)+len(down))
+		var onUp map[*activeFault]struct{}
+		if len(up) > 0 && len(down) > 0 {
+			onUp = make(map[*activeFault]struct{}, len(up))
+		}
+		for _, af := range up {
+			names[i] = append(names[i], af.f.Name)
+			if onUp != nil {
+				onUp[af] = struct{}{}
 			}
+		}
+		for _, af := range down {
+			if _, ok := onUp[af]; !ok {
+				names[i] = append(names[i], af.f.Name)
+			}
+		}
+		if len(names[i]) == 0 {
+			names[i] = nil
 		}
 	}
 	p.faults.mu.Unlock()

@@ -42,7 +42,7 @@ func TestConnsReportsLiveBytes(t *testing.T) {
 	if up, down := fx.p.Bytes(); up != 5+1<<20 || down != 5 {
 		t.Errorf("Bytes() = %d, %d; want %d, 5", up, down, 5+1<<20)
 	}
-	f := fx.add(t, faults.Latency(0, 0).WithDir(faults.Down))
+	f := fx.add(t, faults.Latency(time.Nanosecond, 0).WithDir(faults.Down))
 	if got := fx.p.Conns()[0].Faults; !slices.Equal(got, []string{f.Name}) {
 		t.Errorf("Conns()[0].Faults = %v, want [%s]", got, f.Name)
 	}
@@ -104,7 +104,7 @@ func TestUpdateFault(t *testing.T) {
 	if took := time.Since(start); took < delay {
 		t.Fatalf("round trip under latency took %s, want at least %s", took, delay)
 	}
-	f.Delay = 0
+	f.Delay = time.Millisecond
 	if _, err := fx.p.UpdateFault(f); err != nil {
 		t.Fatal(err)
 	}
@@ -136,16 +136,16 @@ func TestUpdateFault(t *testing.T) {
 		f    faults.Fault
 		want error
 	}{
-		{"unknown name", faults.Latency(0, 0).WithName("nope"), ErrNoFault},
+		{"unknown name", faults.Latency(time.Nanosecond, 0).WithName("nope"), ErrNoFault},
 		{"kind change", faults.Stall(false).WithName("slow"), faults.ErrBadFault},
-		{"no name", faults.Latency(0, 0), faults.ErrBadFault},
+		{"no name", faults.Latency(time.Nanosecond, 0), faults.ErrBadFault},
 		{"invalid", faults.Latency(-1, 0).WithName("slow"), faults.ErrBadFault},
 	} {
 		if _, err := fx.p.UpdateFault(tt.f); !errors.Is(err, tt.want) {
 			t.Errorf("%s: UpdateFault = %v, want %v", tt.name, err, tt.want)
 		}
 	}
-	if got := fx.p.Faults(); len(got) != 1 || got[0].Dir != faults.Up || got[0].Delay != 0 {
+	if got := fx.p.Faults(); len(got) != 1 || got[0].Dir != faults.Up || got[0].Delay != time.Millisecond {
 		t.Errorf("after refused updates Faults() = %+v, want the last good one", got)
 	}
 	fx.p.ClearFaults()

@@ -89,6 +89,18 @@
 //     is discarded as ReasonReplyPending when the client's last write began
 //     after the upstream's, which costs a dial, never a wrong byte.
 //
+// # Faults and bounds
+//
+// A proxy holds at most MaxFaults (1000) faults; AddFault refuses more
+// with ErrTooManyFaults. Each fault is checked by faults.Normalized, which
+// bounds every field (see package faults), and the data plane's arithmetic
+// on them saturates, so no value can panic or wrap. A new connection looks
+// only at the faults that may target it (which all or new, which ids
+// naming its ID, which existing added while it was live), so faults for
+// other connections cost it nothing. Config values are bounded too
+// (MaxTimeout, MaxPoolSize): WithDefaults refuses beyond them with
+// ErrBadConfig.
+//
 // # Events
 //
 // Every downstream and upstream connection has an ID, counted from 1 per

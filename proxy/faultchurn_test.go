@@ -126,7 +126,7 @@ func harmlessFault(r *rand.Rand) faults.Fault {
 	dir := []faults.Direction{faults.Up, faults.Down, faults.Both}[r.IntN(3)]
 	switch r.IntN(4) {
 	case 0:
-		return faults.Latency(time.Duration(r.IntN(300))*time.Microsecond, 0).WithName("lat").WithDir(dir)
+		return faults.Latency(time.Duration(1+r.IntN(300))*time.Microsecond, 0).WithName("lat").WithDir(dir)
 	case 1:
 		return faults.Bandwidth(int64(64+r.IntN(512)) << 20).WithName("bw").WithDir(dir)
 	case 2:

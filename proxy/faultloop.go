@@ -393,7 +393,7 @@ func (s *session) copyThrough(l *loop, c, eff *chain, until int64) error {
 	defer s.endChecking(l)
 	stop := int64(-1) // the byte count at which an armed fault acts
 	if until > 0 {
-		stop = l.n.Load() + until
+		stop = addSat(l.n.Load(), until)
 	}
 	limit, limitAt := l.firstLimit(eff)
 	for l.chain.Load() == c {
@@ -445,7 +445,7 @@ func (l *loop) effective(c *chain) (*chain, int64) {
 				from = n
 				l.armedFrom[af] = from
 			}
-			if at := from + af.f.AfterBytes; n < at {
+			if at := addSat(from, af.f.AfterBytes); n < at {
 				if until == 0 || at-n < until {
 					until = at - n
 				}
@@ -631,7 +631,7 @@ func (s *session) spliceRelay(l *loop, pub *chain, until int64) error {
 	defer s.endChecking(l)
 	stop := int64(-1)
 	if until > 0 {
-		stop = l.n.Load() + until
+		stop = addSat(l.n.Load(), until)
 	}
 	for {
 		chunk := math.MaxInt
@@ -680,8 +680,8 @@ func (l *loop) firstLimit(c *chain) (*activeFault, int64) {
 			from = l.n.Load()
 			l.limitFrom[af] = from
 		}
-		if first == nil || from+af.f.Bytes < at {
-			first, at = af, from+af.f.Bytes
+		if end := addSat(from, af.f.Bytes); first == nil || end < at {
+			first, at = af, end
 		}
 	}
 	return first, at
@@ -749,8 +749,9 @@ func (s *session) pace(l *loop, c *chain, w int64) error {
 		// starts again under each chain.
 		l.paceChain, l.paceStart, l.paceSent = c, time.Now(), 0
 	}
-	l.paceSent += w
-	due := l.paceStart.Add(time.Duration(float64(l.paceSent) / float64(c.rate) * float64(time.Second)))
+	l.paceStart, l.paceSent = capCredit(l.paceStart, l.paceSent, c.rate, time.Now()) // see paceBurst
+	l.paceSent = addSat(l.paceSent, w)
+	due := l.paceStart.Add(rateTime(l.paceSent, c.rate))
 	if d := time.Until(due); d > 0 {
 		return s.hold(l, c, holdPace, d)
 	}

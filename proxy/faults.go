@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -21,7 +22,15 @@ var (
 	// ErrNotPool is returned by AddFault for a pool fault on a dial-mode
 	// proxy.
 	ErrNotPool = errors.New("proxy: fault needs pool mode")
+	// ErrTooManyFaults is returned by AddFault on a proxy that holds
+	// MaxFaults faults.
+	ErrTooManyFaults = errors.New("proxy: too many faults")
 )
+
+// MaxFaults is the most faults a proxy holds at once. A new connection's
+// cost does not grow with faults that cannot target it (see
+// faultSet.candidates), but one that each fault targets pays for each.
+const MaxFaults = 1000
 
 // activeFault is a fault added to a proxy.
 type activeFault struct {
@@ -40,24 +49,126 @@ type activeFault struct {
 	rng   *rand.Rand
 }
 
-// jitter draws a duration in [0, f.Jitter].
+// jitter draws a duration in [0, f.Jitter]. It is safe for any Jitter,
+// math.MaxInt64 included (faults.Normalized bounds it, but a fault that got
+// past it must not panic the draw).
 func (af *activeFault) jitter() time.Duration {
 	if af.f.Jitter <= 0 {
 		return 0
 	}
 	af.rngMu.Lock()
 	defer af.rngMu.Unlock()
-	return time.Duration(af.rng.Int64N(int64(af.f.Jitter) + 1))
+	return time.Duration(af.rng.Uint64N(uint64(af.f.Jitter) + 1))
+}
+
+// addSat returns a+b for non-negative a and b, or math.MaxInt64 where the
+// sum would overflow: byte counts and durations built from faults saturate
+// rather than wrap.
+func addSat[T ~int64](a, b T) T {
+	if b > 0 && a > T(math.MaxInt64)-b {
+		return T(math.MaxInt64)
+	}
+	return a + b
 }
 
 // faultSet is a proxy's faults. Its mutex also orders attaching faults to
 // sessions, so a session never misses a fault or keeps a removed one.
 type faultSet struct {
-	mu     sync.Mutex // guards the fields below and every loop's active list
-	list   []*activeFault
+	mu     sync.Mutex     // guards the fields below and every loop's active list
+	list   []*activeFault // in the order added (seq)
 	seq    uint64
 	timers sync.WaitGroup // running For timers
 	closed bool
+
+	// The faults that may target a session accepted from now on, by seq:
+	// which all or new (forAll), which ids, by ID (byID), and which
+	// existing, which target only sessions live when they were added
+	// (existing). Faults for no session (refuse, stale with target idle)
+	// are in none. A session looks only at these (candidates), so its
+	// cost does not grow with faults that cannot target it.
+	forAll   []*activeFault
+	byID     map[uint64][]*activeFault
+	existing []*activeFault
+}
+
+// index adds af to the lists candidates reads. Called with fs.mu held.
+func (fs *faultSet) index(af *activeFault) {
+	ins := func(l []*activeFault) []*activeFault {
+		i, _ := slices.BinarySearchFunc(l, af.seq, func(o *activeFault, seq uint64) int { return cmp.Compare(o.seq, seq) })
+		return slices.Insert(l, i, af)
+	}
+	switch {
+	case af.f.Kind == faults.KindRefuse:
+	case af.f.Target.Which == faults.All || af.f.Target.Which == faults.New:
+		fs.forAll = ins(fs.forAll)
+	case af.f.Target.Which == faults.Existing:
+		fs.existing = ins(fs.existing)
+	case af.f.Target.Which == faults.ByID:
+		if fs.byID == nil {
+			fs.byID = make(map[uint64][]*activeFault)
+		}
+		for _, id := range af.f.Target.IDs {
+			if l := fs.byID[id]; !slices.Contains(l, af) {
+				fs.byID[id] = ins(l)
+			}
+		}
+	}
+}
+
+// unindex removes af from the lists candidates reads. Called with fs.mu
+// held.
+func (fs *faultSet) unindex(af *activeFault) {
+	del := func(l []*activeFault) []*activeFault {
+		if i := slices.Index(l, af); i >= 0 {
+			return slices.Delete(l, i, i+1)
+		}
+		return l
+	}
+	fs.forAll = del(fs.forAll)
+	fs.existing = del(fs.existing)
+	if af.f.Target.Which == faults.ByID {
+		for _, id := range af.f.Target.IDs {
+			if l := del(fs.byID[id]); len(l) > 0 {
+				fs.byID[id] = l
+			} else {
+				delete(fs.byID, id)
+			}
+		}
+	}
+}
+
+// replace puts af in old's place, in the list and the index. Called with
+// fs.mu held.
+func (fs *faultSet) replace(i int, af *activeFault) {
+	fs.unindex(fs.list[i])
+	fs.list[i] = af
+	fs.index(af)
+}
+
+// candidates returns, in the order they were added, the faults whose
+// Target.Which may select s: which all or new, which ids with s's ID, and
+// which existing added while s was live. Its cost grows with those only,
+// not with the proxy's other faults. Called with fs.mu held.
+func (fs *faultSet) candidates(s *session) []*activeFault {
+	ids := fs.byID[s.id]
+	i, _ := slices.BinarySearchFunc(fs.existing, s.faultEpoch+1, func(o *activeFault, seq uint64) int { return cmp.Compare(o.seq, seq) })
+	ex := fs.existing[i:]
+	if len(ids) == 0 && len(ex) == 0 {
+		return fs.forAll // read only, under fs.mu
+	}
+	out := make([]*activeFault, 0, len(fs.forAll)+len(ids)+len(ex))
+	out = append(append(append(out, fs.forAll...), ids...), ex...)
+	slices.SortFunc(out, func(a, b *activeFault) int { return cmp.Compare(a.seq, b.seq) })
+	return out
+}
+
+// pickNew makes the picks of the faults that may target s, a session
+// just accepted, in accept order: each fault's Every, Prob and Count then
+// count new connections in the order they came. Called with fs.mu held.
+func (fs *faultSet) pickNew(s *session) {
+	for _, af := range fs.candidates(s) {
+		s.targetedBy(af)
+	}
 }
 
 // AddFault adds a fault and returns it with its defaults filled in. It
@@ -90,6 +201,9 @@ func (p *Proxy) AddFault(f faults.Fault) (faults.Fault, error) {
 	if fs.closed {
 		return f, ErrProxyClosed
 	}
+	if len(fs.list) >= MaxFaults {
+		return f, fmt.Errorf("%w: the proxy holds %d, the most it takes", ErrTooManyFaults, MaxFaults)
+	}
 	fs.seq++
 	if nf.Name == "" {
 		nf.Name = fmt.Sprintf("%s-%d", nf.Kind, fs.seq)
@@ -108,6 +222,7 @@ func (p *Proxy) AddFault(f faults.Fault) (faults.Fault, error) {
 		pickRng: rand.New(rand.NewPCG(seed, 2)),
 	}
 	fs.list = append(fs.list, af)
+	fs.index(af)
 	if nf.After > 0 {
 		p.startTimer(af, nf.After, func() { p.activate(af) })
 		return nf, nil
@@ -190,6 +305,7 @@ func (p *Proxy) RemoveFault(name string) error {
 	}
 	af := fs.list[i]
 	fs.list = slices.Delete(fs.list, i, i+1)
+	fs.unindex(af)
 	af.stopWatch()
 	if af.timer != nil && af.timer.Stop() {
 		fs.timers.Done()
@@ -271,6 +387,8 @@ func (s *session) candidateFor(af *activeFault) bool {
 		return af.seq > s.faultEpoch
 	case faults.ByID:
 		return slices.Contains(t.IDs, s.id)
+	case faults.IdlePool: // stale on the idle pool only
+		return false
 	}
 	return true
 }
@@ -332,20 +450,44 @@ func (s *session) detach(af *activeFault, as *applySet) {
 	}
 }
 
-// setupFaults attaches the proxy's faults that target s, before its copy
-// loops start.
+// setupFaults puts the proxy's faults that target s in force, before its
+// copy loops start: each loop gets its whole list of faults and one chain
+// composed from it, so a new connection's cost grows with the faults that
+// target it, once each.
 func (s *session) setupFaults() {
 	fs := &s.p.faults
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	s.faultReady = true
-	for _, af := range fs.list {
-		if s.targetedBy(af) {
-			// The loops have not started: in force from their first byte.
-			as := &applySet{}
-			s.attach(af, as)
-			as.wait()
+	for _, af := range fs.candidates(s) {
+		if !s.targetedBy(af) {
+			continue
 		}
+		switch {
+		case af.f.Kind.AtConnect():
+			continue // acts when a connection starts: atConnect
+		case af.f.Kind.OneShot():
+			s.fireReset(af)
+			continue
+		}
+		for _, l := range []*loop{&s.up, &s.down} {
+			if af.f.Dir.Has(l.fdir()) && !slices.Contains(l.active, af) {
+				l.active = append(l.active, af)
+				s.emit(&Event{Kind: EventFaultApplied, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
+			}
+		}
+	}
+	// The loops have not started: in force from their first byte.
+	for _, l := range []*loop{&s.up, &s.down} {
+		if len(l.active) == 0 {
+			continue
+		}
+		c := composeChain(l.active)
+		l.active = c.all
+		s.mu.Lock()
+		l.gen.Add(1)
+		l.chain.Store(c)
+		s.mu.Unlock()
 	}
 }
 
@@ -485,11 +627,11 @@ func cmpFirst(have, af *activeFault) *activeFault {
 }
 
 // delay is how long to hold a chunk: the sum of the latency faults' delays
-// and jitters.
+// and jitters, saturating rather than wrapping.
 func (c *chain) delay() time.Duration {
 	var d time.Duration
 	for _, af := range c.latency {
-		d += af.f.Delay + af.jitter()
+		d = addSat(addSat(d, af.f.Delay), af.jitter())
 	}
 	return d
 }
@@ -500,7 +642,7 @@ func (s *session) atConnect() (drop *activeFault, delay time.Duration) {
 	fs := &s.p.faults
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	for _, af := range fs.list {
+	for _, af := range fs.candidates(s) {
 		if !af.f.Kind.AtConnect() || !s.targetedBy(af) {
 			continue
 		}
@@ -508,7 +650,7 @@ func (s *session) atConnect() (drop *activeFault, delay time.Duration) {
 		case faults.KindDropOnAccept:
 			drop = cmpFirst(drop, af)
 		case faults.KindConnectDelay:
-			delay += af.f.Delay
+			delay = addSat(delay, af.f.Delay)
 		}
 	}
 	return drop, delay
@@ -597,7 +739,7 @@ func (s *session) staleFor() *activeFault {
 	fs := &s.p.faults
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	for _, af := range fs.list {
+	for _, af := range fs.candidates(s) {
 		if af.f.Kind == faults.KindStale && s.targetedBy(af) {
 			return af
 		}

@@ -83,7 +83,7 @@ func TestFaultToggleLatencyLosesNothing(t *testing.T) {
 	go func() {
 		defer close(toggled)
 		for range toggles {
-			if _, err := fx.p.AddFault(faults.Latency(0, 0).WithName("lat")); err != nil {
+			if _, err := fx.p.AddFault(faults.Latency(time.Nanosecond, 0).WithName("lat")); err != nil {
 				t.Errorf("AddFault: %v", err)
 				return
 			}

@@ -418,7 +418,7 @@ func TestToggleDuringChurn(t *testing.T) {
 						return
 					default:
 					}
-					if _, err := p.AddFault(faults.Latency(0, 0).WithName("toggle")); err != nil {
+					if _, err := p.AddFault(faults.Latency(time.Nanosecond, 0).WithName("toggle")); err != nil {
 						t.Error(err)
 						return
 					}

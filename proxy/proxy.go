@@ -176,9 +176,7 @@ func (p *Proxy) acceptLoop() {
 		// for AddFault, which looks at live sessions under it.
 		p.faults.mu.Lock()
 		s.faultEpoch = p.faults.seq
-		for _, af := range p.faults.list {
-			s.targetedBy(af) // new connections are picked in accept order
-		}
+		p.faults.pickNew(s) // new connections are picked in accept order
 		p.mu.Lock()
 		if p.closing {
 			p.mu.Unlock()

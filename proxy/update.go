@@ -61,7 +61,7 @@ func (p *Proxy) UpdateFault(f faults.Fault) (faults.Fault, error) {
 	} else {
 		af.pickRng = rand.New(rand.NewPCG(seed, 2))
 	}
-	fs.list[i] = af
+	fs.replace(i, af)
 	old.stopWatch()
 	if old.timer != nil && old.timer.Stop() {
 		fs.timers.Done()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/faultline-proxy/faultline/control/api"
 	"github.com/faultline-proxy/faultline/faults"
+	"github.com/faultline-proxy/faultline/internal/strictjson"
 )
 
 // ErrBadConfig is wrapped by every error loadConfig returns about the
@@ -163,7 +164,8 @@ func decodeProxy(n *yaml.Node) (api.ProxySpec, error) {
 }
 
 // decodeJSON decodes n into v as encoding/json decodes n's JSON form,
-// refusing unknown fields.
+// refusing unknown fields and keys in the wrong case (YAML itself refuses
+// a key given twice).
 func decodeJSON(n *yaml.Node, v any) error {
 	var raw any
 	if err := n.Decode(&raw); err != nil {
@@ -182,7 +184,7 @@ func decodeJSON(n *yaml.Node, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return errors.New(strings.TrimPrefix(err.Error(), "json: "))
 	}
-	return nil
+	return strictjson.Check(b, v) // keys are case-sensitive, as in the API
 }
 
 // toJSON converts what yaml decodes into an interface to what

@@ -120,7 +120,7 @@ func (ff *faultFlags) register(fs *flag.FlagSet) {
 		f.Mode = faults.StaleMode(s)
 		return nil
 	})
-	fs.StringVar(&ff.target, "target", "", "which connections: all (default), new, existing, ids")
+	fs.StringVar(&ff.target, "target", "", "which connections: all (default), new, existing, ids; stale: idle (the default with no other target flag: the idle pool only)")
 	fs.StringVar(&ff.ids, "ids", "", "with --target ids: connection IDs, comma-separated")
 	fs.IntVar(&f.Target.Every, "every", 0, "pick every Nth connection")
 	fs.Float64Var(&f.Target.Prob, "target-prob", 0, "pick each connection with this probability")

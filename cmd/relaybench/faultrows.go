@@ -12,8 +12,9 @@ import (
 )
 
 // startFaultlineFault starts the faultline binary with its control server
-// on a free port, then adds a zero-delay latency fault on both directions
-// through the control API. The fault is in force when the POST returns.
+// on a free port, then adds a 1ns latency fault (the shortest; a latency
+// of 0 is refused as doing nothing) on both directions through the
+// control API. The fault is in force when the POST returns.
 func startFaultlineFault(ctx context.Context, cfg *config, up string) (*relay, error) {
 	port, err := freePort()
 	if err != nil {
@@ -27,7 +28,7 @@ func startFaultlineFault(ctx context.Context, cfg *config, up string) (*relay, e
 	}
 	base := "http://" + control + "/api/v1"
 	if err := waitHTTP(ctx, base+"/healthz", cfg.startTimeout); err == nil {
-		err = postJSON(ctx, base+"/proxies/bench/faults", `{"name":"zero","kind":"latency","dir":"both"}`)
+		err = postJSON(ctx, base+"/proxies/bench/faults", `{"name":"zero","kind":"latency","delay":"1ns","dir":"both"}`)
 	}
 	if err != nil {
 		r.Stop()

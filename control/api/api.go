@@ -5,7 +5,11 @@
 //
 // All endpoints live under /api/v1 (Prefix). Durations are Go duration
 // strings ("150ms"). Errors are a JSON body {"error": "...", "code": "..."}
-// with the HTTP status of the matching Error.
+// with the HTTP status of the matching Error. Request bodies (and
+// websocket requests) are decoded strictly: an unknown key, a key in the
+// wrong case ("KIND" for "kind") and a key given twice are refused with
+// 400, as is any value past its bound (docs/limits.md); a proxy holds at
+// most proxy.MaxFaults faults (409 too_many_faults beyond).
 //
 //	GET    /api/v1/version                          Version
 //	GET    /api/v1/healthz                          {"status":"ok"} (no token needed)
@@ -51,7 +55,10 @@ type Version struct {
 }
 
 // PoolSpec is a proxy's pool configuration (see proxy.PoolConfig). Zero
-// fields take the proxy's defaults; a negative number means no limit.
+// fields take the proxy's defaults; a negative number means no limit, and
+// reads back as set (not as the 0 the proxy runs it as), so that what GET
+// returns means the same when sent back. Durations are at most
+// proxy.MaxTimeout, sizes at most proxy.MaxPoolSize.
 type PoolSpec struct {
 	Size        int             `json:"size,omitempty"`
 	MaxIdle     int             `json:"max_idle,omitempty"`
@@ -66,7 +73,7 @@ type ProxySpec struct {
 	Listen      string          `json:"listen,omitempty"`      // host:port; default "127.0.0.1:0", a free port
 	Upstream    string          `json:"upstream"`              // required: host:port
 	Mode        string          `json:"mode,omitempty"`        // "dial" (default) or "pool"
-	DialTimeout faults.Duration `json:"dial_timeout,omitzero"` // default 5s
+	DialTimeout faults.Duration `json:"dial_timeout,omitzero"` // default 5s; negative: no bound (reads back as set); at most 24h
 	Pool        PoolSpec        `json:"pool,omitzero"`         // pool mode only
 	Seed        uint64          `json:"seed,omitempty"`        // seeds faults that bring no seed
 	Disabled    bool            `json:"disabled,omitempty"`    // create it without listening

@@ -43,6 +43,7 @@ var (
 	ErrMethod          = &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed"}
 	ErrNameTaken       = &Error{Status: http.StatusConflict, Code: "name_taken", Message: "name taken"}
 	ErrPortInUse       = &Error{Status: http.StatusConflict, Code: "port_in_use", Message: "address in use"}
+	ErrTooManyFaults   = &Error{Status: http.StatusConflict, Code: "too_many_faults", Message: "the proxy holds the most faults it takes"}
 	ErrCursorExpired   = &Error{Status: http.StatusGone, Code: "cursor_expired", Message: "events after the cursor are no longer kept"}
 	ErrTooLarge        = &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: "request body too large"}
 	ErrInternal        = &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
