@@ -27,7 +27,8 @@ import (
 // Close returns, that no goroutine is left, that the pool has nothing
 // open or busy after Close, that every accepted connection has exactly
 // one closed event, and that what each client connection reads is what it
-// sent, in order: a prefix of it (faults that end a connection or a
+// sent, in order (in pool mode the clients keep to request and response,
+// which pooling needs): a prefix of it (faults that end a connection or a
 // direction only cut it short), a subsequence of it under faults that
 // drop bytes (blackhole, stall with drop, stale), and no longer than it
 // under corrupt.
@@ -264,7 +265,7 @@ func runFaultSequence(t *testing.T, upstream string, in []byte) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			streams[i] = fuzzClient(p.Addr().String(), uint64(i), in, stop)
+			streams[i] = fuzzClient(p.Addr().String(), uint64(i), in, mode == ModePool, stop)
 		}()
 	}
 
@@ -371,8 +372,13 @@ func runFaultSequence(t *testing.T, upstream string, in []byte) {
 
 // fuzzClient opens connections through addr one after another until stop
 // (or fuzzConnsMax of them), writing bytes drawn from its own generator
-// and reading what comes back, and returns what each sent and read.
-func fuzzClient(addr string, id uint64, in []byte, stop <-chan struct{}) []*fuzzStream {
+// and reading what comes back, and returns what each sent and read. In
+// dial mode it pipelines: it writes again whether or not the last echo
+// came back. In pool mode it keeps to request and response, as pooling
+// needs (see the package doc): it writes a chunk, reads its whole echo,
+// and leaves if that takes too long, as a client with a read timeout
+// does.
+func fuzzClient(addr string, id uint64, in []byte, pool bool, stop <-chan struct{}) []*fuzzStream {
 	var seed uint64
 	for _, b := range in {
 		seed = seed*31 + uint64(b)
@@ -404,6 +410,12 @@ func fuzzClient(addr string, id uint64, in []byte, stop <-chan struct{}) []*fuzz
 			for i := range chunk {
 				chunk[i] = byte(rng.Uint32())
 			}
+			if pool {
+				if !s.exchange(c, chunk, buf) {
+					break
+				}
+				continue
+			}
 			_ = c.SetWriteDeadline(time.Now().Add(5 * time.Millisecond))
 			w, werr := c.Write(chunk)
 			s.sent = append(s.sent, chunk[:w]...)
@@ -417,6 +429,30 @@ func fuzzClient(addr string, id uint64, in []byte, stop <-chan struct{}) []*fuzz
 		_ = c.Close()
 	}
 	return out
+}
+
+// fuzzReplyTimeout is how long a pool-mode client waits for an echo
+// before it leaves: well over what the capped faults delay it.
+const fuzzReplyTimeout = 200 * time.Millisecond
+
+// exchange writes chunk and reads its echo; it reports whether the
+// connection can go on (the whole echo came back in time).
+func (s *fuzzStream) exchange(c net.Conn, chunk, buf []byte) bool {
+	_ = c.SetDeadline(time.Now().Add(fuzzReplyTimeout))
+	w, err := c.Write(chunk)
+	s.sent = append(s.sent, chunk[:w]...)
+	if err != nil {
+		return false
+	}
+	for want := len(chunk); want > 0; {
+		n, err := c.Read(buf[:min(want, len(buf))])
+		s.got = append(s.got, buf[:n]...)
+		want -= n
+		if err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // isSubsequence reports whether sub's bytes appear in s in order.
