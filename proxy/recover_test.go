@@ -308,3 +308,55 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestPanicInSubscriber: a subscriber that panics on an event panics the
+// session goroutine that emitted it; the session ends as after any panic,
+// its pooled upstream connection is not leaked, and the proxy goes on.
+func TestPanicInSubscriber(t *testing.T) {
+	tests := []struct {
+		mode Mode
+		on   EventKind
+	}{
+		{ModeDial, EventAccepted},
+		{ModeDial, EventHalfClosed},
+		{ModeDial, EventClosed},
+		{ModePool, EventAccepted},
+		{ModePool, EventInterrupted}, // in the session's end, before the judge
+		{ModePool, EventReleased},    // in the pool's put
+		{ModePool, EventClosed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode.String()+"/"+tt.on.String(), func(t *testing.T) {
+			leaks := goleak.IgnoreCurrent()
+			t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+			up := startServer(t, echoHandler)
+			p := startProxy(t, Config{Upstream: up.addr(), Mode: tt.mode})
+			var fired atomic.Bool
+			cancel := p.Subscribe(func(e Event) {
+				if e.Kind == tt.on && fired.CompareAndSwap(false, true) {
+					panic("subscriber boom on " + e.Kind.String())
+				}
+			})
+			defer cancel()
+			c, err := net.DialTimeout("tcp", p.Addr().String(), waitTimeout)
+			if err == nil {
+				_ = c.SetDeadline(time.Now().Add(waitTimeout))
+				if _, err := c.Write([]byte("hi")); err == nil {
+					_, _ = io.ReadFull(c, make([]byte, 2)) // the echo, unless the session is gone
+					_ = c.(*net.TCPConn).CloseWrite()
+					_, _ = io.ReadAll(c) // EOF, or a reset
+				}
+				_ = c.Close()
+			}
+			waitUntil(t, "the event fired", fired.Load)
+			waitUntil(t, "no live session and no busy pooled connection", func() bool {
+				return p.ActiveConns() == 0 && p.PoolStats().Busy == 0
+			})
+			roundTrip(t, dial(t, p.Addr().String()), "still serving")
+			_ = closeWithin(t, p, waitTimeout)
+			if st := p.PoolStats(); st.Busy != 0 || st.Idle != 0 {
+				t.Errorf("after Close: %d busy, %d idle; want none", st.Busy, st.Idle)
+			}
+		})
+	}
+}
