@@ -353,9 +353,12 @@ func runFaultSequence(t *testing.T, upstream string, in []byte) {
 				ok = bytes.HasPrefix(s.sent, s.got)
 			}
 			if !ok {
-				t.Errorf("client %d, connection %d (mode %s, dropped %t, altered %t): read %d bytes that are not what it sent (%d bytes)\nsent %x\nread %x",
-					i, j, mode, dropped, altered, len(s.got), len(s.sent), s.sent, s.got)
+				at := mismatchAt(s.sent, s.got)
+				lo := max(0, at-16)
+				t.Errorf("client %d, connection %d (mode %s, dropped %t, altered %t): read %d bytes that are not what it sent (%d bytes): from byte %d\nsent %x\nread %x",
+					i, j, mode, dropped, altered, len(s.got), len(s.sent), at, s.sent[lo:min(len(s.sent), at+32)], s.got[lo:min(len(s.got), at+32)])
 			}
+
 		}
 	}
 
@@ -453,6 +456,17 @@ func (s *fuzzStream) exchange(c net.Conn, chunk, buf []byte) bool {
 		}
 	}
 	return true
+}
+
+// mismatchAt returns the index of the first byte where got and sent
+// differ.
+func mismatchAt(sent, got []byte) int {
+	for i := range min(len(sent), len(got)) {
+		if sent[i] != got[i] {
+			return i
+		}
+	}
+	return min(len(sent), len(got))
 }
 
 // isSubsequence reports whether sub's bytes appear in s in order.
