@@ -19,7 +19,7 @@ import (
 
 // FuzzFaultSequence applies a sequence of fault changes decoded from the
 // input (add, update, remove, clear; every kind, fields at and beyond
-// their bounds) to a live proxy in dial or pool mode in front of an echo
+// their bounds; and CloseConn and DrainPool) to a live proxy in dial or pool mode in front of an echo
 // upstream, while a few clients exchange bytes through it. Per input it
 // checks that nothing panics (Normalized included: every fault is first
 // checked as decoded, and only what it accepts is added, with durations
@@ -298,8 +298,18 @@ func runFaultSequence(t *testing.T, upstream string, in []byte) {
 			}
 		case 5: // clear
 			p.ClearFaults()
-		case 6, 7: // let bytes flow
+		case 6: // let bytes flow
 			time.Sleep(time.Duration(r.next()%8) * 500 * time.Microsecond)
+		case 7: // end a connection from the proxy's side, or drain the pool
+			b := r.next()
+			if b == 0 {
+				p.DrainPool()
+				continue
+			}
+			how := []CloseHow{FIN, RST, 0}[int(b)%3]
+			if err := p.CloseConn(uint64(b>>2), how); err != nil && !errors.Is(err, ErrNoConn) && !errors.Is(err, ErrBadConfig) {
+				t.Fatalf("CloseConn(%d, %v): %v", b>>2, how, err)
+			}
 		}
 		time.Sleep(500 * time.Microsecond)
 	}
