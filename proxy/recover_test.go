@@ -332,6 +332,9 @@ func TestPanicInSubscriber(t *testing.T) {
 		{ModePool, EventInterrupted}, // in the session's end, before the judge
 		{ModePool, EventReleased},    // in the pool's put
 		{ModePool, EventClosed},
+		// In run once the copy loops are counted, before they start.
+		{ModeDial, EventFaultApplied},
+		{ModePool, EventFaultApplied},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode.String()+"/"+tt.on.String(), func(t *testing.T) {
@@ -339,6 +342,10 @@ func TestPanicInSubscriber(t *testing.T) {
 			t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 			up := startServer(t, echoHandler)
 			p := startProxy(t, Config{Upstream: up.addr(), Mode: tt.mode})
+			if tt.on == EventFaultApplied {
+				// Applied to each new connection as its loops are set up.
+				mustAdd(t, p, faults.Latency(time.Microsecond, 0))
+			}
 			var fired atomic.Bool
 			cancel := p.Subscribe(func(e Event) {
 				if e.Kind == tt.on && fired.CompareAndSwap(false, true) {
