@@ -33,6 +33,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestBodies$$' -fuzztime $(FUZZTIME) ./control/
 	$(GO) test -run '^$$' -fuzz '^FuzzWSRequests$$' -fuzztime $(FUZZTIME) ./control/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./cmd/faultline/
+	$(GO) test -run '^$$' -fuzz '^FuzzFaultSequence$$' -fuzztime $(FUZZTIME) ./proxy/
 
 ## lint: gofmt and go vet
 lint:

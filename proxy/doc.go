@@ -117,6 +117,14 @@
 // growing two fresh 2 KiB stacks; in ModeDial they are new, so that an idle
 // connection holds two small stacks.
 //
+// # Panics
+//
+// A panic in a goroutine that serves one connection does not take the
+// process down: the session recovers it, resets that connection both ways
+// (a pooled upstream connection is discarded with ReasonPanic), records an
+// EventClosed by ByProxy, How RST, with an Err wrapping ErrPanic, and logs
+// the panic and its stack to Config.Logger. Other connections go on.
+//
 // # Closing
 //
 // Close stops accepting, ends every session, closes the pool's connections,

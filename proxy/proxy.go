@@ -46,6 +46,9 @@ type Proxy struct {
 	// testHookRelease, if set, runs in a pool-mode session after both copy
 	// loops stopped and before the upstream connection is judged.
 	testHookRelease func(uc *upConn)
+	// testHookPanic, if set, runs in sessions at the points named by
+	// hookPoint, so that a test can make them panic (see recover.go).
+	testHookPanic func(at hookPoint, s *session, l *loop)
 }
 
 // Listen listens on addr (host:port; port 0 picks a free one) and starts

@@ -54,6 +54,8 @@ type session struct {
 	closeClientHow CloseHow // an idle-close fault asked to close the client so (FIN or RST)
 
 	relayMu sync.Mutex // held while a FIN or an RST is relayed and recorded (dial mode), so that what answers it is recorded after it
+
+	pan panicState // a panic's recovery: see recover.go
 }
 
 // loop is one direction's copy loop and its outcome. err and byUs are
@@ -117,7 +119,9 @@ func (s *session) emit(e *Event) {
 
 func (s *session) run() {
 	defer s.p.sessWG.Done()
+	defer s.recoverRun()
 	s.emit(&Event{Kind: EventAccepted})
+	s.testHook(hookRun, nil)
 	if drop, delay := s.atConnect(); drop != nil {
 		s.emit(&Event{Kind: EventFaultFired, Fault: drop.f.Name, FaultKind: drop.f.Kind})
 		resetClose(s.client)
@@ -171,6 +175,7 @@ func (s *session) run() {
 // mode a parked worker if there is one (see workers), in dial mode a new
 // goroutine, whose 2 KiB stack the loop keeps while it idles.
 func (s *session) spawn(loop func(*session)) {
+	s.pan.spawned++
 	s.p.sessWG.Add(1)
 	job := func() {
 		defer s.p.sessWG.Done()
@@ -205,6 +210,10 @@ func (s *session) connect() (uc *upConn, reused bool, err error) {
 
 // finish ends the session once its copy loops, if any ran, have stopped.
 func (s *session) finish() {
+	if s.panicked() {
+		s.endPanicked(false)
+		return
+	}
 	if s.p.pool == nil {
 		s.finishDial(s.uc)
 	} else {
@@ -232,8 +241,10 @@ func copyDown(s *session) { s.copyLoop(&s.down) }
 // fault by Go's splice path (spliceRelay), else through the direction's
 // fault chain (copyThrough), switching whenever the chain changes.
 func (s *session) copyLoop(l *loop) {
+	defer s.recoverLoop(l)
 	var err error
 	for {
+		s.testHook(hookLoop, l)
 		if g := l.gen.Load(); l.applied.Load() != g {
 			l.applied.Store(g) // the chain loaded below is at least g's
 			l.forgetRemoved()
