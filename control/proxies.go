@@ -3,6 +3,7 @@ package control
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -20,8 +21,9 @@ import (
 // while it is enabled; its settings and, while disabled, its faults are
 // kept here.
 type entry struct {
-	name string
-	log  *eventLog
+	name   string
+	log    *eventLog
+	logger *slog.Logger // the server's, for the proxy's own log lines (a recovered panic)
 
 	op sync.Mutex // serializes changes: create, update, delete, faults
 
@@ -103,6 +105,7 @@ func (e *entry) start(cfg proxy.Config, fs []faults.Fault) error {
 	e.mu.Lock()
 	listen := e.spec.Listen
 	e.mu.Unlock()
+	cfg.Logger = e.logger.With("proxy", e.name)
 	p, err := listenProxy(listen, cfg)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {

@@ -144,3 +144,20 @@ func TestPanicWSGoroutines(t *testing.T) {
 		fx.dialWS(t, nil).ok(t, api.Request{Op: api.OpClearAll})
 	})
 }
+
+// TestProxiesLogToServer: a proxy the server runs logs its own lines (a
+// session's recovered panic) to the server's logger, named by the proxy;
+// before, such proxies had no logger and the line went nowhere.
+func TestProxiesLogToServer(t *testing.T) {
+	logs := &logBuffer{}
+	fx := newFixture(t, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	fx.createProxy(t, api.ProxySpec{Name: "db", Upstream: fx.echo})
+	p, err := fx.srv.liveProxy("db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Config().Logger.Error("proxy: recovered from a panic in a session")
+	if got := logs.lines("recovered from a panic"); len(got) != 1 || !strings.Contains(got[0], "proxy=db") {
+		t.Errorf("server log lines %q; want the proxy's line, with proxy=db", got)
+	}
+}

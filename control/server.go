@@ -226,7 +226,7 @@ func (s *Server) CreateProxy(spec api.ProxySpec) (api.Proxy, error) {
 	spec.Mode = cfg.Mode.String()
 	fs := spec.Faults
 	spec.Faults = nil
-	e := &entry{name: spec.Name, log: s.log, spec: spec}
+	e := &entry{name: spec.Name, log: s.log, logger: s.opts.Logger, spec: spec}
 	for _, f := range fs {
 		if _, err := e.addFault(f); err != nil { // validates; held until start
 			return api.Proxy{}, err
