@@ -563,6 +563,22 @@ func TestEventTruth(t *testing.T) {
 			},
 		},
 		{
+			// A client sends a request and leaves before the reply: the
+			// upstream connection owes an answer and is not reused.
+			name: "client leaves before the reply", mode: ModePool,
+			drive: func(t *testing.T, x *truthRun) {
+				x.start(t)
+				x.write(t, x.c, "req")
+				x.read(t, x.u, "req")
+				closeConn(t, x.c)
+			},
+			want: []string{
+				"accepted", "dialed", "borrowed reused=false",
+				"interrupted", "discarded reason=reply-pending",
+				"closed by=client how=FIN up=8 down=6",
+			},
+		},
+		{
 			name: "pool discard of an idle connection", mode: ModePool,
 			drive: func(t *testing.T, x *truthRun) {
 				x.start(t)
