@@ -50,6 +50,15 @@ func (af *activeFault) jitter() time.Duration {
 	return time.Duration(af.rng.Int64N(int64(af.f.Jitter) + 1))
 }
 
+// pieceSize draws a slice fault's next piece size from
+// [Size-SizeVariation, Size+SizeVariation].
+func (af *activeFault) pieceSize() int {
+	v := af.f.SizeVariation
+	af.rngMu.Lock()
+	defer af.rngMu.Unlock()
+	return af.f.Size - v + af.rng.IntN(2*v+1)
+}
+
 // faultSet is a proxy's faults. Its mutex also orders attaching faults to
 // sessions, so a session never misses a fault or keeps a removed one.
 type faultSet struct {
