@@ -1,10 +1,12 @@
 package toxiproxy_test
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -135,4 +137,74 @@ func apiStatus(err error) int {
 		return ae.Status
 	}
 	return 0
+}
+
+// reply is a raw HTTP answer.
+type reply struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// do sends a raw request to the fixture, as a client that is not the Go
+// client would (no Content-Type unless given).
+func (f *fixture) do(t testing.TB, method, path, body string, header ...string) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+f.addr+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" {
+			req.Host = header[i+1]
+			continue
+		}
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reply{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+// want checks a reply's status and body.
+func (r reply) want(t testing.TB, status int, body string) {
+	t.Helper()
+	if r.status != status || r.body != body {
+		t.Fatalf("got %d %q, want %d %q", r.status, r.body, status, body)
+	}
+}
+
+// wantError checks a reply is toxiproxy's error: http.Error with a JSON
+// body {"error":msg,"status":status}.
+func (r reply) wantError(t testing.TB, status int, msg string) {
+	t.Helper()
+	var e struct {
+		Error  string `json:"error"`
+		Status int    `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &e); err != nil || r.status != status || e.Status != status || !strings.HasPrefix(e.Error, msg) {
+		t.Fatalf("got %d %q, want %d with error %q", r.status, r.body, status, msg)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "text/plain; charset=utf-8" || !strings.HasSuffix(r.body, "\n") {
+		t.Fatalf("error Content-Type %q, body %q: want toxiproxy's (http.Error's)", ct, r.body)
+	}
+}
+
+// waitFor polls cond until it holds or 10 seconds pass.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
