@@ -132,6 +132,7 @@ func (p *Proxy) actLocked(af *activeFault) *applySet {
 	if af.f.Kind.ProxyLevel() {
 		switch af.f.Kind {
 		case faults.KindIdleClose:
+			p.pickLive(af)
 			p.startIdleWatch(af)
 		case faults.KindStale:
 			p.pool.staleIdle(af.f.Mode, func(uc *upConn) {
@@ -157,6 +158,19 @@ func (p *Proxy) actLocked(af *activeFault) *applySet {
 		p.startTimer(af, af.f.For, func() { _ = p.RemoveFault(af.f.Name) })
 	}
 	return pending
+}
+
+// pickLive makes af's picks among the live connections now, in ID order,
+// as a fault on bytes does when put in force: two faults with the same
+// Target and seed added together pick the same connections (toxiproxy's
+// timeout toxic is a blackhole and an idle-close). Called with the fault
+// mutex held.
+func (p *Proxy) pickLive(af *activeFault) {
+	live := p.liveSessions()
+	slices.SortFunc(live, func(a, b *session) int { return cmp.Compare(a.id, b.id) })
+	for _, s := range live {
+		s.targetedBy(af)
+	}
 }
 
 // activate starts a fault whose After has passed, unless it was removed.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -216,4 +217,38 @@ func fs0Name(t *testing.T, f *fixture, proxy string) string {
 		t.Fatalf("faults of %s: %v, %v", proxy, fs, err)
 	}
 	return fs[0].Name
+}
+
+// A timeout toxic is two faults (a blackhole, and an idle-close after the
+// timeout); with a toxicity, both pick the same connections.
+func TestTimeoutToxicityOnePick(t *testing.T) {
+	f := newFixture(t)
+	p := newProxy(t, f, echo)
+	var conns []*net.TCPConn
+	for range 16 {
+		c := dial(t, p.Listen)
+		roundTrip(t, c, "x")
+		conns = append(conns, c)
+	}
+	addToxic(t, p, "timeout", "downstream", 0.5, toxiclient.Attributes{"timeout": 200})
+	cs, err := f.cs.Conns(p.Name)
+	if err != nil || len(cs) != len(conns) {
+		t.Fatalf("conns %v, %v", cs, err)
+	}
+	held := map[int]bool{}
+	for i, c := range cs {
+		held[i] = slices.Contains(c.Faults, "timeout_downstream")
+	}
+	time.Sleep(600 * time.Millisecond)
+	for i, c := range conns {
+		_ = c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		_, werr := c.Write([]byte("y"))
+		n, rerr := c.Read(make([]byte, 1))
+		switch {
+		case held[i] && (werr == nil && (rerr == nil || os.IsTimeout(rerr))):
+			t.Errorf("conn %d: held by the timeout toxic, still open after its timeout (read %d, %v)", i, n, rerr)
+		case !held[i] && (werr != nil || rerr != nil || n != 1):
+			t.Errorf("conn %d: not picked by the toxic, but write %v, read %d, %v", i, werr, n, rerr)
+		}
+	}
 }
