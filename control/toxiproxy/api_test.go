@@ -186,7 +186,11 @@ func TestUpdateProxy(t *testing.T) {
 	}
 	// The same address written another way is no change.
 	_, port, _ := net.SplitHostPort(listen)
-	roundTrip(t, func() net.Conn { c := dial(t, listen); f.do(t, "POST", "/proxies/p", `{"listen":"localhost:`+port+`"}`); return c }(), "d")
+	roundTrip(t, func() net.Conn {
+		c := dial(t, listen)
+		f.do(t, "POST", "/proxies/p", `{"listen":"localhost:`+port+`"}`)
+		return c
+	}(), "d")
 
 	f.do(t, "POST", "/proxies/nope", `{"enabled":false}`).wantError(t, 404, "proxy not found")
 	f.do(t, "POST", "/proxies/p", `{"enabled":"no"}`).wantError(t, 400, "bad request body: ")
