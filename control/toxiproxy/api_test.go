@@ -345,3 +345,20 @@ func TestRouting(t *testing.T) {
 		t.Fatalf("/metrics: %d", r.status)
 	}
 }
+
+// Populating a proxy that is kept adds the toxics it has no toxic of that
+// name for, and leaves the others.
+func TestPopulateKeptProxyToxics(t *testing.T) {
+	f := newFixture(t)
+	up := newServer(t, echo)
+	p, err := f.c.CreateProxy("p", "127.0.0.1:0", up.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addToxic(t, p, "latency", "downstream", 1, toxiclient.Attributes{"latency": 5})
+	r := f.do(t, "POST", "/populate", `[{"name":"p","listen":"`+p.Listen+`","upstream":"`+up.addr()+`",
+		"toxics":[{"type":"latency","attributes":{"latency":99}},{"type":"limit_data","attributes":{"bytes":9}}]}]`)
+	r.want(t, 201, `{"proxies":[{"name":"p","listen":"`+p.Listen+`","upstream":"`+up.addr()+`","enabled":true,"toxics":[`+
+		`{"attributes":{"latency":5,"jitter":0},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":1},`+
+		`{"attributes":{"bytes":9},"name":"limit_data_downstream","type":"limit_data","stream":"downstream","toxicity":1}]}]}`)
+}

@@ -286,3 +286,61 @@ func TestDown(t *testing.T) {
 	}
 	roundTrip(t, dial(t, p.Listen), "up again")
 }
+
+// A bandwidth toxic updated to rate 0 stalls, and back to a rate lets the
+// held bytes through: the fault changes kind, the stream is never left
+// without either.
+func TestBandwidthUpdateToZeroAndBack(t *testing.T) {
+	f := newFixture(t)
+	p := newProxy(t, f, echo)
+	c := dial(t, p.Listen)
+	addToxic(t, p, "bandwidth", "downstream", 1, toxiclient.Attributes{"rate": 1000})
+	roundTrip(t, c, "paced")
+	if _, err := p.UpdateToxic("bandwidth_downstream", -1, toxiclient.Attributes{"rate": 0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("held")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read %d, %v after updating to rate 0", n, err)
+	}
+	if _, err := p.UpdateToxic("bandwidth_downstream", -1, toxiclient.Attributes{"rate": 1000}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "held" {
+		t.Fatalf("after updating back: %q, %v", buf, err)
+	}
+	fs, _ := f.cs.Faults(p.Name)
+	if len(fs) != 1 || fs[0].Rate != 1_000_000 {
+		t.Fatalf("faults %+v: want one bandwidth of 1000 KB/s", fs)
+	}
+}
+
+// An unreachable upstream resets the client (toxiproxy closes it with a
+// FIN, which reads as a quiet EOF).
+func TestUpstreamUnreachable(t *testing.T) {
+	f := newFixture(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := ln.Addr().String()
+	_ = ln.Close()
+	p, err := f.c.CreateProxy("gone", "127.0.0.1:0", gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", p.Listen)
+	if err == nil {
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+	}
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("%v, want ECONNRESET", err)
+	}
+}
