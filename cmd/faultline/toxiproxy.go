@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/faultline-proxy/faultline/control"
+	"github.com/faultline-proxy/faultline/control/api"
 	"github.com/faultline-proxy/faultline/control/toxiproxy"
 )
 
@@ -99,7 +100,7 @@ func runToxiproxy(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			fmt.Fprintf(stderr, "faultline toxiproxy-server: -config %s: %v\n", config, err)
 			return exitUsage
 		}
-		printToxiproxies(stdout, srv, made)
+		printToxiproxies(stdout, made)
 	}
 	a, err := srv.Listen(addr)
 	if err != nil {
@@ -110,14 +111,11 @@ func runToxiproxy(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return exitOK
 }
 
-// printToxiproxies prints where each proxy -config made listens.
-func printToxiproxies(w io.Writer, srv *control.Server, names []string) {
-	for _, p := range srv.Proxies() {
-		for _, n := range names {
-			if n == p.Name {
-				printProxy(w, p, "")
-			}
-		}
+// printToxiproxies prints where each proxy -config made listens, as
+// printProxy does.
+func printToxiproxies(w io.Writer, ps []toxiproxy.Proxy) {
+	for _, p := range ps {
+		printProxy(w, api.Proxy{Name: p.Name, Listen: p.Listen, Upstream: p.Upstream, Enabled: p.Enabled}, "")
 	}
 }
 

@@ -43,13 +43,17 @@ func TestToxiproxyServer(t *testing.T) {
 	up := startEcho(t)
 	cfg := filepath.Join(t.TempDir(), "toxiproxy.json")
 	if err := os.WriteFile(cfg, []byte(`[{"name":"redis","listen":"127.0.0.1:0","upstream":"`+up+`",
-		"toxics":[{"type":"latency","attributes":{"latency":100}}]}]`), 0o600); err != nil {
+		"toxics":[{"type":"latency","attributes":{"latency":100}}]},
+		{"name":"redis:6379","listen":"127.0.0.1:0","upstream":"`+up+`","enabled":false}]`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p := start(t, "toxiproxy-server", "-host", "127.0.0.1", "-port", "0", "-config", cfg, "-seed", "5")
 	name, addr, _ := p.listening(t)
 	if name != "redis" {
 		t.Fatalf("proxy %q", name)
+	}
+	if l := p.line(t); !strings.HasPrefix(l, "proxy redis:6379 disabled -> ") {
+		t.Fatalf("second proxy: %q", l)
 	}
 	api := p.toxiproxyAddr(t)
 	c := toxiclient.NewClient(api)

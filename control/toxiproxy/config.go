@@ -13,20 +13,15 @@ import (
 //	  "toxics": [{"type": "latency", "attributes": {"latency": 100}}]}]
 //
 // with, unlike toxiproxy, the toxics each proxy starts with. It returns
-// the names of the proxies made or kept, in order; on an error, those done
-// before it.
-func (s *Server) LoadConfig(r io.Reader) ([]string, error) {
+// the proxies made or kept, in order; on an error, those done before it.
+func (s *Server) LoadConfig(r io.Reader) ([]Proxy, error) {
 	var list []proxyBody
 	if err := json.NewDecoder(r).Decode(&list); err != nil {
 		return nil, fmt.Errorf("toxiproxy config: %w", err)
 	}
 	done, err := s.populateList(list)
-	out := make([]string, len(done))
-	for i, p := range done {
-		out[i] = p.Name
-	}
 	if err != nil {
-		return out, fmt.Errorf("toxiproxy config: %w", err)
+		return done, fmt.Errorf("toxiproxy config: %w", err)
 	}
-	return out, nil
+	return done, nil
 }

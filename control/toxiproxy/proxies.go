@@ -12,13 +12,13 @@ import (
 	"github.com/faultline-proxy/faultline/proxy"
 )
 
-// proxyJSON is a proxy as toxiproxy writes it.
-type proxyJSON struct {
-	Name     string      `json:"name"`
-	Listen   string      `json:"listen"`
-	Upstream string      `json:"upstream"`
-	Enabled  bool        `json:"enabled"`
-	Toxics   []toxicJSON `json:"toxics"` // never null
+// Proxy is a proxy as toxiproxy writes it.
+type Proxy struct {
+	Name     string  `json:"name"`
+	Listen   string  `json:"listen"`
+	Upstream string  `json:"upstream"`
+	Enabled  bool    `json:"enabled"`
+	Toxics   []Toxic `json:"toxics"` // never null
 }
 
 // decodeBody reads the body as one JSON value into v, leniently, as
@@ -42,16 +42,16 @@ func readError(err error) error {
 
 // describe returns the faultline proxy fl as toxiproxy shows it. Called
 // with mu held.
-func (s *Server) describe(fl string) (proxyJSON, error) {
+func (s *Server) describe(fl string) (Proxy, error) {
 	info, err := s.cs.Proxy(fl)
 	if err != nil {
-		return proxyJSON{}, errProxyNotFound
+		return Proxy{}, errProxyNotFound
 	}
 	ts, err := s.toxicList(fl)
 	if err != nil {
-		return proxyJSON{}, err
+		return Proxy{}, err
 	}
-	out := proxyJSON{Name: s.tpName(fl), Listen: info.Listen, Upstream: info.Upstream, Enabled: info.Enabled, Toxics: make([]toxicJSON, 0, len(ts))}
+	out := Proxy{Name: s.tpName(fl), Listen: info.Listen, Upstream: info.Upstream, Enabled: info.Enabled, Toxics: make([]Toxic, 0, len(ts))}
 	for _, t := range ts {
 		out.Toxics = append(out.Toxics, t.json)
 	}
@@ -82,7 +82,7 @@ func sameListen(sent, have string) bool {
 func (s *Server) listProxies(w http.ResponseWriter, r *http.Request, _ []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string]proxyJSON{}
+	out := map[string]Proxy{}
 	for _, p := range s.cs.Proxies() {
 		pj, err := s.describe(p.Name)
 		if err != nil {
@@ -129,10 +129,10 @@ func (s *Server) createProxy(w http.ResponseWriter, r *http.Request, _ []string)
 
 // create makes the proxy b describes, unless its name is taken. Called
 // with mu held.
-func (s *Server) create(b proxyBody) (proxyJSON, error) {
+func (s *Server) create(b proxyBody) (Proxy, error) {
 	fl := flName(b.Name)
 	if _, err := s.cs.Proxy(fl); err == nil {
-		return proxyJSON{}, errProxyExists
+		return Proxy{}, errProxyExists
 	}
 	_, err := s.cs.CreateProxy(api.ProxySpec{
 		Name:     fl,
@@ -142,7 +142,7 @@ func (s *Server) create(b proxyBody) (proxyJSON, error) {
 		Disabled: b.Enabled != nil && !*b.Enabled,
 	})
 	if err != nil {
-		return proxyJSON{}, err
+		return Proxy{}, err
 	}
 	if fl != b.Name {
 		s.shown[fl] = b.Name
@@ -221,9 +221,9 @@ func (s *Server) deleteProxy(w http.ResponseWriter, r *http.Request, args []stri
 // populateError is a populate failure: the error and the proxies made
 // before it.
 type populateError struct {
-	Message string      `json:"error"`
-	Status  int         `json:"status"`
-	Proxies []proxyJSON `json:"proxies"`
+	Message string  `json:"error"`
+	Status  int     `json:"status"`
+	Proxies []Proxy `json:"proxies"`
 }
 
 func (s *Server) populate(w http.ResponseWriter, r *http.Request, _ []string) {
@@ -238,10 +238,10 @@ func (s *Server) populate(w http.ResponseWriter, r *http.Request, _ []string) {
 		writePopulateError(w, translate(err), done)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string][]proxyJSON{"proxies": done})
+	writeJSON(w, http.StatusCreated, map[string][]Proxy{"proxies": done})
 }
 
-func writePopulateError(w http.ResponseWriter, e *Error, done []proxyJSON) {
+func writePopulateError(w http.ResponseWriter, e *Error, done []Proxy) {
 	writeJSON(w, e.Status, populateError{Message: e.Message, Status: e.Status, Proxies: done})
 }
 
@@ -253,7 +253,7 @@ func writePopulateError(w http.ResponseWriter, e *Error, done []proxyJSON) {
 // toxics are made too (on a new proxy; on a kept one, those it has no
 // toxic of that name for). It returns the proxies done, all of them on
 // success.
-func (s *Server) populateList(list []proxyBody) ([]proxyJSON, error) {
+func (s *Server) populateList(list []proxyBody) ([]Proxy, error) {
 	for i, b := range list {
 		switch {
 		case b.Name == "":
@@ -264,7 +264,7 @@ func (s *Server) populateList(list []proxyBody) ([]proxyJSON, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	done := []proxyJSON{}
+	done := []Proxy{}
 	for _, b := range list {
 		fl := flName(b.Name)
 		if have, err := s.cs.Proxy(fl); err == nil {

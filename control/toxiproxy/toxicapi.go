@@ -15,8 +15,8 @@ import (
 	"github.com/faultline-proxy/faultline/proxy"
 )
 
-// toxicJSON is a toxic as toxiproxy writes it.
-type toxicJSON struct {
+// Toxic is a toxic as toxiproxy writes it.
+type Toxic struct {
 	Attributes any     `json:"attributes"`
 	Name       string  `json:"name"`
 	Type       string  `json:"type"`
@@ -27,7 +27,7 @@ type toxicJSON struct {
 // toxicView is one toxic of a proxy: made through this API (rec), or a
 // fault made through faultline's own that a toxic type describes.
 type toxicView struct {
-	json   toxicJSON
+	json   Toxic
 	dir    faults.Direction
 	rec    *toxicRecord   // nil for a derived toxic
 	faults []faults.Fault // what it is made of, as in force
@@ -65,7 +65,7 @@ func (s *Server) toxicList(fl string) ([]toxicView, error) {
 			covered[f.Name] = true
 		}
 		out = append(out, toxicView{
-			json: toxicJSON{Attributes: rec.attrs, Name: rec.name, Type: typeOf(rec.attrs), Stream: rec.stream, Toxicity: rec.toxicity},
+			json: Toxic{Attributes: rec.attrs, Name: rec.name, Type: typeOf(rec.attrs), Stream: rec.stream, Toxicity: rec.toxicity},
 			dir:  rec.dir, rec: rec, faults: rec.faults, order: rec.seq,
 		})
 	}
@@ -80,7 +80,7 @@ func (s *Server) toxicList(fl string) ([]toxicView, error) {
 		}
 		dir, _ := parseStream(stream)
 		out = append(out, toxicView{
-			json: toxicJSON{Attributes: attrs, Name: f.Name, Type: typeOf(attrs), Stream: stream, Toxicity: tox},
+			json: Toxic{Attributes: attrs, Name: f.Name, Type: typeOf(attrs), Stream: stream, Toxicity: tox},
 			dir:  dir, faults: []faults.Fault{f}, order: 1<<62 + uint64(i),
 		})
 	}
@@ -115,7 +115,7 @@ func (s *Server) listToxics(w http.ResponseWriter, r *http.Request, args []strin
 		s.writeError(w, r, err)
 		return
 	}
-	out := make([]toxicJSON, 0, len(ts))
+	out := make([]Toxic, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, t.json)
 	}
@@ -158,7 +158,7 @@ func (s *Server) createToxic(w http.ResponseWriter, r *http.Request, args []stri
 // toxiproxy's order: the body decodes, the stream, the default name, the
 // type, the name is free, the attributes decode; then faultline's own
 // bounds. Called with mu held.
-func (s *Server) addToxicJSON(fl string, body []byte) (toxicJSON, error) {
+func (s *Server) addToxicJSON(fl string, body []byte) (Toxic, error) {
 	w := struct {
 		Name       string          `json:"name"`
 		Type       string          `json:"type"`
@@ -167,32 +167,32 @@ func (s *Server) addToxicJSON(fl string, body []byte) (toxicJSON, error) {
 		Attributes json.RawMessage `json:"attributes"`
 	}{Stream: "downstream", Toxicity: 1}
 	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&w); err != nil {
-		return toxicJSON{}, badBody(err)
+		return Toxic{}, badBody(err)
 	}
 	dir, ok := parseStream(w.Stream)
 	if !ok {
-		return toxicJSON{}, errInvalidStream
+		return Toxic{}, errInvalidStream
 	}
 	if w.Name == "" {
 		w.Name = fmt.Sprintf("%s_%s", w.Type, w.Stream)
 	}
 	attrs := newAttrs(w.Type)
 	if attrs == nil {
-		return toxicJSON{}, errInvalidType
+		return Toxic{}, errInvalidType
 	}
 	if _, err := s.findToxic(fl, w.Name); err == nil {
-		return toxicJSON{}, errToxicExists
+		return Toxic{}, errToxicExists
 	}
 	if len(w.Attributes) > 0 {
 		if err := json.Unmarshal(w.Attributes, attrs); err != nil {
-			return toxicJSON{}, badBody(err)
+			return Toxic{}, badBody(err)
 		}
 	}
 	rec, err := s.makeToxic(fl, w.Name, w.Stream, dir, w.Toxicity, attrs, nil)
 	if err != nil {
-		return toxicJSON{}, err
+		return Toxic{}, err
 	}
-	return toxicJSON{Attributes: rec.attrs, Name: rec.name, Type: typeOf(rec.attrs), Stream: rec.stream, Toxicity: rec.toxicity}, nil
+	return Toxic{Attributes: rec.attrs, Name: rec.name, Type: typeOf(rec.attrs), Stream: rec.stream, Toxicity: rec.toxicity}, nil
 }
 
 // makeToxic builds the toxic's faults and puts them in force, in place of
@@ -336,7 +336,7 @@ func (s *Server) updateToxic(w http.ResponseWriter, r *http.Request, args []stri
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toxicJSON{Attributes: rec.attrs, Name: rec.name, Type: typeOf(rec.attrs), Stream: rec.stream, Toxicity: rec.toxicity})
+	writeJSON(w, http.StatusOK, Toxic{Attributes: rec.attrs, Name: rec.name, Type: typeOf(rec.attrs), Stream: rec.stream, Toxicity: rec.toxicity})
 }
 
 func (s *Server) deleteToxic(w http.ResponseWriter, r *http.Request, args []string) {
