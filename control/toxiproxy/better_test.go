@@ -51,12 +51,14 @@ func TestRemoveToxicClientNotReading(t *testing.T) {
 	_ = c
 	time.Sleep(500 * time.Millisecond) // the socket buffers fill
 	done := make(chan error, 1)
+	start := time.Now()
 	go func() { done <- p.RemoveToxic("latency_downstream") }()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Logf("DELETE returned in %v", time.Since(start))
 	case <-time.After(5 * time.Second):
 		t.Fatal("DELETE of a toxic hung while the client did not read")
 		<-done
