@@ -133,3 +133,28 @@ func TestRunToxiproxyFlag(t *testing.T) {
 		t.Fatalf("--toxiproxy beyond loopback: exit %d; stderr:\n%s", code, &p.stderr)
 	}
 }
+
+// -host 0.0.0.0, as toxiproxy's Docker image runs: served without a token,
+// as toxiproxy is, with a warning.
+func TestToxiproxyServerAllInterfaces(t *testing.T) {
+	p := start(t, "toxiproxy-server", "-host", "0.0.0.0", "-port", "0")
+	var port string
+	for port == "" {
+		if m := regexp.MustCompile(`^toxiproxy API listening on http://(?:0\.0\.0\.0|\[::\]):([1-9][0-9]*)`).FindStringSubmatch(p.line(t)); m != nil {
+			port = m[1]
+		}
+	}
+	resp, err := http.Get("http://127.0.0.1:" + port + "/version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /version: %d", resp.StatusCode)
+	}
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	p.stop(t)
+	if !strings.Contains(p.stderr.String(), "without a token (insecure)") {
+		t.Fatalf("no warning on stderr:\n%s", &p.stderr)
+	}
+}
