@@ -254,3 +254,78 @@ func TestTimeoutToxicityOnePick(t *testing.T) {
 		}
 	}
 }
+
+// Toxics added, updated and removed from several clients at once while
+// bytes flow: every call succeeds, every byte arrives in order, and
+// nothing is left behind.
+func TestConcurrentToxicChurn(t *testing.T) {
+	f := newFixture(t)
+	p := newProxy(t, f, echo)
+	c := dial(t, p.Listen)
+	stop := make(chan struct{})
+	streamErr := make(chan error, 1)
+	go func() {
+		var err error
+		defer func() { streamErr <- err }()
+		buf := make([]byte, 1024)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			msg := []byte(fmt.Sprintf("%08d", i))
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err = c.Write(msg); err != nil {
+				return
+			}
+			if _, err = io.ReadFull(c, buf[:len(msg)]); err != nil {
+				return
+			}
+			if string(buf[:len(msg)]) != string(msg) {
+				err = fmt.Errorf("read %q, want %q", buf[:len(msg)], msg)
+				return
+			}
+		}
+	}()
+	errs := make(chan error, 4)
+	for w := range 4 {
+		go func() {
+			name := fmt.Sprint("churn", w)
+			for range 25 {
+				typ, attrs := "latency", toxiclient.Attributes{"latency": 1}
+				if w%2 == 1 {
+					typ, attrs = "bandwidth", toxiclient.Attributes{"rate": 1000}
+				}
+				if _, err := p.AddToxic(name, typ, []string{"upstream", "downstream"}[w%2], 1, attrs); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := p.UpdateToxic(name, 0.5, nil); err != nil {
+					errs <- err
+					return
+				}
+				if err := p.RemoveToxic(name); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	if err := <-streamErr; err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	if ts, err := p.Toxics(); err != nil || len(ts) != 0 {
+		t.Fatalf("left: %+v, %v", ts, err)
+	}
+	if fs, _ := f.cs.Faults(p.Name); len(fs) != 0 {
+		t.Fatalf("faults left: %+v", fs)
+	}
+}
