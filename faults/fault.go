@@ -146,9 +146,9 @@ type Fault struct {
 	For        time.Duration // how long the fault lasts once acting; 0: until removed
 	Seed       uint64        // for jitter; 0: the proxy's seed
 
-	// SizeVariation, for slice (toxiproxy's slicer), makes each piece's size a draw from
-	// [Size-SizeVariation, Size+SizeVariation] (the fault's seeded
-	// generator) instead of Size; less than Size.
+	// SizeVariation, for slice (as toxiproxy's slicer), makes each
+	// piece's size a draw from [Size-SizeVariation, Size+SizeVariation]
+	// (the fault's seeded generator) instead of Size; less than Size.
 	SizeVariation int
 }
 
@@ -341,10 +341,6 @@ func (f Fault) Normalized() (Fault, error) {
 		return bad("size is for slice, and slice needs a size")
 	case f.Size < 0:
 		return bad("negative size")
-	case f.Kind != KindSlice && f.SizeVariation != 0:
-		return bad("size_variation is for slice")
-	case f.SizeVariation < 0 || (f.SizeVariation > 0 && f.SizeVariation >= f.Size):
-		return bad("size_variation %d: want 0 to size-1", f.SizeVariation)
 	case f.Kind != KindLimit && f.Bytes != 0:
 		return bad("bytes is for limit")
 	case f.Bytes < 0:
@@ -353,6 +349,10 @@ func (f Fault) Normalized() (Fault, error) {
 		return bad("drop is for stall")
 	case f.Kind == KindHalfClose && f.Dir == Both:
 		return bad("dir must be up or down")
+	case f.Kind != KindSlice && f.SizeVariation != 0:
+		return bad("size_variation is for slice")
+	case f.SizeVariation < 0 || (f.SizeVariation > 0 && f.SizeVariation >= f.Size):
+		return bad("size_variation %d: want 0 to size-1", f.SizeVariation)
 	}
 	switch t := f.Target; {
 	case t.Every < 0 || t.Count < 0:

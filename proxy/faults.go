@@ -50,15 +50,6 @@ func (af *activeFault) jitter() time.Duration {
 	return time.Duration(af.rng.Int64N(int64(af.f.Jitter) + 1))
 }
 
-// pieceSize draws a slice fault's next piece size from
-// [Size-SizeVariation, Size+SizeVariation].
-func (af *activeFault) pieceSize() int {
-	v := af.f.SizeVariation
-	af.rngMu.Lock()
-	defer af.rngMu.Unlock()
-	return af.f.Size - v + af.rng.IntN(2*v+1)
-}
-
 // faultSet is a proxy's faults. Its mutex also orders attaching faults to
 // sessions, so a session never misses a fault or keeps a removed one.
 type faultSet struct {
@@ -158,19 +149,6 @@ func (p *Proxy) actLocked(af *activeFault) *applySet {
 		p.startTimer(af, af.f.For, func() { _ = p.RemoveFault(af.f.Name) })
 	}
 	return pending
-}
-
-// pickLive makes af's picks among the live connections now, in ID order,
-// as a fault on bytes does when put in force: two faults with the same
-// Target and seed added together pick the same connections (toxiproxy's
-// timeout toxic is a blackhole and an idle-close). Called with the fault
-// mutex held.
-func (p *Proxy) pickLive(af *activeFault) {
-	live := p.liveSessions()
-	slices.SortFunc(live, func(a, b *session) int { return cmp.Compare(a.id, b.id) })
-	for _, s := range live {
-		s.targetedBy(af)
-	}
 }
 
 // activate starts a fault whose After has passed, unless it was removed.

@@ -113,9 +113,16 @@ var errAttr = errors.New("invalid toxic attribute")
 // ms is n milliseconds.
 func ms(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
 
-// maxMillis bounds attributes in milliseconds (and microseconds, bytes):
-// a day, beyond which no test waits and time.Duration could overflow.
-const maxMillis = 24 * 60 * 60 * 1000
+// Bounds on attributes, within the faults package's bounds on the faults
+// they become (faults.Normalized): a day for durations (attributes in
+// milliseconds, and the slicer's delay in microseconds), 2^40 bytes/s for
+// a rate, 1 MiB for a slice, 2^50 bytes for a limit.
+const (
+	maxMillis = 24 * 60 * 60 * 1000
+	maxRateKB = (1 << 40) / 1000
+	maxSize   = 1 << 20
+	maxBytes  = 1 << 50
+)
 
 // build returns the faults a toxic is made of, in direction dir, picking
 // connections with probability toxicity drawn from seed. A toxic that can
@@ -133,6 +140,9 @@ func build(attrs any, dir faults.Direction, toxicity float32, seed uint64) ([]fa
 		case a.Latency > maxMillis || a.Jitter > maxMillis:
 			return bad("latency and jitter must be at most %d ms", maxMillis)
 		}
+		if a.Latency == 0 && a.Jitter == 0 {
+			return nil, nil // delays nothing: no fault (faultline refuses a latency of 0)
+		}
 		// toxiproxy draws latency ± jitter, uniformly; faultline draws
 		// delay + [0, jitter]. Below zero toxiproxy sends at once.
 		lo := max(a.Latency-a.Jitter, 0)
@@ -141,8 +151,8 @@ func build(attrs any, dir faults.Direction, toxicity float32, seed uint64) ([]fa
 		switch {
 		case a.Rate < 0:
 			return bad("rate must not be negative")
-		case a.Rate > 1<<40:
-			return bad("rate must be at most %d KB/s", int64(1)<<40)
+		case a.Rate > maxRateKB:
+			return bad("rate must be at most %d KB/s", maxRateKB)
 		case a.Rate == 0:
 			fs = append(fs, faults.Stall(false)) // bytes wait until it is removed
 		default:
@@ -151,6 +161,9 @@ func build(attrs any, dir faults.Direction, toxicity float32, seed uint64) ([]fa
 	case *SlowCloseToxic:
 		if a.Delay < 0 || a.Delay > maxMillis {
 			return bad("delay must be 0 to %d ms", maxMillis)
+		}
+		if a.Delay == 0 {
+			return nil, nil // delays nothing: no fault (faultline refuses a slow-close of 0)
 		}
 		fs = append(fs, faults.SlowClose(ms(a.Delay)))
 	case *TimeoutToxic:
@@ -170,8 +183,8 @@ func build(attrs any, dir faults.Direction, toxicity float32, seed uint64) ([]fa
 		switch {
 		case a.AverageSize <= 0:
 			return bad("average_size must be positive")
-		case a.AverageSize > 1<<30:
-			return bad("average_size must be at most %d", 1<<30)
+		case a.AverageSize > maxSize:
+			return bad("average_size must be at most %d", maxSize)
 		case a.SizeVariation < 0:
 			return bad("size_variation must not be negative")
 		case a.Delay < 0 || a.Delay > maxMillis:
@@ -181,8 +194,8 @@ func build(attrs any, dir faults.Direction, toxicity float32, seed uint64) ([]fa
 		f.SizeVariation = min(a.SizeVariation, a.AverageSize-1)
 		fs = append(fs, f)
 	case *LimitDataToxic:
-		if a.Bytes < 0 {
-			return bad("bytes must not be negative")
+		if a.Bytes < 0 || a.Bytes > maxBytes {
+			return bad("bytes must be 0 to %d", int64(maxBytes))
 		}
 		fs = append(fs, faults.Limit(a.Bytes))
 	case *NoopToxic:

@@ -30,6 +30,9 @@ func TestBuild(t *testing.T) {
 		{"slicer variation clamped", &SlicerToxic{AverageSize: 10, SizeVariation: 30}, 1, []faults.Fault{{Kind: faults.KindSlice, Size: 10, SizeVariation: 9}}},
 		{"limit_data", &LimitDataToxic{Bytes: 11}, 1, []faults.Fault{faults.Limit(11)}},
 		{"noop", &NoopToxic{}, 1, nil},
+		{"latency 0", &LatencyToxic{}, 1, nil},
+		{"jitter alone", &LatencyToxic{Jitter: 10}, 1, []faults.Fault{faults.Latency(0, 10*time.Millisecond)}},
+		{"slow_close 0", &SlowCloseToxic{}, 1, nil},
 		{"toxicity 0", &ResetPeerToxic{}, 0, nil},
 		{"toxicity below 0", &LatencyToxic{Latency: 1}, -1, nil},
 		{"toxicity over 1", &LimitDataToxic{Bytes: 1}, 7, []faults.Fault{faults.Limit(1)}},
@@ -58,10 +61,11 @@ func TestBuild(t *testing.T) {
 func TestBuildRefuses(t *testing.T) {
 	for _, attrs := range []any{
 		&LatencyToxic{Latency: -1}, &LatencyToxic{Jitter: -1}, &LatencyToxic{Latency: maxMillis + 1},
-		&BandwidthToxic{Rate: -1}, &BandwidthToxic{Rate: 1 << 41}, &SlowCloseToxic{Delay: -1},
+		&BandwidthToxic{Rate: -1}, &BandwidthToxic{Rate: maxRateKB + 1}, &SlowCloseToxic{Delay: -1},
 		&TimeoutToxic{Timeout: -1}, &ResetPeerToxic{Timeout: maxMillis + 1},
 		&SlicerToxic{}, &SlicerToxic{AverageSize: -1}, &SlicerToxic{AverageSize: 1, SizeVariation: -1},
-		&SlicerToxic{AverageSize: 1, Delay: -1}, &LimitDataToxic{Bytes: -1},
+		&SlicerToxic{AverageSize: 1, Delay: -1}, &SlicerToxic{AverageSize: maxSize + 1},
+		&LimitDataToxic{Bytes: -1}, &LimitDataToxic{Bytes: maxBytes + 1},
 	} {
 		if _, err := build(attrs, faults.Down, 1, 1); !errors.Is(err, errAttr) {
 			t.Errorf("build(%+v) = %v, want errAttr", attrs, err)
