@@ -222,8 +222,14 @@ func fs0Name(t *testing.T, f *fixture, proxy string) string {
 }
 
 // A timeout toxic is two faults (a blackhole, and an idle-close after the
-// timeout); with a toxicity, both pick the same connections.
+// timeout); with a toxicity, both pick the same connections, also when an
+// update gives a timeout of 0 one.
 func TestTimeoutToxicityOnePick(t *testing.T) {
+	t.Run("add", func(t *testing.T) { testTimeoutOnePick(t, false) })
+	t.Run("update", func(t *testing.T) { testTimeoutOnePick(t, true) })
+}
+
+func testTimeoutOnePick(t *testing.T, update bool) {
 	f := newFixture(t)
 	p := newProxy(t, f, echo)
 	var conns []*net.TCPConn
@@ -232,14 +238,25 @@ func TestTimeoutToxicityOnePick(t *testing.T) {
 		roundTrip(t, c, "x")
 		conns = append(conns, c)
 	}
-	addToxic(t, p, "timeout", "downstream", 0.5, toxiclient.Attributes{"timeout": 200})
+	if update {
+		addToxic(t, p, "timeout", "downstream", 0.5, toxiclient.Attributes{"timeout": 0})
+		if _, err := p.UpdateToxic("timeout_downstream", -1, toxiclient.Attributes{"timeout": 200}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		addToxic(t, p, "timeout", "downstream", 0.5, toxiclient.Attributes{"timeout": 200})
+	}
+	fs, _ := f.cs.Faults(p.Name)
+	if len(fs) != 2 {
+		t.Fatalf("faults %+v", fs)
+	}
 	cs, err := f.cs.Conns(p.Name)
 	if err != nil || len(cs) != len(conns) {
 		t.Fatalf("conns %v, %v", cs, err)
 	}
 	held := map[int]bool{}
 	for i, c := range cs {
-		held[i] = slices.Contains(c.Faults, "timeout_downstream")
+		held[i] = slices.Contains(c.Faults, fs[0].Name)
 	}
 	time.Sleep(600 * time.Millisecond)
 	for i, c := range conns {
