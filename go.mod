@@ -3,6 +3,7 @@ module github.com/faultline-proxy/faultline
 go 1.26.8
 
 require (
+	github.com/Shopify/toxiproxy/v2 v2.12.0 // tests only: toxiproxy's own Go client, at the release whose API control/toxiproxy answers
 	github.com/gorilla/websocket v1.5.3
 	github.com/onsi/ginkgo/v2 v2.34.0
 	github.com/onsi/gomega v1.44.0

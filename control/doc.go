@@ -13,6 +13,15 @@
 //	}
 //	addr, err := srv.Listen("127.0.0.1:8470")
 //
+// # Other APIs over the same proxies
+//
+// Package control/toxiproxy answers toxiproxy's API by calling the
+// server's methods (Proxy, UpdateProxy, AddFault, Conns, ...). Mount serves
+// such a handler on the server's own port, behind the same checks (paths
+// outside /api/ and /metrics go to it); ListenExtra serves it on an address
+// of its own, with the Host and Origin checks but no token (its clients
+// send none), so only on loopback unless Options.Insecure.
+//
 // # Events
 //
 // Every event of every proxy goes into one log with IDs counted from 1.

@@ -94,6 +94,9 @@ type Server struct {
 	httpSrv *http.Server
 	ws      map[*wsConn]struct{}
 
+	extra     atomic.Pointer[http.Handler] // the handler Mount gave
+	extraSrvs []*http.Server               // ListenExtra's servers; guarded by mu
+
 	wg        sync.WaitGroup // the HTTP serve goroutine and websocket connections
 	closeOnce sync.Once
 }
@@ -177,6 +180,7 @@ func (s *Server) Close() error {
 		s.mu.Lock()
 		s.closed = true
 		hs := s.httpSrv
+		extraSrvs := s.extraSrvs
 		conns := make([]*wsConn, 0, len(s.ws))
 		for c := range s.ws {
 			conns = append(conns, c)
@@ -188,10 +192,12 @@ func (s *Server) Close() error {
 		for _, c := range conns {
 			c.close(websocketGoingAway, "server closing")
 		}
-		if hs != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = hs.Shutdown(ctx) // long polls end on s.done
-			cancel()
+		for _, hs := range append(extraSrvs, hs) {
+			if hs != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = hs.Shutdown(ctx) // long polls end on s.done
+				cancel()
+			}
 		}
 		for _, e := range entries {
 			e.op.Lock()
@@ -462,7 +468,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+p+"/events", s.handleEvents)
 	mux.HandleFunc("GET "+p+"/ws", s.handleWS)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	return s.guard(s.recoverHTTP(jsonFallback(mux)))
+	return s.guard(s.recoverHTTP(s.withExtra(jsonFallback(mux))))
 }
 
 // jsonFallback turns the mux's own plain-text 404 and 405 answers into JSON

@@ -171,6 +171,11 @@ type Fault struct {
 	After      time.Duration // wait this long after adding before acting; 0: at once
 	For        time.Duration // how long the fault lasts once acting; 0: until removed
 	Seed       uint64        // for jitter; 0: the proxy's seed
+
+	// SizeVariation, for slice (as toxiproxy's slicer), makes each
+	// piece's size a draw from [Size-SizeVariation, Size+SizeVariation]
+	// (the fault's seeded generator) instead of Size; less than Size.
+	SizeVariation int
 }
 
 // Latency delays every chunk of bytes read in the fault's direction by
@@ -412,6 +417,10 @@ func (f Fault) Normalized() (Fault, error) {
 		return bad("drop is for stall")
 	case f.Kind == KindHalfClose && f.Dir == Both:
 		return bad("dir must be up or down")
+	case f.Kind != KindSlice && f.SizeVariation != 0:
+		return bad("size_variation is for slice")
+	case f.SizeVariation < 0 || (f.SizeVariation > 0 && f.SizeVariation >= f.Size):
+		return bad("size_variation %d: want 0 to size-1", f.SizeVariation)
 	}
 	switch t := f.Target; {
 	case t.Every < 0 || t.Count < 0:

@@ -22,6 +22,7 @@ type faultJSON struct {
 	Drop       bool      `json:"drop,omitempty"`
 	Rate       int64     `json:"rate,omitempty"`
 	Size       int       `json:"size,omitempty"`
+	SizeVar    int       `json:"size_variation,omitempty"`
 	Bytes      int64     `json:"bytes,omitempty"`
 	Prob       float64   `json:"prob,omitempty"`
 	Idle       Duration  `json:"idle,omitzero"`
@@ -41,7 +42,7 @@ func (f Fault) MarshalJSON() ([]byte, error) {
 	return json.Marshal(faultJSON{
 		Name: f.Name, Kind: f.Kind, Dir: f.Dir, Side: f.Side,
 		Delay: Duration(f.Delay), Jitter: Duration(f.Jitter), Drop: f.Drop, Rate: f.Rate,
-		Size: f.Size, Bytes: f.Bytes, Prob: f.Prob, Idle: Duration(f.Idle), Abort: f.Abort,
+		Size: f.Size, SizeVar: f.SizeVariation, Bytes: f.Bytes, Prob: f.Prob, Idle: Duration(f.Idle), Abort: f.Abort,
 		Mode: f.Mode, Target: f.Target, AfterBytes: f.AfterBytes,
 		After: Duration(f.After), For: Duration(f.For), Seed: f.Seed,
 	})
@@ -65,7 +66,7 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 	*f = Fault{
 		Name: j.Name, Kind: j.Kind, Dir: j.Dir, Side: j.Side,
 		Delay: time.Duration(j.Delay), Jitter: time.Duration(j.Jitter), Drop: j.Drop, Rate: j.Rate,
-		Size: j.Size, Bytes: j.Bytes, Prob: j.Prob, Idle: time.Duration(j.Idle), Abort: j.Abort,
+		Size: j.Size, SizeVariation: j.SizeVar, Bytes: j.Bytes, Prob: j.Prob, Idle: time.Duration(j.Idle), Abort: j.Abort,
 		Mode: j.Mode, Target: j.Target, AfterBytes: j.AfterBytes,
 		After: time.Duration(j.After), For: time.Duration(j.For), Seed: j.Seed,
 	}

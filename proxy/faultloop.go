@@ -698,6 +698,9 @@ func (s *session) writeOut(l *loop, c *chain, b []byte) error {
 		c.corrupt.flip(b)
 	}
 	for len(b) > 0 {
+		if c.slice != nil && c.slice.f.SizeVariation > 0 {
+			piece = c.slice.pieceSize()
+		}
 		k := min(piece, len(b))
 		mv := s.beforeMove()
 		w, err := l.dst.Write(b[:k])

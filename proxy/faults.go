@@ -238,6 +238,7 @@ func (p *Proxy) actLocked(af *activeFault) *applySet {
 	if af.f.Kind.ProxyLevel() {
 		switch af.f.Kind {
 		case faults.KindIdleClose:
+			p.pickLive(af)
 			p.startIdleWatch(af)
 		case faults.KindStale:
 			p.pool.staleIdle(af.f.Mode, func(uc *upConn) {

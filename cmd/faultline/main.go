@@ -2,8 +2,9 @@
 //
 //	faultline run [--name NAME] --listen ADDR --upstream ADDR [--mode dial|pool] [pool flags]
 //	              [--config FILE] [--control ADDR] [--token TOKEN] [--allow-origin URL]...
-//	              [--allow-host HOST]... [--insecure-control]
+//	              [--allow-host HOST]... [--insecure-control] [--toxiproxy ADDR]
 //	faultline demo [--listen ADDR] [--control ADDR]
+//	faultline toxiproxy-server [-host HOST] [-port PORT] [-config FILE] [-seed N]
 //	faultline proxy ls|add|rm|update ...
 //	faultline fault ls|add|rm PROXY ...
 //	faultline conns PROXY
@@ -23,6 +24,11 @@
 // --insecure-control; it answers only to requests whose Host is a loopback
 // name or address, its own address or an --allow-host (see
 // docs/security.md).
+//
+// toxiproxy-server answers toxiproxy's HTTP API (and faultline's own) on
+// one port, with toxiproxy-server's flags and defaults (localhost:8474), so
+// that toxiproxy's clients work unchanged; run --toxiproxy ADDR serves
+// toxiproxy's API beside a run (see docs/toxiproxy.md).
 //
 // The other commands are clients of a running faultline, through package
 // control/client: --control URL (env FAULTLINE_URL, default

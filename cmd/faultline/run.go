@@ -26,8 +26,9 @@ const usage = `usage:
                 [--pool-size N] [--pool-max-idle N] [--pool-idle-timeout D]
                 [--pool-max-lifetime D] [--dial-timeout D] [--seed N]
                 [--config FILE] [--control ADDR] [--token TOKEN] [--allow-origin URL]...
-                [--allow-host HOST]... [--insecure-control]
+                [--allow-host HOST]... [--insecure-control] [--toxiproxy ADDR]
   faultline demo [--listen ADDR] [--mode dial|pool] [--control ADDR] [--token TOKEN]
+  faultline toxiproxy-server [-host HOST] [-port PORT] [-config FILE] [-seed N]
 
   With --config FILE (YAML), --listen and --upstream are needed only for one
   more proxy. --control defaults to 127.0.0.1:8470 (port 0 picks a free one);
@@ -90,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runServe(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "toxiproxy-server":
+		return runToxiproxy(ctx, args[1:], stdout, stderr)
 	case "proxy":
 		return runProxyCmd(ctx, args[1:], stdout, stderr)
 	case "fault":

@@ -134,6 +134,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		pf         proxyFlags
 		sf         serverFlags
 		configPath string
+		toxiAddr   string
 	)
 	fs := newFlagSet("run", stderr)
 	fs.StringVar(&pf.name, "name", "main", "name of the proxy the flags define")
@@ -141,6 +142,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&pf.upstream, "upstream", "", "upstream address HOST:PORT")
 	sf.register(fs)
 	fs.StringVar(&configPath, "config", "", "YAML file of proxies (with their faults) and control settings")
+	fs.StringVar(&toxiAddr, "toxiproxy", "", "also serve toxiproxy's API on this address, HOST:PORT (see docs/toxiproxy.md)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return usageError(stderr, err)
@@ -201,6 +203,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	for _, p := range created {
 		printProxy(stdout, p, "")
+	}
+	if toxiAddr != "" {
+		if code := startToxiproxy(srv, toxiAddr, pf.seed, stdout, stderr); code != exitOK {
+			return code
+		}
 	}
 	fmt.Fprintf(stdout, "control listening on %s\n", controlURL(addr))
 	<-ctx.Done()
