@@ -311,24 +311,30 @@ func (s *session) dialLoopEnded(l *loop) {
 				return
 			}
 		}
-		// The FIN and its event under relayMu: the other loop, which
-		// may read the answer to it, records that after it.
-		s.relayMu.Lock()
-		err := l.dst.CloseWrite()
-		if err == nil {
-			l.finSent.Store(true)
-			if l.dir == Up {
-				s.uc.halfClosed = true
-			}
-			s.emitHalfClosed(l.dir)
-		}
-		s.relayMu.Unlock()
-		if err != nil {
+		if err := s.relayFIN(l); err != nil {
 			s.abort(l, err)
 		}
 	default:
 		s.abort(l, l.err)
 	}
+}
+
+// relayFIN sends the FIN that ended l's source on to l's destination and
+// records it, under relayMu: the other loop, which may read the answer to
+// it, records that after it. The unlock is deferred, so that a panic in a
+// subscriber of the event does not leave the other loop waiting forever.
+func (s *session) relayFIN(l *loop) error {
+	s.relayMu.Lock()
+	defer s.relayMu.Unlock()
+	err := l.dst.CloseWrite()
+	if err == nil {
+		l.finSent.Store(true)
+		if l.dir == Up {
+			s.uc.halfClosed = true
+		}
+		s.emitHalfClosed(l.dir)
+	}
+	return err
 }
 
 // abort resets both connections after an error in loop l, once: whoever
