@@ -184,7 +184,12 @@ func (s *Server) addToxicJSON(fl string, body []byte) (Toxic, error) {
 		return Toxic{}, errToxicExists
 	}
 	if len(w.Attributes) > 0 {
-		if err := json.Unmarshal(w.Attributes, attrs); err != nil {
+		// Decoded from the whole body, as toxiproxy does, so that an
+		// error names the field as its does (LatencyToxic.attributes.latency).
+		a := struct {
+			Attributes any `json:"attributes"`
+		}{attrs}
+		if err := json.Unmarshal(body, &a); err != nil {
 			return Toxic{}, badBody(err)
 		}
 	}
