@@ -3,6 +3,7 @@ package toxiproxy_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -432,4 +433,41 @@ func TestAttributeErrorText(t *testing.T) {
 	f.do(t, "POST", "/proxies/p/toxics", `{"type":"latency"}`).want(t, 200,
 		`{"attributes":{"latency":0,"jitter":0},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":1}`)
 	f.do(t, "PATCH", "/proxies/p/toxics/latency_downstream", `{"attributes":{"latency":1.5}}`).wantError(t, 400, want)
+}
+
+// Create and update ignore a toxics field whatever it holds, as toxiproxy
+// does (its Proxy has no JSON toxics), and a bad field's error names
+// Proxy.<field>, as toxiproxy's.
+func TestProxyBodyToxicsIgnored(t *testing.T) {
+	f := newFixture(t)
+	up := newServer(t, echo)
+	for i, toxics := range []string{`{}`, `5`, `"x"`, `[{"type":"latency"}]`, `[1]`} {
+		name := fmt.Sprint("p", i)
+		r := f.do(t, "POST", "/proxies", `{"name":"`+name+`","listen":"127.0.0.1:0","upstream":"`+up.addr()+`","toxics":`+toxics+`}`)
+		if r.status != http.StatusCreated || !strings.Contains(r.body, `"toxics":[]`) {
+			t.Fatalf("create with toxics %s: %d %s", toxics, r.status, r.body)
+		}
+		if r := f.do(t, "PATCH", "/proxies/"+name, `{"enabled":false,"toxics":`+toxics+`}`); r.status != http.StatusOK || !strings.Contains(r.body, `"enabled":false`) {
+			t.Fatalf("update with toxics %s: %d %s", toxics, r.status, r.body)
+		}
+	}
+	f.do(t, "POST", "/proxies", `{"name":5}`).wantError(t, 400,
+		"bad request body: json: cannot unmarshal number into Go struct field Proxy.name of type string")
+	f.do(t, "PATCH", "/proxies/p0", `{"enabled":"yes"}`).wantError(t, 400,
+		"bad request body: json: cannot unmarshal string into Go struct field Proxy.enabled of type bool")
+}
+
+// An update's name is ignored, but decoded: a number there is a 400, as
+// in toxiproxy.
+func TestUpdateProxyNameDecoded(t *testing.T) {
+	f := newFixture(t)
+	up := newServer(t, echo)
+	if _, err := f.c.CreateProxy("p", "127.0.0.1:0", up.addr()); err != nil {
+		t.Fatal(err)
+	}
+	f.do(t, "POST", "/proxies/p", `{"name":5}`).wantError(t, 400,
+		"bad request body: json: cannot unmarshal number into Go struct field Proxy.name of type string")
+	if r := f.do(t, "POST", "/proxies/p", `{"name":"q"}`); r.status != 200 || !strings.Contains(r.body, `"name":"p"`) {
+		t.Fatalf("rename: %d %s", r.status, r.body)
+	}
 }
