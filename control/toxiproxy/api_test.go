@@ -3,6 +3,7 @@ package toxiproxy_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -361,4 +362,112 @@ func TestPopulateKeptProxyToxics(t *testing.T) {
 	r.want(t, 201, `{"proxies":[{"name":"p","listen":"`+p.Listen+`","upstream":"`+up.addr()+`","enabled":true,"toxics":[`+
 		`{"attributes":{"latency":5,"jitter":0},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":1},`+
 		`{"attributes":{"bytes":9},"name":"limit_data_downstream","type":"limit_data","stream":"downstream","toxicity":1}]}]}`)
+}
+
+// A listen address that does not parse is a listen failure, a 500, as
+// toxiproxy answers (net.Listen's error), on create, update and populate;
+// not a 400, which the Ruby gem raises as InvalidToxic.
+func TestListenSyntaxIs500(t *testing.T) {
+	f := newFixture(t)
+	up := newServer(t, echo)
+	f.do(t, "POST", "/proxies", `{"name":"a","listen":"nonsense","upstream":"`+up.addr()+`"}`).wantError(t, 500, "listen")
+	f.do(t, "POST", "/proxies", `{"name":"a","listen":"127.0.0.1:99999","upstream":"`+up.addr()+`"}`).wantError(t, 500, "listen")
+	p, err := f.c.CreateProxy("p", "127.0.0.1:0", up.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.do(t, "PATCH", "/proxies/p", `{"listen":"localhost"}`).wantError(t, 500, "listen")
+	if got := mustGet(t, f, "p"); !strings.Contains(got, `"listen":"`+p.Listen+`"`) {
+		t.Fatalf("after a failed update: %s", got)
+	}
+	r := f.do(t, "POST", "/populate", `[{"name":"q","listen":"nonsense","upstream":"`+up.addr()+`"}]`)
+	if r.status != 500 || !strings.Contains(r.body, `"status":500`) {
+		t.Fatalf("populate: %d %s", r.status, r.body)
+	}
+}
+
+// Routing as gorilla/mux routes toxiproxy's: a wrong method is a 405 before
+// any middleware (no request ID, no User-Agent check); a path that is not
+// clean is redirected to the clean one, so a base URL with a trailing slash
+// ("http://localhost:8474/" + "/proxies") still lists proxies.
+func TestRoutingAsGorilla(t *testing.T) {
+	f := newFixture(t)
+	r := f.do(t, "PUT", "/proxies", "", "User-Agent", "Mozilla/5.0 (X11)")
+	r.want(t, 405, "")
+	if id := r.header.Get("X-Toxiproxy-Request-Id"); id != "" {
+		t.Fatalf("405 with a request ID %q", id)
+	}
+	if id := f.do(t, "GET", "/proxies", "").header.Get("X-Toxiproxy-Request-Id"); id == "" {
+		t.Fatal("a routed answer without a request ID")
+	}
+	for path, to := range map[string]string{"//proxies": "/proxies", "/proxies//toxics": "/proxies/toxics", "/proxies/./a/../b": "/proxies/b"} {
+		req, err := http.NewRequest("GET", "http://"+f.addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != to {
+			t.Fatalf("GET %s: %d to %q, want 301 to %q", path, resp.StatusCode, resp.Header.Get("Location"), to)
+		}
+	}
+	c := toxiclient.NewClient("http://" + f.addr + "/")
+	if _, err := c.Proxies(); err != nil {
+		t.Fatalf("a base URL with a trailing slash: %v", err)
+	}
+}
+
+// A bad attribute's error names its field as toxiproxy's does
+// (LatencyToxic.attributes.latency), on create and on update.
+func TestAttributeErrorText(t *testing.T) {
+	f := newFixture(t)
+	up := newServer(t, echo)
+	if _, err := f.c.CreateProxy("p", "127.0.0.1:0", up.addr()); err != nil {
+		t.Fatal(err)
+	}
+	want := "bad request body: json: cannot unmarshal number 1.5 into Go struct field LatencyToxic.attributes.latency of type int64"
+	f.do(t, "POST", "/proxies/p/toxics", `{"type":"latency","attributes":{"latency":1.5}}`).wantError(t, 400, want)
+	f.do(t, "POST", "/proxies/p/toxics", `{"type":"latency"}`).want(t, 200,
+		`{"attributes":{"latency":0,"jitter":0},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":1}`)
+	f.do(t, "PATCH", "/proxies/p/toxics/latency_downstream", `{"attributes":{"latency":1.5}}`).wantError(t, 400, want)
+}
+
+// Create and update ignore a toxics field whatever it holds, as toxiproxy
+// does (its Proxy has no JSON toxics), and a bad field's error names
+// Proxy.<field>, as toxiproxy's.
+func TestProxyBodyToxicsIgnored(t *testing.T) {
+	f := newFixture(t)
+	up := newServer(t, echo)
+	for i, toxics := range []string{`{}`, `5`, `"x"`, `[{"type":"latency"}]`, `[1]`} {
+		name := fmt.Sprint("p", i)
+		r := f.do(t, "POST", "/proxies", `{"name":"`+name+`","listen":"127.0.0.1:0","upstream":"`+up.addr()+`","toxics":`+toxics+`}`)
+		if r.status != http.StatusCreated || !strings.Contains(r.body, `"toxics":[]`) {
+			t.Fatalf("create with toxics %s: %d %s", toxics, r.status, r.body)
+		}
+		if r := f.do(t, "PATCH", "/proxies/"+name, `{"enabled":false,"toxics":`+toxics+`}`); r.status != http.StatusOK || !strings.Contains(r.body, `"enabled":false`) {
+			t.Fatalf("update with toxics %s: %d %s", toxics, r.status, r.body)
+		}
+	}
+	f.do(t, "POST", "/proxies", `{"name":5}`).wantError(t, 400,
+		"bad request body: json: cannot unmarshal number into Go struct field Proxy.name of type string")
+	f.do(t, "PATCH", "/proxies/p0", `{"enabled":"yes"}`).wantError(t, 400,
+		"bad request body: json: cannot unmarshal string into Go struct field Proxy.enabled of type bool")
+}
+
+// An update's name is ignored, but decoded: a number there is a 400, as
+// in toxiproxy.
+func TestUpdateProxyNameDecoded(t *testing.T) {
+	f := newFixture(t)
+	up := newServer(t, echo)
+	if _, err := f.c.CreateProxy("p", "127.0.0.1:0", up.addr()); err != nil {
+		t.Fatal(err)
+	}
+	f.do(t, "POST", "/proxies/p", `{"name":5}`).wantError(t, 400,
+		"bad request body: json: cannot unmarshal number into Go struct field Proxy.name of type string")
+	if r := f.do(t, "POST", "/proxies/p", `{"name":"q"}`); r.status != 200 || !strings.Contains(r.body, `"name":"p"`) {
+		t.Fatalf("rename: %d %s", r.status, r.body)
+	}
 }

@@ -104,11 +104,21 @@ type proxyBody struct {
 }
 
 func (s *Server) createProxy(w http.ResponseWriter, r *http.Request, _ []string) {
-	var b proxyBody
-	if err := decodeBody(r, &b); err != nil {
+	// Named as toxiproxy's type, which its decoding errors name
+	// (Proxy.name); without toxics, which toxiproxy ignores here whatever
+	// they hold.
+	type Proxy struct {
+		Name     string `json:"name"`
+		Listen   string `json:"listen"`
+		Upstream string `json:"upstream"`
+		Enabled  *bool  `json:"enabled"`
+	}
+	var p Proxy
+	if err := decodeBody(r, &p); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	b := proxyBody{Name: p.Name, Listen: p.Listen, Upstream: p.Upstream, Enabled: p.Enabled}
 	switch {
 	case b.Name == "":
 		s.writeError(w, r, apiErr(http.StatusBadRequest, "missing required field: name"))
@@ -176,11 +186,15 @@ func (s *Server) updateProxy(w http.ResponseWriter, r *http.Request, args []stri
 		s.writeError(w, r, err)
 		return
 	}
-	b := struct {
+	// Named as toxiproxy's type, which its decoding errors name; a name
+	// is decoded (so that a number is a 400, as there) and ignored.
+	type Proxy struct {
+		Name     string `json:"name"`
 		Listen   string `json:"listen"`
 		Upstream string `json:"upstream"`
 		Enabled  bool   `json:"enabled"`
-	}{cur.Listen, cur.Upstream, cur.Enabled}
+	}
+	b := Proxy{Listen: cur.Listen, Upstream: cur.Upstream, Enabled: cur.Enabled}
 	if err := decodeBody(r, &b); err != nil {
 		s.writeError(w, r, err)
 		return

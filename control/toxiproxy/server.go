@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"sync"
 
@@ -102,6 +103,16 @@ func (s *Server) routes() http.Handler {
 			"GET": s.getToxic, "POST": s.updateToxic, "PATCH": s.updateToxic, "DELETE": s.deleteToxic}},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := cleanPath(r.URL.Path); p != r.URL.Path {
+			// As gorilla/mux: a base URL with a trailing slash
+			// ("http://localhost:8474/" + "/proxies") still reaches
+			// the API.
+			u := *r.URL
+			u.Path, u.RawPath = p, ""
+			w.Header().Set("Location", u.String())
+			w.WriteHeader(http.StatusMovedPermanently)
+			return
+		}
 		segs, ok := splitPath(r.URL)
 		if ok {
 			for _, rt := range rs {
@@ -109,15 +120,17 @@ func (s *Server) routes() http.Handler {
 				if !match {
 					continue
 				}
+				h := rt.methods[r.Method]
+				if h == nil {
+					// Before the middleware, as gorilla/mux: no request
+					// ID, no User-Agent check.
+					w.WriteHeader(http.StatusMethodNotAllowed)
+					return
+				}
 				w.Header().Set("X-Toxiproxy-Request-Id", requestID())
 				if strings.HasPrefix(r.Header.Get("User-Agent"), "Mozilla/") {
 					// toxiproxy's guard against browsers (CSRF).
 					http.Error(w, "User agent not allowed", http.StatusForbidden)
-					return
-				}
-				h := rt.methods[r.Method]
-				if h == nil {
-					w.WriteHeader(http.StatusMethodNotAllowed)
 					return
 				}
 				h(w, r, args)
@@ -126,6 +139,22 @@ func (s *Server) routes() http.Handler {
 		}
 		http.NotFound(w, r)
 	})
+}
+
+// cleanPath is p without empty, "." and ".." segments, keeping a final
+// slash, as gorilla/mux cleans it.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 // splitPath splits the path into its unescaped segments. Names may hold
@@ -198,7 +227,9 @@ func translate(err error) *Error {
 	case errors.Is(err, api.ErrNameTaken) && strings.Contains(err.Error(), "proxy named"):
 		return errProxyExists
 	case errors.As(err, &ae) && (ae.Code == api.ErrBadRequest.Code || ae.Code == api.ErrBadFault.Code || ae.Code == api.ErrUnknownKind.Code):
-		if strings.Contains(ae.Message, "listen on") {
+		if strings.Contains(ae.Message, "listen on") || strings.HasPrefix(ae.Message, "listen \"") {
+			// A listen failure, or a listen address that does not
+			// parse: toxiproxy's net.Listen fails on both, a 500.
 			return apiErr(http.StatusInternalServerError, ae.Message)
 		}
 		return apiErr(http.StatusBadRequest, ae.Message)

@@ -159,13 +159,17 @@ func (s *Server) createToxic(w http.ResponseWriter, r *http.Request, args []stri
 // type, the name is free, the attributes decode; then faultline's own
 // bounds. Called with mu held.
 func (s *Server) addToxicJSON(fl string, body []byte) (Toxic, error) {
-	w := struct {
-		Name       string          `json:"name"`
-		Type       string          `json:"type"`
-		Stream     string          `json:"stream"`
-		Toxicity   float32         `json:"toxicity"`
-		Attributes json.RawMessage `json:"attributes"`
-	}{Stream: "downstream", Toxicity: 1}
+	// Two passes, as toxiproxy's: the wrapper (named as its type, which
+	// its decoding errors name), then the attributes once the type is
+	// known. Each reads the body's first JSON value only.
+	type ToxicWrapper struct {
+		Name       string     `json:"name"`
+		Type       string     `json:"type"`
+		Stream     string     `json:"stream"`
+		Toxicity   float32    `json:"toxicity"`
+		Attributes *NoopToxic `json:"attributes"`
+	}
+	w := ToxicWrapper{Stream: "downstream", Toxicity: 1}
 	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&w); err != nil {
 		return Toxic{}, badBody(err)
 	}
@@ -183,10 +187,13 @@ func (s *Server) addToxicJSON(fl string, body []byte) (Toxic, error) {
 	if _, err := s.findToxic(fl, w.Name); err == nil {
 		return Toxic{}, errToxicExists
 	}
-	if len(w.Attributes) > 0 {
-		if err := json.Unmarshal(w.Attributes, attrs); err != nil {
-			return Toxic{}, badBody(err)
-		}
+	// An error names the field as toxiproxy's does
+	// (LatencyToxic.attributes.latency).
+	a := struct {
+		Attributes any `json:"attributes"`
+	}{attrs}
+	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&a); err != nil {
+		return Toxic{}, badBody(err)
 	}
 	rec, err := s.makeToxic(fl, w.Name, w.Stream, dir, w.Toxicity, attrs, nil)
 	if err != nil {

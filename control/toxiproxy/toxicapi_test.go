@@ -100,3 +100,22 @@ func TestToxicCRUD(t *testing.T) {
 	}
 	f.do(t, "DELETE", "/proxies/nope/toxics/x", "").wantError(t, 404, "proxy not found")
 }
+
+// A toxic's create body is read as toxiproxy reads it: its first JSON
+// value only (what follows is ignored), attributes that are not an object
+// are a 400 naming ToxicWrapper.attributes, and null attributes are zero.
+func TestToxicCreateBodyAsToxiproxy(t *testing.T) {
+	f := newFixture(t)
+	up := newServer(t, echo)
+	if _, err := f.c.CreateProxy("p", "127.0.0.1:0", up.addr()); err != nil {
+		t.Fatal(err)
+	}
+	f.do(t, "POST", "/proxies/p/toxics", `{"type":"latency","attributes":{"latency":3}} trailing`).want(t, 200,
+		`{"attributes":{"latency":3,"jitter":0},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":1}`)
+	f.do(t, "POST", "/proxies/p/toxics", `{"type":"latency","name":"s","attributes":"foo"}`).wantError(t, 400,
+		"bad request body: json: cannot unmarshal string into Go struct field ToxicWrapper.attributes of type toxiproxy.NoopToxic")
+	f.do(t, "POST", "/proxies/p/toxics", `{"type":"latency","name":"n","toxicity":"1"}`).wantError(t, 400,
+		"bad request body: json: cannot unmarshal string into Go struct field ToxicWrapper.toxicity of type float32")
+	f.do(t, "POST", "/proxies/p/toxics", `{"type":"bandwidth","name":"z","attributes":null}`).want(t, 200,
+		`{"attributes":{"rate":0},"name":"z","type":"bandwidth","stream":"downstream","toxicity":1}`)
+}
