@@ -86,12 +86,32 @@ func (s *Server) hostOK(r *http.Request) bool {
 	if name := s.listenName.Load(); name != nil && *name == h.host {
 		return true
 	}
+	if s.mountedOpen(r) {
+		return true
+	}
 	for _, a := range s.allowHosts {
 		if a.host == h.host && (a.port == "" || a.port == h.port) {
 			return true
 		}
 	}
 	return false
+}
+
+// mountedOpen reports whether r is for the mounted API (toxiproxy's, see
+// Mount) on a server deliberately open to the network (Options.Insecure)
+// and came in on an address beyond loopback. Such a server answers anyone
+// on the network, so a Host check stops no one there, while it would break
+// the clients that reach it by a service name (docker compose's
+// http://toxiproxy:8474), as toxiproxy's own server answers them; the
+// mounted API turns browsers away by their User-Agent, as toxiproxy does.
+// A request that came in on loopback, which is what a DNS-rebinding page
+// in a browser on the same machine makes, is still checked.
+func (s *Server) mountedOpen(r *http.Request) bool {
+	if !s.opts.Insecure || s.extra.Load() == nil || ownPath(r.URL.Path) {
+		return false
+	}
+	la, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+	return ok && !la.IP.IsLoopback()
 }
 
 // defaultPort is the port of an origin or Host that names none.

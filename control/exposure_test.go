@@ -387,3 +387,36 @@ func TestHostListenName(t *testing.T) {
 		t.Errorf("Listen on an address kept it as a name")
 	}
 }
+
+// TestHostMountedOpen: on a server deliberately open to the network
+// (Insecure), the mounted API (toxiproxy's) answers any Host on a request
+// that came in beyond loopback, as toxiproxy does for clients that use a
+// service name; faultline's own API, a loopback arrival (what a
+// DNS-rebinding page on the same machine makes) and a server that is not
+// Insecure still check it.
+func TestHostMountedOpen(t *testing.T) {
+	mounted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	tests := []struct {
+		name     string
+		insecure bool
+		path     string
+		local    string
+		want     bool
+	}{
+		{name: "mounted, open, from the network", insecure: true, path: "/proxies", local: "10.1.2.3", want: true},
+		{name: "own API, open, from the network", insecure: true, path: "/api/v1/proxies", local: "10.1.2.3"},
+		{name: "metrics, open, from the network", insecure: true, path: "/metrics", local: "10.1.2.3"},
+		{name: "mounted, open, on loopback", insecure: true, path: "/proxies", local: "127.0.0.1"},
+		{name: "mounted, not open, from the network", path: "/proxies", local: "10.1.2.3"},
+	}
+	for _, tt := range tests {
+		srv := New(Options{Insecure: tt.insecure})
+		srv.Mount(mounted)
+		r := httptest.NewRequest("GET", "http://toxiproxy:8474"+tt.path, nil)
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.ParseIP(tt.local), Port: 8474}))
+		if got := srv.hostOK(r); got != tt.want {
+			t.Errorf("%s: hostOK(Host toxiproxy:8474) = %v, want %v", tt.name, got, tt.want)
+		}
+		_ = srv.Close()
+	}
+}
