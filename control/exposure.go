@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"crypto/subtle"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -156,26 +155,10 @@ func (s *Server) tokenOK(r *http.Request) bool {
 // as written (an empty host or an address); a host name passes, to be
 // judged by the address it was bound to.
 func (s *Server) checkExposure(addr string, bound net.Addr) error {
-	if s.opts.Token != "" || s.opts.Insecure {
+	if s.opts.Token != "" {
 		return nil
 	}
-	if bound != nil {
-		if isLoopback(bound) {
-			return nil
-		}
-		return fmt.Errorf("control: listen on %s (%s): %w", addr, bound, ErrInsecureListen)
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil // net.Listen says what is wrong with it
-	}
-	if host != "" {
-		ip, err := netip.ParseAddr(host)
-		if err != nil || ip.Unmap().IsLoopback() {
-			return nil
-		}
-	}
-	return fmt.Errorf("control: listen on %s: %w", addr, ErrInsecureListen)
+	return s.checkOpenExposure(addr, bound)
 }
 
 // rememberName keeps the host name of the address Listen was given, if it

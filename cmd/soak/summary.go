@@ -63,29 +63,28 @@ func printSummary(w io.Writer, cfg *config, bin string, results []*modeResult, e
 	}
 	fmt.Fprintf(w, "process before the load: %s\n", before)
 	fmt.Fprintf(w, "process after the settle: %s\n", after)
-	limits.mu.Lock()
-	for _, k := range slices.Sorted(maps.Keys(limits.byKind)) {
-		fmt.Fprintf(w, "known limit %s: %d\n", k, limits.byKind[k])
-		for _, d := range limits.details[k] {
-			fmt.Fprintf(w, "    %s\n", d)
-		}
-	}
-	limits.mu.Unlock()
+	limits.print(w, "known limit ")
 	n := viol.total()
 	if n == 0 {
 		fmt.Fprintln(w, "violations: none\nresult: PASS")
 		return
 	}
 	fmt.Fprintf(w, "violations: %d\n", n)
-	viol.mu.Lock()
-	for _, k := range slices.Sorted(maps.Keys(viol.byKind)) {
-		fmt.Fprintf(w, "  %s: %d\n", k, viol.byKind[k])
-		for _, d := range viol.details[k] {
+	viol.print(w, "  ")
+	fmt.Fprintln(w, "result: FAIL")
+}
+
+// print lists v's kinds, each as prefix, its name and count, then its
+// examples.
+func (v *violations) print(w io.Writer, prefix string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, k := range slices.Sorted(maps.Keys(v.byKind)) {
+		fmt.Fprintf(w, "%s%s: %d\n", prefix, k, v.byKind[k])
+		for _, d := range v.details[k] {
 			fmt.Fprintf(w, "    %s\n", d)
 		}
 	}
-	viol.mu.Unlock()
-	fmt.Fprintln(w, "result: FAIL")
 }
 
 func sum(c counts) int64 {
