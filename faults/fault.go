@@ -179,8 +179,10 @@ type Fault struct {
 }
 
 // Latency delays every chunk of bytes read in the fault's direction by
-// delay plus a random part of jitter before it is written on. Bytes keep
-// their order; the connection stays open. It needs a delay or a jitter
+// delay plus a random part of jitter before it is written on, counted from
+// when the bytes arrived at the proxy (to within a tenth of the delay, 1 to
+// 10 ms), so a stream comes out late by the delay, not by more for each
+// chunk held before it. Bytes keep their order; the connection stays open. It needs a delay or a jitter
 // (a zero delay with a jitter delays each chunk by a random part of the
 // jitter alone); both zero would do nothing and is refused.
 func Latency(delay, jitter time.Duration) Fault {

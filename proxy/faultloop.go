@@ -477,8 +477,18 @@ func (s *session) relayChunk(l *loop, pub, c *chain, chunk int) error {
 		return s.spliceChunk(l, pub, c, chunk)
 	}
 	// Count the bytes before taking a buffer, so that an idle loop holds
-	// none, and read only those (see noteQueued).
-	q, err := s.noteQueued(l, pub)
+	// none, and read only those (see noteQueued); under latency, as
+	// spliceChunk does, with when they came (latencyChunk).
+	var (
+		q    int
+		when time.Time
+		err  error
+	)
+	if len(c.latency) > 0 {
+		q, when, err = s.latencyChunk(l, pub, chunk)
+	} else {
+		q, err = s.noteQueued(l, pub)
+	}
 	if err != nil {
 		return err
 	}
@@ -487,9 +497,12 @@ func (s *session) relayChunk(l *loop, pub, c *chain, chunk int) error {
 	// The bytes are queued, so the read does not wait; should it stop
 	// short (a kick's deadline), what it read still goes on.
 	n, rerr := io.ReadFull(l.src, (*bp)[:min(q, chunk)])
+	if l.arrChain == pub {
+		l.arrQueued -= n
+	}
 	if n > 0 {
 		if d := c.delay(); d > 0 {
-			if err := s.hold(l, c, holdLatency, d); err != nil {
+			if err := s.holdFrom(l, c, holdLatency, when, d); err != nil {
 				return err
 			}
 		}
@@ -510,21 +523,36 @@ func (s *session) relayChunk(l *loop, pub, c *chain, chunk int) error {
 // (see noteQueued). It returns io.EOF at the source's EOF.
 func (s *session) spliceChunk(l *loop, pub, c *chain, chunk int) error {
 	l.holdPub = pub
-	q, err := s.noteQueued(l, pub)
-	if err != nil {
-		return err
-	}
-	n := int64(min(q, chunk))
-	if d := c.delay(); d > 0 {
-		if err := s.hold(l, c, holdLatency, d); err != nil {
+	var n int64
+	if len(c.latency) > 0 {
+		// Each chunk is held from when its bytes were first counted, not
+		// from when the loop got to them: a stream under latency L comes
+		// out L late, not up to 2L (see latencyChunk, holdFrom).
+		k, when, err := s.latencyChunk(l, pub, chunk)
+		if err != nil {
 			return err
 		}
+		n = int64(k)
+		if d := c.delay(); d > 0 {
+			if err := s.holdFrom(l, c, holdLatency, when, d); err != nil {
+				return err
+			}
+		}
+	} else {
+		q, err := s.noteQueued(l, pub)
+		if err != nil {
+			return err
+		}
+		n = int64(min(q, chunk))
 	}
 	l.lr = io.LimitedReader{R: l.src, N: n}
 	mv := s.beforeMove()
 	w, err := l.dst.ReadFrom(&l.lr)
 	l.n.Add(w)
 	l.afterMove(mv, w)
+	if l.arrChain == pub {
+		l.arrQueued -= int(w)
+	}
 	if err == nil && w < n {
 		err = io.ErrUnexpectedEOF // queued bytes cannot vanish
 	}
@@ -779,13 +807,30 @@ const (
 // or shortening a latency, bandwidth, slice or slow-close fault is in force
 // on what it holds, which goes on at once, in order.
 func (s *session) hold(l *loop, c *chain, k holdKind, d time.Duration) error {
-	start, pub := time.Now(), l.holdPub
+	return s.holdFrom(l, c, k, time.Now(), d)
+}
+
+// holdFrom is hold for d counted from start, which may be past. A latency
+// hold whose loop counts arrivals (see latencyChunk) notes, every
+// arrivalTick of its delay, the bytes that arrived in the meantime, so
+// that they are held from when they came, not from when the loop got to
+// them.
+func (s *session) holdFrom(l *loop, c *chain, k holdKind, start time.Time, d time.Duration) error {
+	pub := l.holdPub
 	woke := false
 	defer func() {
 		if woke {
 			l.poke() // pass the wake-up on to the loop
 		}
 	}()
+	var tick <-chan time.Time
+	if k == holdLatency && l.arrChain == pub && pub != nil {
+		if every := arrivalTick(d); every > 0 {
+			tk := time.NewTicker(every)
+			defer tk.Stop()
+			tick = tk.C
+		}
+	}
 	var t *time.Timer
 	for {
 		if nc := l.chain.Load(); nc != pub {
@@ -805,12 +850,81 @@ func (s *session) hold(l *loop, c *chain, k holdKind, d time.Duration) error {
 		select {
 		case <-t.C:
 			return nil
+		case <-tick:
+			s.noteArrivals(l, pub)
 		case <-l.wake:
 			if s.isStopped() {
 				return errStopped
 			}
 			woke = true
 		}
+	}
+}
+
+// arrival is a batch of n bytes a latency loop counted in its source's
+// queue at when, beyond those it had counted before.
+type arrival struct {
+	n    int
+	when time.Time
+}
+
+// arrivalTick is how often a latency hold of d looks for bytes that
+// arrived meanwhile: a tenth of d, between 1 and 10 ms, so that a byte is
+// held at most that much longer than its delay; 0 (never) for a delay
+// under 2 ms, where the loop's next count is no later than that anyway.
+func arrivalTick(d time.Duration) time.Duration {
+	if d < 2*time.Millisecond {
+		return 0
+	}
+	return min(max(d/10, time.Millisecond), 10*time.Millisecond)
+}
+
+// latencyChunk returns the next chunk of at most chunk bytes a loop under
+// latency chain pub relays, and when its bytes were first counted: the
+// oldest batch of arrivals counted while an earlier chunk was held, else
+// what noteQueued counts now. The rest of a count larger than chunk waits
+// as an arrival of the same time. Counts kept under another chain are
+// dropped (the bytes stay queued, and are counted again under pub).
+func (s *session) latencyChunk(l *loop, pub *chain, chunk int) (int, time.Time, error) {
+	if l.arrChain != pub {
+		l.arrivals, l.arrChain, l.arrQueued = l.arrivals[:0], pub, 0
+	}
+	if len(l.arrivals) == 0 {
+		q, err := s.noteQueued(l, pub)
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		l.arrivals, l.arrQueued = append(l.arrivals, arrival{q, time.Now()}), q
+	}
+	a := &l.arrivals[0]
+	n, when := min(a.n, chunk), a.when
+	if a.n -= n; a.n == 0 {
+		l.arrivals = append(l.arrivals[:0], l.arrivals[1:]...)
+	}
+	return n, when, nil
+}
+
+// noteArrivals counts, while the loop's chain is still pub, the bytes that
+// arrived in its source since it last counted (SIOCINQ, which leaves a
+// pending socket error for the loop to read), as a new batch of arrivals.
+func (s *session) noteArrivals(l *loop, pub *chain) {
+	n := l.noter
+	if n == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l.chain.Load() != pub || l.arrChain != pub {
+		return
+	}
+	var q int
+	var qerr error
+	if err := n.rc.Control(func(fd uintptr) { q, qerr = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil || qerr != nil {
+		return
+	}
+	if q > l.arrQueued {
+		l.arrivals = append(l.arrivals, arrival{q - l.arrQueued, time.Now()})
+		l.arrQueued = q
 	}
 }
 

@@ -93,6 +93,15 @@ type loop struct {
 	// pending. Owned by the loop; read by finishPool after both stopped.
 	lastMove uint64
 
+	// Under latency (see session.latencyChunk): the batches of bytes
+	// counted queued in src and not yet relayed, oldest first, valid while
+	// arrChain is the loop's chain; arrQueued is how many bytes queued in
+	// src those counts and the chunk being held account for. Owned by the
+	// loop.
+	arrivals  []arrival
+	arrChain  *chain
+	arrQueued int
+
 	// holdPub is the chain the loop's current chunk (or held FIN) was
 	// taken under, which session.hold watches for changes. Owned by the
 	// loop.
