@@ -35,7 +35,7 @@ type (
 		Timeout int64 `json:"timeout"`
 	}
 	// ResetPeerToxic resets the connection (RST) timeout milliseconds after
-	// the toxic is added.
+	// the toxic is added, dropping the stream's bytes until then.
 	ResetPeerToxic struct {
 		Timeout int64 `json:"timeout"`
 	}
@@ -177,6 +177,11 @@ func build(attrs any, dir faults.Direction, toxicity float32, seed uint64) ([]fa
 	case *ResetPeerToxic:
 		if a.Timeout < 0 || a.Timeout > maxMillis {
 			return bad("timeout must be 0 to %d ms", maxMillis)
+		}
+		if a.Timeout > 0 {
+			// toxiproxy drops the stream's data while it waits to reset,
+			// so a request sent meanwhile fails: so does this.
+			fs = append(fs, faults.Blackhole())
 		}
 		fs = append(fs, faults.Reset(faults.ToBoth).WithAfter(ms(a.Timeout)))
 	case *SlicerToxic:

@@ -25,7 +25,8 @@ func TestBuild(t *testing.T) {
 		{"slow_close", &SlowCloseToxic{Delay: 7}, 1, []faults.Fault{faults.SlowClose(7 * time.Millisecond)}},
 		{"timeout 0", &TimeoutToxic{}, 1, []faults.Fault{faults.Blackhole()}},
 		{"timeout", &TimeoutToxic{Timeout: 30}, 1, []faults.Fault{faults.Blackhole(), faults.IdleClose(30*time.Millisecond, false)}},
-		{"reset_peer", &ResetPeerToxic{Timeout: 40}, 1, []faults.Fault{faults.Reset(faults.ToBoth).WithAfter(40 * time.Millisecond)}},
+		{"reset_peer", &ResetPeerToxic{Timeout: 40}, 1, []faults.Fault{faults.Blackhole(), faults.Reset(faults.ToBoth).WithAfter(40 * time.Millisecond)}},
+		{"reset_peer 0", &ResetPeerToxic{}, 1, []faults.Fault{faults.Reset(faults.ToBoth)}},
 		{"slicer", &SlicerToxic{AverageSize: 10, SizeVariation: 3, Delay: 50}, 1, []faults.Fault{{Kind: faults.KindSlice, Size: 10, SizeVariation: 3, Delay: 50 * time.Microsecond}}},
 		{"slicer variation clamped", &SlicerToxic{AverageSize: 10, SizeVariation: 30}, 1, []faults.Fault{{Kind: faults.KindSlice, Size: 10, SizeVariation: 9}}},
 		{"limit_data", &LimitDataToxic{Bytes: 11}, 1, []faults.Fault{faults.Limit(11)}},
@@ -77,7 +78,7 @@ func TestBuildRefuses(t *testing.T) {
 func TestDeriveRoundTrip(t *testing.T) {
 	for _, attrs := range []any{
 		&LatencyToxic{Latency: 100, Jitter: 20}, &BandwidthToxic{Rate: 5}, &BandwidthToxic{},
-		&SlowCloseToxic{Delay: 7}, &TimeoutToxic{}, &ResetPeerToxic{Timeout: 3},
+		&SlowCloseToxic{Delay: 7}, &TimeoutToxic{}, &ResetPeerToxic{},
 		&SlicerToxic{AverageSize: 10, SizeVariation: 3, Delay: 50}, &LimitDataToxic{Bytes: 11},
 	} {
 		fs, err := build(attrs, faults.Down, 0.25, 1)
