@@ -82,7 +82,7 @@ func fileName(s string) string {
 	return s
 }
 
-// saveArtifacts saves the event log of p into tb's artifact directory if
+// saveArtifacts saves the event log of p and its report into tb's artifact directory if
 // the test failed, and logs where; it runs in the Cleanup that closes p.
 func (p *Proxy) saveArtifacts() {
 	if !p.tb.Failed() {
@@ -99,12 +99,14 @@ func (p *Proxy) saveArtifacts() {
 	paths, err := p.writeArtifacts(dir)
 	if err != nil {
 		p.tb.Logf("testkit: %v: %v", ErrArtifacts, err)
+	}
+	if len(paths) == 0 {
 		return
 	}
-	p.tb.Logf("testkit: the proxy's event log is in %s", strings.Join(paths, " and "))
+	p.tb.Logf("testkit: the proxy's event log and its report: %s", strings.Join(paths, " "))
 }
 
-// writeArtifacts writes the event log of p into dir, named after p so
+// writeArtifacts writes the event log of p and its report into dir, named after p so
 // that the proxies of one test do not clash, and returns the paths.
 func (p *Proxy) writeArtifacts(dir string) ([]string, error) {
 	base := filepath.Join(dir, "faultline-"+fileName(p.artifactName()))
@@ -112,7 +114,12 @@ func (p *Proxy) writeArtifacts(dir string) ([]string, error) {
 	if err := writeFile(path, p.log.WriteJSON); err != nil {
 		return nil, err
 	}
-	return []string{path}, nil
+	report := base + ".report.html"
+	title := p.tb.Name()
+	if err := writeFile(report, func(w io.Writer) error { return p.log.WriteReport(w, title) }); err != nil {
+		return []string{path}, err
+	}
+	return []string{path, report}, nil
 }
 
 // artifactName names p's files: the remote proxy's name, else the port it
