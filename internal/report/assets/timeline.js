@@ -79,7 +79,7 @@
         mark.label = ev.reused ? "borrowed (reused, idle " + (ev.idle || "0s") + ")" : "borrowed (fresh)";
         break;
       case "half-closed":
-        mark.label = "half-closed " + (ev.dir || "") + " by " + (ev.by || "?");
+        mark.label = "half-closed " + (ev.dir || "") + (ev.by ? " by " + ev.by : "");
         break;
       case "interrupted":
         mark.label = "interrupted, loops stopped in " + (ev.took || "0s");
@@ -179,8 +179,10 @@
   }
 
   // draw renders the lanes into root, newest last, at most opts.maxLanes of
-  // them (the newest), on a shared axis from opts.from to opts.to (ms; the
-  // model's span by default). opts.onSelect(lane) is called on a click.
+  // them (the newest) of those opts.filter keeps, on a shared axis from
+  // opts.from to opts.to (ms; the model's span by default), its ticks
+  // labelled by opts.tickLabel(t) (default: time since the first event).
+  // opts.onSelect(lane) is called on a click.
   function draw(root, model, opts) {
     opts = opts || {};
     var lanes = Array.from(model.lanes.values());
@@ -197,7 +199,8 @@
     axis.appendChild(el("div", "tl-label", total > lanes.length ? "newest " + lanes.length + " of " + total : lanes.length + " lanes"));
     var scale = el("div", "tl-track");
     for (var i = 0; i <= 4; i++) {
-      var tick = el("span", "tl-tick", "+" + fmtMs((from - (model.t0 || from)) + span * i / 4));
+      var tt = from + span * i / 4;
+      var tick = el("span", "tl-tick", opts.tickLabel ? opts.tickLabel(tt) : "+" + fmtMs(tt - (model.t0 || from)));
       tick.style.left = (i * 25) + "%";
       scale.appendChild(tick);
     }
