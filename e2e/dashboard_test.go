@@ -190,6 +190,23 @@ var _ = Describe("the dashboard in a browser", func() {
 		Expect(run(bctx, chromedp.Click(row+` button[data-how="FIN"]`))).To(Succeed())
 		Eventually(func() string { return text(bctx, `#stream li[data-kind="closed"]`) }).WithTimeout(10 * time.Second).Should(ContainSubstring("conn=1"))
 		Eventually(func() bool { return exists(bctx, row) }).WithTimeout(10 * time.Second).Should(BeFalse())
+
+		By("updating the fault, removing it, and clearing all")
+		Expect(run(bctx,
+			chromedp.Click(`#faults tr[data-fault="lat"] button`), // Update
+			chromedp.WaitReady(`#fault-cancel:not([hidden])`),
+			chromedp.SetValue(`#kind-fields input[name="delay"]`, "35ms"),
+			chromedp.Click("#fault-submit"),
+		)).To(Succeed())
+		Eventually(func() string { return text(bctx, `#faults tr[data-fault="lat"]`) }).WithTimeout(10 * time.Second).Should(ContainSubstring("delay=35ms"))
+		Expect(run(bctx, chromedp.Click(`#faults tr[data-fault="lat"] button + button`))).To(Succeed()) // Remove
+		Eventually(func() bool { return exists(bctx, `#faults tr[data-fault="lat"]`) }).WithTimeout(10 * time.Second).Should(BeFalse())
+		for _, name := range []string{"a", "b"} {
+			Expect(run(bctx, chromedp.SetValue(`#fault-form input[name="name"]`, name), chromedp.Click("#fault-submit"))).To(Succeed())
+			Eventually(func() bool { return exists(bctx, fmt.Sprintf(`#faults tr[data-fault=%q]`, name)) }).WithTimeout(10 * time.Second).Should(BeTrue())
+		}
+		Expect(run(bctx, chromedp.Click("#clear-all"))).To(Succeed())
+		Eventually(func() bool { return exists(bctx, `#faults tr`) }).WithTimeout(10 * time.Second).Should(BeFalse())
 	})
 
 	It("opens the report of a failing testkit run with its violation marked", func() {

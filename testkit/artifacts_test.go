@@ -140,8 +140,12 @@ func TestFailedTestSavesEventLog(t *testing.T) {
 		logs := tb.end()
 		path := filepath.Join(root, fileName(t.Name()), "faultline-"+px.artifactName()+".events.jsonl")
 		checkSaved(t, path, "", px.Events().All())
-		if !strings.Contains(logs, path) {
-			t.Errorf("logs %q do not name %s", logs, path)
+		report := strings.TrimSuffix(path, ".events.jsonl") + ".report.html"
+		if b, err := os.ReadFile(report); err != nil || !strings.Contains(string(b), "FaultlineTimeline") {
+			t.Errorf("report %s: %v; want the page", report, err)
+		}
+		if !strings.Contains(logs, path) || !strings.Contains(logs, report) {
+			t.Errorf("logs %q do not name %s and %s", logs, path, report)
 		}
 	})
 	t.Run("-artifacts", func(t *testing.T) {
