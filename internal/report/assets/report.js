@@ -8,6 +8,9 @@
   run.events.forEach(function (e) { model.add(e); });
   (run.violations || []).forEach(function (v) { model.violation(v); });
   var selected = null;
+  // MAX_LANES bounds the lanes drawn and the rows listed (the newest, and
+  // every one with a violation), so that a long run's report still opens.
+  var MAX_LANES = 3000;
 
   function byId(id) { return document.getElementById(id); }
   function card(n, what, bad) {
@@ -70,14 +73,20 @@
     if (row) row.scrollIntoView({ block: "nearest" });
   }
   function redraw() {
-    T.draw(byId("timeline"), model, { onSelect: select, selected: selected && selected.key });
+    T.draw(byId("timeline"), model, { onSelect: select, selected: selected && selected.key, maxLanes: MAX_LANES });
   }
   redraw();
   byId("detail").appendChild(T.el("p", "muted", "Click a lane for its events."));
 
   // Per-connection table.
   var rows = byId("conns");
-  Array.from(model.lanes.values()).forEach(function (l) {
+  var all = Array.from(model.lanes.values());
+  if (all.length > MAX_LANES) {
+    var note = T.el("tr");
+    note.appendChild(T.el("td", "muted", "the newest " + MAX_LANES + " of " + all.length + " connections, and any with a violation")).colSpan = 10;
+    rows.appendChild(note);
+  }
+  all.filter(function (l, i) { return l.violations.length > 0 || i >= all.length - MAX_LANES; }).forEach(function (l) {
     var tr = T.el("tr");
     if (l.violations.length) tr.className = "err";
     [l.proxy || "-", l.conn || "-", l.upstream || "-", "+" + T.fmtMs(l.start - model.t0),

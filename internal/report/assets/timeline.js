@@ -178,8 +178,8 @@
     return (l.proxy ? l.proxy + " · " : "") + who;
   }
 
-  // draw renders the lanes into root, newest last, at most opts.maxLanes of
-  // them (the newest) of those opts.filter keeps, on a shared axis from
+  // draw renders the lanes into root, oldest first, at most opts.maxLanes of
+  // them (the newest, and any with a violation) of those opts.filter keeps, on a shared axis from
   // opts.from to opts.to (ms; the model's span by default), its ticks
   // labelled by opts.tickLabel(t) (default: time since the first event).
   // opts.onSelect(lane) is called on a click.
@@ -188,7 +188,11 @@
     var lanes = Array.from(model.lanes.values());
     if (opts.filter) lanes = lanes.filter(opts.filter);
     var total = lanes.length;
-    if (opts.maxLanes && lanes.length > opts.maxLanes) lanes = lanes.slice(lanes.length - opts.maxLanes);
+    if (opts.maxLanes && lanes.length > opts.maxLanes) {
+      // The newest lanes, and every lane with a violation whatever its age.
+      var room = opts.maxLanes - lanes.filter(function (l) { return l.violations.length > 0; }).length;
+      lanes = lanes.filter(function (l, i) { return l.violations.length > 0 || i >= total - room; });
+    }
     var from = opts.from !== undefined ? opts.from : (model.t0 || 0);
     var to = opts.to !== undefined ? opts.to : (model.tEnd || from);
     if (to <= from) to = from + 1;
