@@ -20,9 +20,9 @@ import (
 // go test's -artifacts flag.
 const EnvArtifacts = "FAULTLINE_ARTIFACTS"
 
-// ErrArtifacts is wrapped by the error logged when a failed test's event
-// log cannot be saved.
-var ErrArtifacts = errors.New("testkit: cannot save the event log")
+// ErrArtifacts begins the message logged when a failed test's event log
+// or report cannot be saved.
+var ErrArtifacts = errors.New("testkit: cannot save the event log or its report")
 
 // artifactsFlag reports whether the test binary runs with -artifacts (a
 // variable so that tests can pretend it does).
@@ -82,15 +82,16 @@ func fileName(s string) string {
 	return s
 }
 
-// saveArtifacts saves the event log of p and its report into tb's artifact directory if
-// the test failed, and logs where; it runs in the Cleanup that closes p.
+// saveArtifacts saves the event log of p and its report into tb's
+// artifact directory if the test failed, and logs where (or why not); it
+// runs in the Cleanup that closes p.
 func (p *Proxy) saveArtifacts() {
 	if !p.tb.Failed() {
 		return
 	}
 	dir, err := artifactDir(p.tb)
 	if err != nil {
-		p.tb.Logf("testkit: %v: %v", ErrArtifacts, err)
+		p.tb.Logf("%v: %v", ErrArtifacts, err)
 		return
 	}
 	if dir == "" {
@@ -98,7 +99,7 @@ func (p *Proxy) saveArtifacts() {
 	}
 	paths, err := p.writeArtifacts(dir)
 	if err != nil {
-		p.tb.Logf("testkit: %v: %v", ErrArtifacts, err)
+		p.tb.Logf("%v: %v", ErrArtifacts, err)
 	}
 	if len(paths) == 0 {
 		return
@@ -106,8 +107,9 @@ func (p *Proxy) saveArtifacts() {
 	p.tb.Logf("testkit: the proxy's event log and its report: %s", strings.Join(paths, " "))
 }
 
-// writeArtifacts writes the event log of p and its report into dir, named after p so
-// that the proxies of one test do not clash, and returns the paths.
+// writeArtifacts writes the event log of p and its report into dir, named
+// after p so that the proxies of one test do not clash, and returns the
+// paths of the files it wrote.
 func (p *Proxy) writeArtifacts(dir string) ([]string, error) {
 	base := filepath.Join(dir, "faultline-"+fileName(p.artifactName()))
 	path := base + ".events.jsonl"

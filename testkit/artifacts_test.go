@@ -229,3 +229,17 @@ func TestFileName(t *testing.T) {
 		}
 	}
 }
+
+func TestFailedSaveIsLogged(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvArtifacts, file) // not a directory
+	tb := &failedTB{TB: t, failed: true}
+	px := NewProxy(tb, startEcho(t))
+	useProxy(t, px)
+	if logs := tb.end(); !strings.Contains(logs, ErrArtifacts.Error()) {
+		t.Errorf("logs %q, want them to say %q", logs, ErrArtifacts)
+	}
+}
