@@ -9,7 +9,7 @@
   "use strict";
   var T = window.FaultlineTimeline;
   var MAX_ROWS = 200, MAX_LANES = 60, KEEP_LANES = 2000, STREAM_MAX = 2000, STREAM_SHOWN = 200;
-  var RENDER_MS = 500, REFRESH_MS = 1000, POLL_TIMEOUT = "20s";
+  var RENDER_MS = 500, REFRESH_MS = 1000, POLL_TIMEOUT = "20s", POLL_LIMIT = 300;
 
   // Each kind's own fields: [name, placeholder, type].
   var KINDS = {
@@ -101,7 +101,7 @@
 
   function poll() {
     if (needToken) { setTimeout(poll, 500); return; }
-    api("GET", "/events?after=" + cursor + "&timeout=" + POLL_TIMEOUT + "&limit=1000").then(function (page) {
+    api("GET", "/events?after=" + cursor + "&timeout=" + POLL_TIMEOUT + "&limit=" + POLL_LIMIT).then(function (page) {
       page.events.forEach(onEvent);
       cursor = page.next;
       if (page.events.length) dirty = true;
