@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/faultline-proxy/faultline/control/api"
 	"github.com/faultline-proxy/faultline/proxy"
 )
 
@@ -52,5 +53,35 @@ func TestWriteReportMarksViolations(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("the report lacks %q", want)
 		}
+	}
+}
+
+// Each proxy's events are checked apart: IDs are per proxy, so upstream 1
+// of proxy a is not upstream 1 of proxy b.
+func TestWriteReportChecksEachProxy(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	mk := func(name string, seq uint64, e proxy.Event) api.Event {
+		e.Seq, e.Time = seq, now.Add(time.Duration(seq)*time.Millisecond)
+		return api.Event{ID: seq, Proxy: name, Event: e}
+	}
+	events := []api.Event{
+		mk("a", 1, borrowed(1, 1, false)), mk("a", 2, ev(proxy.EventInterrupted, 1, 1)), mk("a", 3, discarded(1, 1, proxy.ReasonUnread)),
+		mk("b", 1, borrowed(1, 1, false)), mk("b", 2, ev(proxy.EventInterrupted, 1, 1)), mk("b", 3, ev(proxy.EventReleased, 1, 1)),
+		mk("b", 4, borrowed(2, 1, true)), // fine: b's upstream 1 went back to b's pool
+	}
+	var b strings.Builder
+	if err := WriteReport(&b, "two proxies", events); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), `"check":`) {
+		t.Errorf("the report finds a violation in two proxies' clean logs")
+	}
+	events = append(events, mk("a", 4, borrowed(5, 1, true))) // a's discarded upstream 1 lent again
+	b.Reset()
+	if err := WriteReport(&b, "two proxies", events); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"proxy":"a","check":"CheckNoInvalidReuse","what":"conn 5 borrowed upstream 1`) {
+		t.Errorf("the report does not find proxy a's invalid reuse")
 	}
 }
