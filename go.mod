@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/Shopify/toxiproxy/v2 v2.12.0 // tests only: toxiproxy's own Go client, at the release whose API control/toxiproxy answers
+	github.com/chromedp/chromedp v0.14.2 // e2e only: drives the system's chromium (it downloads none)
 	github.com/gorilla/websocket v1.5.3
 	github.com/onsi/ginkgo/v2 v2.34.0
 	github.com/onsi/gomega v1.44.0
@@ -14,8 +15,6 @@ require (
 	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.49.0
 )
-
-require github.com/chromedp/chromedp v0.14.2
 
 require (
 	github.com/Masterminds/semver/v3 v3.4.0 // indirect
