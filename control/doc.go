@@ -33,6 +33,15 @@
 // close frame (1008) that says it fell behind, so no reader ever misses an
 // event without being told. Proxies never wait for readers.
 //
+// # The dashboard
+//
+// GET / (unless Mount gave / to another API) and GET /dashboard/ serve a
+// page, embedded in the binary, that shows and drives the proxies, faults,
+// live connections, a timeline and the event stream through this same HTTP
+// API (a long poll of /api/v1/events for the stream), asking for the token
+// if there is one. Its files hold no data and need no token; the API calls
+// they make do. docs/pictures.md describes it.
+//
 // # Security
 //
 // Every request, the websocket handshake included, passes three checks
@@ -46,8 +55,9 @@
 //   - Origin: browsers send one; it must be http or https on the request's
 //     own host and port, or listed in Options.AllowOrigins, else 403
 //     (forbidden_origin). Programs send none.
-//   - Token: with Options.Token every request but /api/v1/healthz needs
-//     "Authorization: Bearer TOKEN" (the scheme in any case), else 401.
+//   - Token: with Options.Token every request but /api/v1/healthz and the
+//     dashboard's static files needs "Authorization: Bearer TOKEN" (the
+//     scheme in any case), else 401.
 //
 // Listen refuses an address beyond loopback without a Token unless
 // Options.Insecure (ErrInsecureListen), and logs one line saying what it

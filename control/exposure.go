@@ -34,7 +34,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			writeError(w, api.Errorf(api.ErrForbiddenOrigin, "origin %q not allowed (allow it with --allow-origin)", r.Header.Get("Origin")))
 			return
 		}
-		if s.opts.Token != "" && r.URL.Path != api.Prefix+"/healthz" && !s.tokenOK(r) {
+		if s.opts.Token != "" && r.URL.Path != api.Prefix+"/healthz" && !s.isDashboardFile(r) && !s.tokenOK(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="faultline"`)
 			writeError(w, api.Errorf(api.ErrUnauthorized, "missing or wrong bearer token"))
 			return
@@ -42,6 +42,14 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBody)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// isDashboardFile reports whether r fetches one of the dashboard's static
+// files, which hold no data and so need no token (the page asks for it,
+// and sends it with every API call).
+func (s *Server) isDashboardFile(r *http.Request) bool {
+	_, ok := s.dashboardFile(r)
+	return ok
 }
 
 // hostPort is a Host header or an AllowHosts entry, normalized: lower

@@ -468,7 +468,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+p+"/events", s.handleEvents)
 	mux.HandleFunc("GET "+p+"/ws", s.handleWS)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	return s.guard(s.recoverHTTP(s.withExtra(jsonFallback(mux))))
+	return s.guard(s.recoverHTTP(s.withDashboard(s.withExtra(jsonFallback(mux)))))
 }
 
 // jsonFallback turns the mux's own plain-text 404 and 405 answers into JSON

@@ -68,6 +68,18 @@
 // with Errorf, which is safe anywhere, and returns them. Close waits for every
 // goroutine the proxy started and logs what it still waits on every 5 s.
 //
+// # When a test fails
+//
+// If the test has failed by the time the Cleanup that closes a Proxy runs,
+// the Cleanup writes the event log (EventLog.WriteJSON: JSON lines in the
+// shape of "faultline events" and the HTTP events endpoint, which
+// "faultline report" reads) and its report (WriteReport: one HTML page, a
+// timeline of every connection with what CheckLog finds marked on it) into
+// the test's artifact directory and logs the paths: t.ArtifactDir() when
+// the test runs with go test -artifacts (Go 1.26), else a directory named
+// after the test under $FAULTLINE_ARTIFACTS, else nowhere. A connected
+// Proxy saves the events it saw, named after the remote proxy.
+//
 // # In-process or against the binary
 //
 // Connect returns the same *Proxy for a proxy of a running faultline binary,

@@ -42,6 +42,7 @@ type EventLog struct {
 	kinds  map[string]faults.Kind // fault name to kind, for faults injected through the testkit
 	wake   chan struct{}          // closed and replaced on every event and on close
 	closed bool
+	name   string // the remote proxy's name, "" in-process; WriteJSON writes it
 }
 
 // NewEventLog returns a closed log holding events, to read and check a
@@ -80,6 +81,14 @@ func (l *EventLog) close() {
 	}
 	l.closed = true
 	close(l.wake)
+}
+
+// proxyName returns the name of the proxy the log records, "" for an
+// in-process proxy.
+func (l *EventLog) proxyName() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.name
 }
 
 // noteFault remembers the kind of a fault injected through the testkit, so

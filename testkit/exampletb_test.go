@@ -17,6 +17,7 @@ func (e *exampleT) Cleanup(f func())                  { e.cleanups = append(e.cl
 func (e *exampleT) Logf(format string, args ...any)   { fmt.Printf(format+"\n", args...) }
 func (e *exampleT) Errorf(format string, args ...any) { fmt.Printf("error: "+format+"\n", args...) }
 func (e *exampleT) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+func (e *exampleT) Failed() bool                      { return false }
 
 // done runs the cleanups, last first, as the testing package does.
 func (e *exampleT) done() {

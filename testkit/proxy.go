@@ -89,6 +89,7 @@ func (p *Proxy) Start() {
 		if err := p.Close(); err != nil {
 			p.tb.Errorf("testkit: close proxy: %v", err)
 		}
+		p.saveArtifacts()
 	})
 }
 
@@ -218,7 +219,8 @@ func (p *Proxy) report(err error, what string) error {
 // pool and returns once every goroutine the proxy started has exited and
 // the event log is complete. Every 5 s that it is still waiting, it logs
 // with tb.Logf the connections it waits on. Close is idempotent; tb.Cleanup
-// calls it for tests that do not.
+// calls it for tests that do not, and then, if the test failed, saves the
+// event log into the test's artifact directory (see the package doc).
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()

@@ -37,8 +37,9 @@ func WithToken(token string) ConnectOption { return func(c *connectConfig) { c.t
 // in-process proxy (NewProxy) or the binary alike. Events are streamed over
 // the API's websocket from the moment Connect returns. The test does not own
 // the remote proxy: Close removes the faults injected through this Proxy and
-// stops following events, and leaves the proxy running. Connect stops the
-// test if the proxy cannot be reached.
+// stops following events, and leaves the proxy running; if the test failed,
+// the Cleanup that closes it saves the events it saw, as NewProxy's does.
+// Connect stops the test if the proxy cannot be reached.
 func Connect(tb testing.TB, controlURL, proxyName string, opts ...ConnectOption) *Proxy {
 	tb.Helper()
 	cfg := connectConfig{token: os.Getenv("FAULTLINE_TOKEN")}
@@ -71,6 +72,7 @@ func Connect(tb testing.TB, controlURL, proxyName string, opts ...ConnectOption)
 	be := &remote{c: c, tr: tr, sess: sess, name: proxyName, listen: info.Listen}
 	mode, _ := proxy.ParseMode(info.Mode)
 	p := &Proxy{tb: tb, log: newEventLog(), Config: proxy.Config{Upstream: info.Upstream, Mode: mode, Seed: info.Seed}}
+	p.log.name = proxyName
 	p.mu.Lock()
 	p.started = true
 	p.mu.Unlock()
@@ -83,6 +85,7 @@ func Connect(tb testing.TB, controlURL, proxyName string, opts ...ConnectOption)
 		if err := p.Close(); err != nil {
 			tb.Errorf("testkit: close remote proxy %q: %v", proxyName, err)
 		}
+		p.saveArtifacts()
 	})
 	return p
 }

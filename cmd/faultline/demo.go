@@ -104,5 +104,6 @@ func printDemoHints(w io.Writer, p api.Proxy, ctl string, token bool, self strin
 	fmt.Fprintf(w, "      resets your nc connection (and new ones, until removed)\n")
 	fmt.Fprintf(w, "  curl -X DELETE%s %s\n", auth, faults)
 	fmt.Fprintf(w, "      removes every fault\n")
+	fmt.Fprintf(w, "Or open %s/ in a browser: the dashboard shows and drives all of it.\n", ctl)
 	fmt.Fprintf(w, "Press Ctrl-C to stop.\n")
 }

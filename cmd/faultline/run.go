@@ -50,6 +50,7 @@ Against a running faultline:
   faultline conns close PROXY ID [--rst]
   faultline pool drain PROXY
   faultline events [--proxy PROXY] [--kind KIND,...] [--after ID]
+  faultline report [-o FILE] [--title TITLE] [LOG]   (an event log, stdin if no LOG, to one HTML page)
 
   Each takes --control URL (default $FAULTLINE_URL, else http://127.0.0.1:8470)
   and --token TOKEN (default $FAULTLINE_TOKEN); "faultline CMD -h" lists the rest.
@@ -103,6 +104,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runPoolCmd(ctx, args[1:], stdout, stderr)
 	case "events":
 		return runEvents(ctx, args[1:], stdout, stderr)
+	case "report":
+		return runReport(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
