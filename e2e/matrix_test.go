@@ -450,11 +450,7 @@ var _ = Describe("the client matrix", Ordered, ContinueOnFailure, Label("matrix"
 				BeforeAll(func() {
 					mc := lookupClient(mc.name)
 					if !serverAnswers(mc.upstream) {
-						msg := fmt.Sprintf("%s does not answer on %s: start it (%s), or run .ci/servers", mc.server, mc.upstream, mc.howStart)
-						if os.Getenv("FAULTLINE_E2E_REQUIRE") == "1" {
-							Fail(msg + " (FAULTLINE_E2E_REQUIRE=1)")
-						}
-						Skip(msg)
+						skipOrFail(fmt.Sprintf("%s does not answer on %s: start it (%s), or run .ci/servers", mc.server, mc.upstream, mc.howStart))
 					}
 					var err error
 					cleanup, err = mc.prepare(context.Background(), mc.upstream)
