@@ -122,14 +122,14 @@ type runner struct {
 	key  string // the cell's, for the log
 }
 
-// callTimed makes one call within d and returns its error and how long
-// it took.
-func (r *runner) callTimed(d time.Duration) (error, time.Duration) {
+// callTimed makes one call within d and returns how long it took and
+// its error.
+func (r *runner) callTimed(d time.Duration) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	start := time.Now()
 	err := r.sub.call(ctx)
-	return err, time.Since(start)
+	return time.Since(start), err
 }
 
 // accepted counts the connections the proxy accepted so far.
@@ -152,7 +152,7 @@ func (r *runner) faulted(c *cell) {
 	if r.mc.ownDeadline {
 		d *= 2
 	}
-	err, took := r.callTimed(d)
+	took, err := r.callTimed(d)
 	time.Sleep(100 * time.Millisecond) // let the accept events of a retry arrive
 	c.saw, c.took = errorKind(err), took
 	if n := r.accepted() - before; n > 0 && err == nil {
@@ -170,7 +170,7 @@ func (r *runner) recover(c *cell, from time.Time) {
 	}
 	deadline := time.Now().Add(recoverWithin)
 	for {
-		err, _ := r.callTimed(callSlack)
+		_, err := r.callTimed(callSlack)
 		if err == nil {
 			c.recovered, c.recovery = "yes", time.Since(from)
 			return
@@ -241,14 +241,13 @@ var matrixFaults = []matrixFault{
 		// connection is reset toward the client.
 		c := cell{}
 		hold := r.px.Inject(faults.Stall(false).WithDir(faults.Down).WithExchange(1, 0).WithTarget(existing))
-		var start time.Time
 		done := make(chan struct{})
 		go func() {
 			defer GinkgoRecover()
 			defer close(done)
 			r.faulted(&c)
 		}()
-		start = r.await(hold)
+		start := r.await(hold)
 		r.px.Inject(faults.Reset(faults.ToClient).WithTarget(existing))
 		Eventually(done).WithTimeout(10 * time.Second).Should(BeClosed())
 		r.recover(&c, start)
@@ -268,14 +267,13 @@ var matrixFaults = []matrixFault{
 		// Only the connection the next request goes out on stalls: an
 		// idle one the client does not wait on need not be given up.
 		c := cell{}
-		f := r.px.Inject(faults.Stall(false).WithDir(faults.Down).WithExchange(1, 0).WithTarget(existing))
+		r.px.Inject(faults.Stall(false).WithDir(faults.Down).WithExchange(1, 0).WithTarget(existing))
 		r.faulted(&c)
 		start := time.Now().Add(-c.took)
 		// Judge the give-up before the stall is cleared (a cleared stall
 		// is not judged): wait until it is decided either way.
 		time.Sleep(time.Until(start.Add(matrixDeadline + matrixBound + 200*time.Millisecond)))
 		gaveUp := testkit.CheckGaveUpWithin(r.px.Events(), matrixDeadline, matrixBound)
-		_ = f
 		r.recover(&c, time.Now()) // from the stall's end
 		r.check(&c, func(*testkit.EventLog) error { return gaveUp })
 		return c
@@ -324,7 +322,7 @@ var matrixFaults = []matrixFault{
 		// 1st; the 2nd call's first request closes the connection.
 		c := cell{}
 		r.px.Inject(faults.Limit(0).WithDir(faults.Up).WithExchange(r.mc.exchanges+1, 0).WithTarget(existing))
-		if err, _ := r.callTimed(callSlack); err != nil {
+		if _, err := r.callTimed(callSlack); err != nil {
 			c.saw = "1st request failed: " + errorKind(err)
 			c.recovered, c.checks = "-", "-"
 			return c
@@ -473,7 +471,7 @@ var _ = Describe("the client matrix", Ordered, ContinueOnFailure, Label("matrix"
 						Expect(err).NotTo(HaveOccurred())
 						r := &runner{px: px, mc: mc, addr: px.Addr(), sub: sub, key: mc.name + " | " + mode + " | " + mf.name}
 						// One call first: the client holds an idle connection.
-						err, _ = r.callTimed(callSlack)
+						_, err = r.callTimed(callSlack)
 						Expect(err).NotTo(HaveOccurred(), "the first call, before any fault")
 						c := mf.run(r)
 						r.sub.close()
