@@ -45,7 +45,11 @@ type matrixClient struct {
 	server   string // what it talks to
 	upstream string // the server's address (set in BeforeAll for nginx)
 	howStart string // how to start the server, for the skip message
-	pools    bool   // the client pools connections: it also gets pool-mode rows
+	// pools: the client pools its connections, and its protocol carries
+	// no session from a handshake, so that the proxy's pool mode, which
+	// reuses upstream connections at the TCP level, suits it: it also
+	// gets pool-mode rows (see docs/clients.md on PostgreSQL and MariaDB).
+	pools bool
 	// ownDeadline: the client times out a call by itself (a read
 	// timeout set to matrixDeadline), so the faulted call's context
 	// allows twice that, and the client's own timer decides.
