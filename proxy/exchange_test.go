@@ -142,3 +142,31 @@ func TestExchangeEverySecondLatency(t *testing.T) {
 		}
 	}
 }
+
+// Corrupt reads bytes through a buffer (relayChunk's copying path): on
+// every second exchange each byte of the reply has a bit flipped, and the
+// others arrive intact.
+func TestExchangeEverySecondCorrupt(t *testing.T) {
+	for _, mode := range []Mode{ModeDial, ModePool} {
+		t.Run(mode.String(), func(t *testing.T) {
+			_, _, c, u := exchangeConn(t, mode, faults.Corrupt(1).WithDir(faults.Down).WithExchange(0, 2))
+			for i, corrupted := range []bool{false, true, false, true} {
+				if _, err := io.WriteString(c, "q"); err != nil {
+					t.Fatal(err)
+				}
+				readWithin(t, u, "q", waitTimeout)
+				if _, err := io.WriteString(u, "reply"); err != nil {
+					t.Fatal(err)
+				}
+				got := make([]byte, len("reply"))
+				_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+				if _, err := io.ReadFull(c, got); err != nil {
+					t.Fatal(err)
+				}
+				if (string(got) != "reply") != corrupted {
+					t.Errorf("exchange %d: reply %q; corrupted %v, want %v", i+1, got, !corrupted, corrupted)
+				}
+			}
+		})
+	}
+}
