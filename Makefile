@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin/faultline
 LISTEN  ?= 127.0.0.1:7470
 
-.PHONY: run test bench fuzz lint build clean soak
+.PHONY: run test bench fuzz lint build clean soak matrix
 
 ## run: start the proxy in front of its built-in echo upstream (Ctrl-C stops it)
 run: build
@@ -25,6 +25,10 @@ bench: build
 SOAKFLAGS ?=
 soak: build
 	$(GO) run ./cmd/soak -faultline ./$(BIN) $(SOAKFLAGS)
+
+## matrix: run the client matrix against the real servers (.ci/servers) and rewrite docs/clients.md's table from it
+matrix:
+	FAULTLINE_MATRIX_WRITE=1 FAULTLINE_E2E_REQUIRE=1 $(GO) test -count=1 -timeout 10m ./e2e/ -ginkgo.label-filter=matrix
 
 ## fuzz: each fuzz target for FUZZTIME (make test runs only their seeds)
 FUZZTIME ?= 1m

@@ -2,7 +2,10 @@
 // real redis-server and drives it with a real client (go-redis) through the
 // control API and the testkit. It needs redis-server in PATH (.ci/run
 // installs it); without one the suite is skipped, unless
-// FAULTLINE_E2E_REQUIRE=1, as in CI, makes that a failure.
+// FAULTLINE_E2E_REQUIRE=1, as in CI, makes that a failure. The client
+// matrix (matrix_*_test.go, docs/clients.md) and the CI chaos example
+// also need the servers .ci/servers starts; a row whose server does not
+// answer skips, saying how to start it (fails with FAULTLINE_E2E_REQUIRE=1).
 package e2e
 
 import (

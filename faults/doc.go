@@ -29,7 +29,11 @@
 // (toward the client, the upstream or both), once; drop-on-accept and connect-delay act when a connection
 // starts; refuse closes the listener; idle-close closes connections left
 // idle; stale (pool mode) makes pooled upstream connections go stale.
-// AfterBytes applies only to the byte kinds.
+// AfterBytes, FromExchange and EveryExchange apply only to the byte kinds.
+// FromExchange and EveryExchange make a fault act only on some
+// request/response exchanges of each connection ("the 3rd query"):
+//
+//	faults.Stall(false).WithDir(faults.Down).WithExchange(3, 0) // hold the 3rd reply on
 //
 // # Bounds
 //
@@ -41,7 +45,8 @@
 //   - bandwidth rate: 1 to MaxRate (1 TiB/s);
 //   - slice size: 1 to MaxSize (1 MiB);
 //   - limit bytes and after_bytes: 0 to MaxBytes (1 PiB);
-//   - target every and count: 0 to MaxCount (10⁹); target ids: 1 to
+//   - target every and count, from_exchange and every_exchange: 0 to
+//     MaxCount (10⁹); target ids: 1 to
 //     MaxIDs (1000) of them; probabilities: 0 to 1;
 //   - latency needs a delay or a jitter (jitter alone delays each chunk by
 //     a random part of it), corrupt a prob above 0, slow-close and

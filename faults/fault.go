@@ -172,6 +172,25 @@ type Fault struct {
 	For        time.Duration // how long the fault lasts once acting; 0: until removed
 	Seed       uint64        // for jitter; 0: the proxy's seed
 
+	// FromExchange and EveryExchange, for faults on the bytes of a
+	// direction, make the fault act only on some request/response
+	// exchanges of each connection: from the FromExchange-th on, and, if
+	// EveryExchange is set, only on every EveryExchange-th (the
+	// EveryExchange-th, the 2*EveryExchange-th, ...). Each is 0 (no
+	// condition) to MaxCount. An exchange is a run of bytes up followed by
+	// a run of bytes down; the proxy counts them on a connection from
+	// when a fault with either field first applies to it (for a fault
+	// added before the connection, from its first byte), numbering the
+	// first 1: bytes down before any request (a server's greeting) belong
+	// to exchange 0. An up fault acts from the first byte of the
+	// exchange's request, a down fault from the first byte of its reply.
+	// Counting sees bytes, not messages: pipelined requests, a reply in
+	// several runs with requests between (a protocol's own round trips),
+	// or a server's push between requests shift the count; see
+	// docs/exchanges.md.
+	FromExchange  int
+	EveryExchange int
+
 	// SizeVariation, for slice (as toxiproxy's slicer), makes each
 	// piece's size a draw from [Size-SizeVariation, Size+SizeVariation]
 	// (the fault's seeded generator) instead of Size; less than Size.
@@ -322,6 +341,14 @@ func (f Fault) WithAfter(d time.Duration) Fault { f.After = d; return f }
 // bytes were relayed in its direction (counted from when it is applied).
 func (f Fault) WithAfterBytes(n int64) Fault { f.AfterBytes = n; return f }
 
+// WithExchange returns f acting on each connection from its from-th
+// request/response exchange on, and, if every is positive, only on every
+// every-th (see Fault.FromExchange).
+func (f Fault) WithExchange(from, every int) Fault {
+	f.FromExchange, f.EveryExchange = from, every
+	return f
+}
+
 // WithSeed returns f drawing its random choices from seed.
 func (f Fault) WithSeed(seed uint64) Fault { f.Seed = seed; return f }
 
@@ -375,6 +402,12 @@ func (f Fault) Normalized() (Fault, error) {
 		return bad("after_bytes %d over the maximum %d", f.AfterBytes, MaxBytes)
 	case f.AfterBytes > 0 && (f.Kind.OneShot() || f.Kind.AtConnect() || f.Kind.ProxyLevel()):
 		return bad("after_bytes is for faults on the bytes of a direction")
+	case f.FromExchange < 0 || f.EveryExchange < 0:
+		return bad("from_exchange and every_exchange must not be negative")
+	case f.FromExchange > MaxCount || f.EveryExchange > MaxCount:
+		return bad("from_exchange and every_exchange must be at most %d", MaxCount)
+	case f.ByExchange() && (f.Kind.OneShot() || f.Kind.AtConnect() || f.Kind.ProxyLevel()):
+		return bad("from_exchange and every_exchange are for faults on the bytes of a direction")
 	case f.Kind != KindLatency && f.Jitter != 0:
 		return bad("jitter is for latency")
 	case f.Delay != 0 && !slices.Contains([]Kind{KindLatency, KindSlice, KindSlowClose, KindConnectDelay}, f.Kind):
@@ -456,6 +489,19 @@ func (f Fault) Normalized() (Fault, error) {
 		return bad("target which %q (want all, new, existing, ids, or idle for stale)", f.Target.Which)
 	}
 	return f, nil
+}
+
+// ByExchange reports whether f acts only on some exchanges (FromExchange
+// or EveryExchange is set).
+func (f Fault) ByExchange() bool { return f.FromExchange > 0 || f.EveryExchange > 0 }
+
+// OnExchange reports whether f acts on exchange k of a connection (see
+// FromExchange); always true when f does not count exchanges.
+func (f Fault) OnExchange(k int64) bool {
+	if !f.ByExchange() {
+		return true
+	}
+	return k >= max(1, int64(f.FromExchange)) && (f.EveryExchange == 0 || k%int64(f.EveryExchange) == 0)
 }
 
 // OneShot reports whether the kind acts once on a connection when applied

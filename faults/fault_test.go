@@ -3,6 +3,7 @@ package faults
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,15 @@ func TestNormalized(t *testing.T) {
 		{"after bytes", Latency(time.Millisecond, 0).WithAfterBytes(100), nil},
 		{"after bytes on reset", Reset(ToBoth).WithAfterBytes(1), ErrBadFault},
 		{"negative after bytes", Blackhole().WithAfterBytes(-1), ErrBadFault},
+		{"from exchange 3", Stall(false).WithDir(Down).WithExchange(3, 0), nil},
+		{"every 2nd exchange", Limit(0).WithDir(Up).WithExchange(0, 2), nil},
+		{"exchange on reset", Reset(ToBoth).WithExchange(2, 0), ErrBadFault},
+		{"exchange on idle-close", IdleClose(time.Second, false).WithExchange(2, 0), ErrBadFault},
+		{"exchange on connect-delay", ConnectDelay(time.Second).WithExchange(0, 2), ErrBadFault},
+		{"negative from exchange", Blackhole().WithExchange(-1, 0), ErrBadFault},
+		{"negative every exchange", Blackhole().WithExchange(0, -1), ErrBadFault},
+		{"from exchange past the bound", Blackhole().WithExchange(MaxCount+1, 0), ErrBadFault},
+		{"every exchange past the bound", Blackhole().WithExchange(0, MaxCount+1), ErrBadFault},
 		{"stale", Stale(StaleReset), nil},
 		{"stale without mode", Fault{Kind: KindStale}, ErrBadFault},
 		{"mode on blackhole", Fault{Kind: KindBlackhole, Mode: StaleEOF}, ErrBadFault},
@@ -157,6 +167,32 @@ func TestNormalizedNamesMissingField(t *testing.T) {
 		_, err := tt.in.Normalized()
 		if !errors.Is(err, ErrBadFault) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Normalized(%+v) = %v, want ErrBadFault mentioning %q", tt.in, err, tt.want)
+		}
+	}
+}
+
+func TestOnExchange(t *testing.T) {
+	tests := []struct {
+		name        string
+		from, every int
+		want        []int64 // exchanges 0 to 6 it acts on
+	}{
+		{"no condition", 0, 0, []int64{0, 1, 2, 3, 4, 5, 6}},
+		{"from 3", 3, 0, []int64{3, 4, 5, 6}},
+		{"every 2", 0, 2, []int64{2, 4, 6}},
+		{"from 3, every 2", 3, 2, []int64{4, 6}},
+		{"from 1", 1, 0, []int64{1, 2, 3, 4, 5, 6}},
+	}
+	for _, tt := range tests {
+		f := Blackhole().WithExchange(tt.from, tt.every)
+		var got []int64
+		for k := range int64(7) {
+			if f.OnExchange(k) {
+				got = append(got, k)
+			}
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: acts on %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

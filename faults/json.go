@@ -30,6 +30,8 @@ type faultJSON struct {
 	Mode       StaleMode `json:"mode,omitempty"`
 	Target     Target    `json:"target,omitzero"`
 	AfterBytes int64     `json:"after_bytes,omitempty"`
+	FromExch   int       `json:"from_exchange,omitempty"`
+	EveryExch  int       `json:"every_exchange,omitempty"`
 	After      Duration  `json:"after,omitzero"`
 	For        Duration  `json:"for,omitzero"`
 	Seed       uint64    `json:"seed,omitempty"`
@@ -44,6 +46,7 @@ func (f Fault) MarshalJSON() ([]byte, error) {
 		Delay: Duration(f.Delay), Jitter: Duration(f.Jitter), Drop: f.Drop, Rate: f.Rate,
 		Size: f.Size, SizeVar: f.SizeVariation, Bytes: f.Bytes, Prob: f.Prob, Idle: Duration(f.Idle), Abort: f.Abort,
 		Mode: f.Mode, Target: f.Target, AfterBytes: f.AfterBytes,
+		FromExch: f.FromExchange, EveryExch: f.EveryExchange,
 		After: Duration(f.After), For: Duration(f.For), Seed: f.Seed,
 	})
 }
@@ -68,6 +71,7 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 		Delay: time.Duration(j.Delay), Jitter: time.Duration(j.Jitter), Drop: j.Drop, Rate: j.Rate,
 		Size: j.Size, SizeVariation: j.SizeVar, Bytes: j.Bytes, Prob: j.Prob, Idle: time.Duration(j.Idle), Abort: j.Abort,
 		Mode: j.Mode, Target: j.Target, AfterBytes: j.AfterBytes,
+		FromExchange: j.FromExch, EveryExchange: j.EveryExch,
 		After: time.Duration(j.After), For: time.Duration(j.For), Seed: j.Seed,
 	}
 	return nil

@@ -16,6 +16,7 @@ var jsonSamples = []Fault{
 	Stall(true).WithFor(2 * time.Second).WithAfter(time.Second),
 	Reset(ToClient).WithTarget(Target{Which: ByID, IDs: []uint64{3, 4}}),
 	Bandwidth(1024).WithAfterBytes(10),
+	Stall(false).WithDir(Down).WithExchange(3, 2),
 	Slice(8, time.Millisecond),
 	Limit(100),
 	SlowClose(time.Second),

@@ -110,6 +110,9 @@ func (as *applySet) rechain(l *loop, op, i int, af *activeFault) *chain {
 //     The flag and the deadline change together under s.mu, against
 //     resume.
 func (as *applySet) change(s *session, l *loop, kind EventKind, op, i int, af *activeFault) {
+	if op != opDelete && af.f.ByExchange() {
+		s.exchOn.Store(true) // before the chain is published: copyUp counts from its next write
+	}
 	c := as.rechain(l, op, i, af)
 	var fired *activeFault
 	s.mu.Lock()
@@ -154,12 +157,12 @@ func (l *loop) claimFired(c *chain) *activeFault {
 	switch {
 	case c == nil:
 	case c.stall != nil:
-		if c.stall.f.AfterBytes == 0 && l.firedStall != c.stall {
+		if c.stall.f.AfterBytes == 0 && !c.stall.f.ByExchange() && l.firedStall != c.stall {
 			l.firedStall = c.stall
 			return c.stall
 		}
 	case c.blackhole != nil:
-		if c.blackhole.f.AfterBytes == 0 && l.firedBlackhole != c.blackhole {
+		if c.blackhole.f.AfterBytes == 0 && !c.blackhole.f.ByExchange() && l.firedBlackhole != c.blackhole {
 			l.firedBlackhole = c.blackhole
 			return c.blackhole
 		}
@@ -424,18 +427,22 @@ func (s *session) copyThrough(l *loop, c, eff *chain, until int64) error {
 	return errRechain
 }
 
-// effective returns what of chain c acts at the loop's byte count now, and
-// how many more bytes until the next fault waiting for AfterBytes acts (0
-// if none waits). A fault's AfterBytes count from the loop's first run
-// under it.
-func (l *loop) effective(c *chain) (*chain, int64) {
+// effective returns what of chain c acts at the loop's byte count now and
+// on exchange k (see session.exchangeAt), and how many more bytes until
+// the next fault waiting for AfterBytes acts (0 if none waits). A fault's
+// AfterBytes count from the loop's first run under it.
+func (l *loop) effective(c *chain, k int64) (*chain, int64) {
 	if c == nil || !c.armed {
 		return c, 0
 	}
+	l.exchSeen = k
 	n := l.n.Load()
 	var acting []*activeFault
 	var until int64
 	for _, af := range c.all {
+		if !af.f.OnExchange(k) {
+			continue
+		}
 		if af.f.AfterBytes > 0 {
 			if l.armedFrom == nil {
 				l.armedFrom = make(map[*activeFault]int64)
@@ -492,6 +499,10 @@ func (s *session) relayChunk(l *loop, pub, c *chain, chunk int) error {
 	if err != nil {
 		return err
 	}
+	if s.exchangeMoved(l, pub) {
+		l.arrChain = nil // the chunk is not taken: count again
+		return errRechain
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	// The bytes are queued, so the read does not wait; should it stop
@@ -532,6 +543,10 @@ func (s *session) spliceChunk(l *loop, pub, c *chain, chunk int) error {
 		if err != nil {
 			return err
 		}
+		if s.exchangeMoved(l, pub) {
+			l.arrChain = nil // the chunk is not taken: count again
+			return errRechain
+		}
 		n = int64(k)
 		if d := c.delay(); d > 0 {
 			if err := s.holdFrom(l, c, holdLatency, when, d); err != nil {
@@ -543,9 +558,13 @@ func (s *session) spliceChunk(l *loop, pub, c *chain, chunk int) error {
 		if err != nil {
 			return err
 		}
+		if s.exchangeMoved(l, pub) {
+			return errRechain
+		}
 		n = int64(min(q, chunk))
 	}
 	l.lr = io.LimitedReader{R: l.src, N: n}
+	s.noteExchange(l)
 	mv := s.beforeMove()
 	w, err := l.dst.ReadFrom(&l.lr)
 	l.n.Add(w)
@@ -730,6 +749,7 @@ func (s *session) writeOut(l *loop, c *chain, b []byte) error {
 			piece = c.slice.pieceSize()
 		}
 		k := min(piece, len(b))
+		s.noteExchange(l)
 		mv := s.beforeMove()
 		w, err := l.dst.Write(b[:k])
 		l.n.Add(int64(w))
@@ -934,7 +954,7 @@ func (s *session) noteArrivals(l *loop, pub *chain) {
 // slice or slow-close), else what nc asks (a new draw of its latency, or
 // nothing: pacing and slicing start again under nc).
 func (l *loop) reheld(k holdKind, c, nc *chain, d time.Duration) time.Duration {
-	eff, _ := l.effective(nc)
+	eff, _ := l.effective(nc, l.exchSeen)
 	if eff == nil {
 		return 0
 	}

@@ -473,6 +473,9 @@ func (s *session) setupFaults() {
 		}
 		for _, l := range []*loop{&s.up, &s.down} {
 			if af.f.Dir.Has(l.fdir()) && !slices.Contains(l.active, af) {
+				if af.f.ByExchange() {
+					s.exchOn.Store(true)
+				}
 				l.active = append(l.active, af)
 				s.emit(&Event{Kind: EventFaultApplied, Dir: l.dir, Fault: af.f.Name, FaultKind: af.f.Kind})
 			}
@@ -558,7 +561,8 @@ type chain struct {
 	corrupt   *activeFault   // the first corrupt
 
 	all   []*activeFault // the faults composed
-	armed bool           // some wait for AfterBytes: see loop.effective
+	armed bool           // some wait for AfterBytes or an exchange: see loop.effective
+	exch  bool           // some act only on some exchanges: see session.exchangeAt
 }
 
 // composeChain composes the faults on one direction. It is called with
@@ -570,7 +574,8 @@ func composeChain(active []*activeFault) *chain {
 	}
 	c := &chain{all: active}
 	for _, af := range active {
-		c.armed = c.armed || af.f.AfterBytes > 0
+		c.exch = c.exch || af.f.ByExchange()
+		c.armed = c.armed || af.f.AfterBytes > 0 || c.exch
 		switch af.f.Kind {
 		case faults.KindHalfClose:
 			c.halfClose = cmpFirst(c.halfClose, af)

@@ -158,6 +158,14 @@ func (r *fuzzInput) fault() faults.Fault {
 	}
 	if set&16 != 0 {
 		f.AfterBytes = pick(r, fuzzInts)
+		// An exchange trigger too, from the same pick (no more input is
+		// read, so the seeds decode as before but for these fields).
+		switch f.AfterBytes % 3 {
+		case 1:
+			f.FromExchange = int(f.AfterBytes % 5)
+		case 2:
+			f.EveryExchange = int(f.AfterBytes % 4)
+		}
 	}
 	if set&32 != 0 {
 		f.Seed = uint64(r.next())<<56 | uint64(r.next())

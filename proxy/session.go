@@ -34,6 +34,12 @@ type session struct {
 
 	moves atomic.Uint64 // orders the loops' writes (pool mode): see loop.lastMove
 
+	// Request/response exchanges (see faults.Fault.FromExchange): counted
+	// by copyUp once a fault that counts them applies to the session.
+	exchOn    atomic.Bool  // some fault counts exchanges; set before its chain is published
+	exch      atomic.Int64 // exchanges begun: runs of bytes up that followed bytes down
+	downSince atomic.Bool  // copyDown is about to write or wrote since copyUp's last counted write (or none yet)
+
 	faultEpoch uint64                // the proxy's fault count when s was accepted
 	faultReady bool                  // faults attach to the loops now; guarded by the proxy's fault mutex
 	picks      map[*activeFault]bool // each fault's pick of s, made once; guarded by the proxy's fault mutex
@@ -102,6 +108,10 @@ type loop struct {
 	arrChain  *chain
 	arrQueued int
 
+	// exchSeen is the exchange loop.effective last took the faults
+	// acting for. Owned by the loop.
+	exchSeen int64
+
 	// holdPub is the chain the loop's current chunk (or held FIN) was
 	// taken under, which session.hold watches for changes. Owned by the
 	// loop.
@@ -167,6 +177,7 @@ func (s *session) run() {
 	// After a borrow this goroutine relays itself, and starts only the
 	// second copy loop. Whichever copy loop stops last ends the session.
 	s.up.dir, s.up.src, s.up.dst = Up, s.client, uc.c
+	s.downSince.Store(true) // the first write up begins an exchange
 	s.down.dir, s.down.src, s.down.dst = Down, uc.c, s.client
 	s.ran, s.reused = true, reused
 	s.loopsLeft.Store(2)
@@ -264,7 +275,7 @@ func (s *session) copyLoop(l *loop) {
 			}
 		}
 		c := l.chain.Load()
-		eff, until := l.effective(c)
+		eff, until := l.effective(c, s.exchangeAt(l, c))
 		switch stale := s.uc.stale; {
 		case l.early != nil:
 			err, l.early = l.early, nil

@@ -126,6 +126,8 @@ func (ff *faultFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.Target.Prob, "target-prob", 0, "pick each connection with this probability")
 	fs.IntVar(&f.Target.Count, "count", 0, "stop picking after this many connections")
 	fs.Int64Var(&f.AfterBytes, "after-bytes", 0, "act once this many more bytes were relayed, per connection")
+	fs.IntVar(&f.FromExchange, "from-exchange", 0, "act from this request/response exchange of each connection on (1: the first)")
+	fs.IntVar(&f.EveryExchange, "every-exchange", 0, "act only on every Nth request/response exchange of each connection")
 	fs.DurationVar(&f.After, "after", 0, "start acting this long after being added")
 	fs.DurationVar(&f.For, "for", 0, "last this long once acting (0: until removed)")
 	fs.Uint64Var(&f.Seed, "seed", 0, "seed for the fault's random choices (0: the proxy's)")
