@@ -180,8 +180,12 @@ func TestConfigSample(t *testing.T) {
 	}
 	c := client.New(p.control(t))
 	db, err := c.Proxy(ctx(t), "db")
-	if err != nil || db.Mode != "pool" || db.Pool.Size != 16 || time.Duration(db.Pool.IdleTimeout) != 30*time.Second {
-		t.Errorf("db: got %+v, %v; want pool mode, size 16, idle timeout 30s", db, err)
+	if err != nil || db.Mode != "dial" {
+		t.Errorf("db: got %+v, %v; want dial mode", db, err)
+	}
+	cache, err := c.Proxy(ctx(t), "cache")
+	if err != nil || cache.Mode != "pool" || cache.Pool.Size != 16 || time.Duration(cache.Pool.IdleTimeout) != 30*time.Second {
+		t.Errorf("cache: got %+v, %v; want pool mode, size 16, idle timeout 30s", cache, err)
 	}
 	fs, err := c.Faults(ctx(t), "db")
 	if err != nil || len(fs) != 1 {

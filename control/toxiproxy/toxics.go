@@ -236,7 +236,7 @@ func derive(f faults.Fault) (attrs any, stream string, toxicity float32, ok bool
 		stream = "downstream"
 	}
 	t := f.Target
-	if (t.Which != "" && t.Which != faults.All) || t.Every != 0 || t.Count != 0 || f.AfterBytes != 0 || f.For != 0 ||
+	if (t.Which != "" && t.Which != faults.All) || t.Every != 0 || t.Count != 0 || f.AfterBytes != 0 || f.For != 0 || f.ByExchange() ||
 		(f.After != 0 && f.Kind != faults.KindReset) {
 		return nil, "", 0, false
 	}

@@ -91,3 +91,16 @@ func TestDeriveRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// A fault that acts only on some exchanges has no toxic to show it: as a
+// toxic it would seem to act on every byte.
+func TestDeriveSkipsExchangeFaults(t *testing.T) {
+	f := faults.Latency(time.Millisecond, 0).WithDir(faults.Down)
+	if _, _, _, ok := derive(f); !ok {
+		t.Fatalf("derive(%+v): want a latency toxic", f)
+	}
+	f.FromExchange = 2
+	if attrs, _, _, ok := derive(f); ok {
+		t.Errorf("derive(%+v) = %+v; want no toxic", f, attrs)
+	}
+}
