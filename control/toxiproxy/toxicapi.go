@@ -313,20 +313,31 @@ func faultName(toxic string, i int, taken map[string]bool) string {
 	return name
 }
 
+// requestedToxic finds the toxic a request names (args: proxy, toxic), or
+// answers the request with why not (ok false): 404 for the proxy first, as
+// toxiproxy checks it first. Called with mu held.
+func (s *Server) requestedToxic(w http.ResponseWriter, r *http.Request, args []string) (fl string, t toxicView, ok bool) {
+	fl = flName(args[0])
+	if _, err := s.cs.Proxy(fl); err != nil {
+		s.writeError(w, r, errProxyNotFound)
+		return "", toxicView{}, false
+	}
+	t, err := s.findToxic(fl, args[1])
+	if err != nil {
+		s.writeError(w, r, err)
+		return "", toxicView{}, false
+	}
+	return fl, t, true
+}
+
 // updateToxic merges the body onto the toxic: attributes given replace
 // theirs, the others and an absent toxicity keep their values; name, type
 // and stream cannot change.
 func (s *Server) updateToxic(w http.ResponseWriter, r *http.Request, args []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fl := flName(args[0])
-	if _, err := s.cs.Proxy(fl); err != nil {
-		s.writeError(w, r, errProxyNotFound)
-		return
-	}
-	t, err := s.findToxic(fl, args[1])
-	if err != nil {
-		s.writeError(w, r, err)
+	fl, t, ok := s.requestedToxic(w, r, args)
+	if !ok {
 		return
 	}
 	attrs := cloneAttrs(t.json.Attributes)
@@ -349,14 +360,8 @@ func (s *Server) updateToxic(w http.ResponseWriter, r *http.Request, args []stri
 func (s *Server) deleteToxic(w http.ResponseWriter, r *http.Request, args []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fl := flName(args[0])
-	if _, err := s.cs.Proxy(fl); err != nil {
-		s.writeError(w, r, errProxyNotFound)
-		return
-	}
-	t, err := s.findToxic(fl, args[1])
-	if err != nil {
-		s.writeError(w, r, err)
+	fl, t, ok := s.requestedToxic(w, r, args)
+	if !ok {
 		return
 	}
 	stalled := s.timeoutConns(fl, t)
