@@ -51,12 +51,16 @@ func printJSON(w io.Writer, v any) error {
 // subcommand dispatches "faultline NAME SUB ...".
 func subcommand(ctx context.Context, name string, args []string, stdout, stderr io.Writer,
 	subs map[string]func(context.Context, []string, io.Writer, io.Writer) int) int {
+	fs := newFlagSet(name)
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		return usageError(fs, stdout, stderr, flag.ErrHelp)
+	}
 	if len(args) == 0 {
-		return usageError(stderr, fmt.Errorf("%s: want a subcommand (%s)", name, subNames(subs)))
+		return usageError(fs, stdout, stderr, fmt.Errorf("%s: want a subcommand (%s)", name, subNames(subs)))
 	}
 	run, ok := subs[args[0]]
 	if !ok {
-		return usageError(stderr, fmt.Errorf("%s: unknown subcommand %q (want %s)", name, args[0], subNames(subs)))
+		return usageError(fs, stdout, stderr, fmt.Errorf("%s: unknown subcommand %q (want %s)", name, args[0], subNames(subs)))
 	}
 	return run(ctx, args[1:], stdout, stderr)
 }
@@ -83,9 +87,9 @@ func runProxyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 
 func proxyLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf clientFlags
-	fs := newFlagSet("proxy ls", stderr)
+	fs := newFlagSet("proxy ls")
 	cf.register(fs, true)
-	if code := parseNone(fs, args, stderr); code != exitOK {
+	if code, done := parseNone(fs, args, stdout, stderr); done {
 		return code
 	}
 	ps, err := cf.client().Proxies(ctx)
@@ -114,16 +118,16 @@ func proxyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	pos, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	case len(pos) != 1:
-		return usageError(stderr, errors.New("proxy add: want one NAME"))
+		return usageError(fs, stdout, stderr, errors.New("proxy add: want one NAME"))
 	case pf.upstream == "":
-		return usageError(stderr, errors.New("proxy add: --upstream is required"))
+		return usageError(fs, stdout, stderr, errors.New("proxy add: --upstream is required"))
 	}
 	pf.name = pos[0]
 	spec, err := pf.spec()
 	if err != nil {
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	}
 	spec.Disabled = disabled
 	p, err := cf.client().CreateProxy(ctx, spec)
@@ -133,7 +137,7 @@ func proxyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // proxyFlagSet is the flag set of proxy add and proxy update: the client
 // flags, the proxy flags and --upstream.
 func proxyFlagSet(name string, stderr io.Writer, cf *clientFlags, pf *proxyFlags, upstreamUsage string) *flag.FlagSet {
-	fs := newFlagSet(name, stderr)
+	fs := newFlagSet(name)
 	cf.register(fs, true)
 	pf.register(fs, "")
 	fs.StringVar(&pf.upstream, "upstream", "", upstreamUsage)
@@ -167,17 +171,17 @@ func proxyUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	pos, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	case len(pos) != 1:
-		return usageError(stderr, errors.New("proxy update: want one NAME"))
+		return usageError(fs, stdout, stderr, errors.New("proxy update: want one NAME"))
 	}
 	u, n := pf.update(fs, enabled)
 	if n == 0 {
-		return usageError(stderr, errors.New("proxy update: give at least one setting to change (--listen, --upstream, --mode, --enabled, ...)"))
+		return usageError(fs, stdout, stderr, errors.New("proxy update: give at least one setting to change (--listen, --upstream, --mode, --enabled, ...)"))
 	}
 	if u.Mode != nil {
 		if _, err := proxy.ParseMode(*u.Mode); err != nil {
-			return usageError(stderr, err)
+			return usageError(fs, stdout, stderr, err)
 		}
 	}
 	p, err := cf.client().UpdateProxy(ctx, pos[0], u)
@@ -228,14 +232,14 @@ func (pf *proxyFlags) update(fs *flag.FlagSet, enabled bool) (api.ProxyUpdate, i
 
 func proxyRm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf clientFlags
-	fs := newFlagSet("proxy rm", stderr)
+	fs := newFlagSet("proxy rm")
 	cf.register(fs, false)
 	names, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	case len(names) == 0:
-		return usageError(stderr, errors.New("proxy rm: want at least one NAME"))
+		return usageError(fs, stdout, stderr, errors.New("proxy rm: want at least one NAME"))
 	}
 	c := cf.client()
 	for _, n := range names {
@@ -269,19 +273,19 @@ func connsClose(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		cf  clientFlags
 		rst bool
 	)
-	fs := newFlagSet("conns close", stderr)
+	fs := newFlagSet("conns close")
 	cf.register(fs, false)
 	fs.BoolVar(&rst, "rst", false, "close the client's connection with an RST instead of a FIN")
 	pos, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	case len(pos) != 2:
-		return usageError(stderr, errors.New("conns close: want PROXY and connection ID"))
+		return usageError(fs, stdout, stderr, errors.New("conns close: want PROXY and connection ID"))
 	}
 	id, err := strconv.ParseUint(pos[1], 10, 64)
 	if err != nil {
-		return usageError(stderr, fmt.Errorf("conns close: connection ID %q: want a number", pos[1]))
+		return usageError(fs, stdout, stderr, fmt.Errorf("conns close: connection ID %q: want a number", pos[1]))
 	}
 	how := proxy.FIN
 	if rst {
@@ -300,14 +304,14 @@ func connsClose(ctx context.Context, args []string, stdout, stderr io.Writer) in
 func listCommand[T any](ctx context.Context, name string, args []string, stdout, stderr io.Writer,
 	fetch func(*client.Client, context.Context, string) ([]T, error), header string, row func(T) string) int {
 	var cf clientFlags
-	fs := newFlagSet(name, stderr)
+	fs := newFlagSet(name)
 	cf.register(fs, true)
 	pos, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	case len(pos) != 1:
-		return usageError(stderr, fmt.Errorf("%s: want one PROXY", name))
+		return usageError(fs, stdout, stderr, fmt.Errorf("%s: want one PROXY", name))
 	}
 	list, err := fetch(cf.client(), ctx, pos[0])
 	if err != nil {
@@ -334,14 +338,14 @@ func runPoolCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 func poolDrain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf clientFlags
-	fs := newFlagSet("pool drain", stderr)
+	fs := newFlagSet("pool drain")
 	cf.register(fs, false)
 	pos, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	case len(pos) != 1:
-		return usageError(stderr, errors.New("pool drain: want one PROXY"))
+		return usageError(fs, stdout, stderr, errors.New("pool drain: want one PROXY"))
 	}
 	n, err := cf.client().DrainPool(ctx, pos[0])
 	if err != nil {
@@ -364,12 +368,12 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		kinds     string
 		after     uint64
 	)
-	fs := newFlagSet("events", stderr)
+	fs := newFlagSet("events")
 	cf.register(fs, false)
 	fs.StringVar(&proxyName, "proxy", "", "only the events of this proxy")
 	fs.StringVar(&kinds, "kind", "", "only events of these kinds, comma-separated (accepted, fault-applied, ...)")
 	fs.Uint64Var(&after, "after", client.FromNow, "start after this event ID (0: every event the server keeps; default: from now on)")
-	if code := parseNone(fs, args, stderr); code != exitOK {
+	if code, done := parseNone(fs, args, stdout, stderr); done {
 		return code
 	}
 	var ks []string
@@ -377,7 +381,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		for _, k := range strings.Split(kinds, ",") {
 			k = strings.TrimSpace(k)
 			if _, err := proxy.ParseEventKind(k); err != nil {
-				return usageError(stderr, fmt.Errorf("--kind: %w", err))
+				return usageError(fs, stdout, stderr, fmt.Errorf("--kind: %w", err))
 			}
 			ks = append(ks, k)
 		}
@@ -414,17 +418,18 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // --- helpers ---
 
-// parseNone parses args, which must have no positional arguments; it
-// returns exitOK or the usage exit code.
-func parseNone(fs *flag.FlagSet, args []string, stderr io.Writer) int {
+// parseNone parses args, which must have no positional arguments. done
+// says the command is over (bad usage, or -h answered), with code its exit
+// code.
+func parseNone(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code int, done bool) {
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err), true
 	}
 	if len(pos) > 0 {
-		return usageError(stderr, fmt.Errorf("unexpected argument %q", pos[0]))
+		return usageError(fs, stdout, stderr, fmt.Errorf("unexpected argument %q", pos[0])), true
 	}
-	return exitOK
+	return exitOK, false
 }
 
 func jsonOut(stdout, stderr io.Writer, v any) int {

@@ -157,18 +157,18 @@ func faultAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		cf clientFlags
 		ff faultFlags
 	)
-	fs := newFlagSet("fault add", stderr)
+	fs := newFlagSet("fault add")
 	cf.register(fs, true)
 	ff.register(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	}
 	var f faults.Fault
 	switch {
 	case len(pos) == 1 && ff.f.Kind != "":
 		if f, err = ff.fault(); err != nil {
-			return usageError(stderr, err)
+			return usageError(fs, stdout, stderr, err)
 		}
 	case len(pos) == 2:
 		set := 0
@@ -178,15 +178,15 @@ func faultAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			}
 		})
 		if set > 0 {
-			return usageError(stderr, errors.New("fault add: give the fault as JSON or as flags, not both"))
+			return usageError(fs, stdout, stderr, errors.New("fault add: give the fault as JSON or as flags, not both"))
 		}
 		if err := json.Unmarshal([]byte(pos[1]), &f); err != nil {
-			return usageError(stderr, fmt.Errorf("fault add: %v", err))
+			return usageError(fs, stdout, stderr, fmt.Errorf("fault add: %v", err))
 		}
 	case len(pos) == 1:
-		return usageError(stderr, errors.New("fault add: --kind is required (or the fault as JSON)"))
+		return usageError(fs, stdout, stderr, errors.New("fault add: --kind is required (or the fault as JSON)"))
 	default:
-		return usageError(stderr, errors.New("fault add: want PROXY and flags, or PROXY and the fault as JSON"))
+		return usageError(fs, stdout, stderr, errors.New("fault add: want PROXY and flags, or PROXY and the fault as JSON"))
 	}
 	got, err := cf.client().AddFault(ctx, pos[0], f)
 	if err != nil {
@@ -204,17 +204,17 @@ func faultRm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cf  clientFlags
 		all bool
 	)
-	fs := newFlagSet("fault rm", stderr)
+	fs := newFlagSet("fault rm")
 	cf.register(fs, false)
 	fs.BoolVar(&all, "all", false, "remove every fault of the proxy")
 	pos, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	case len(pos) == 0:
-		return usageError(stderr, errors.New("fault rm: want PROXY and NAME... or --all"))
+		return usageError(fs, stdout, stderr, errors.New("fault rm: want PROXY and NAME... or --all"))
 	case all && len(pos) > 1, !all && len(pos) == 1:
-		return usageError(stderr, errors.New("fault rm: give fault NAMEs or --all"))
+		return usageError(fs, stdout, stderr, errors.New("fault rm: give fault NAMEs or --all"))
 	}
 	c := cf.client()
 	if all {

@@ -36,6 +36,10 @@
 // how. They print tables, or JSON with --json; events prints one JSON event
 // per line until interrupted.
 //
+// Every command and subcommand takes -h: its synopsis and flags on stdout,
+// exit status 0. Bad usage prints the problem and a hint ("see 'faultline
+// fault add -h'") on stderr, not the whole usage.
+//
 // Exit status: 0 on success (and after SIGINT or SIGTERM), 1 when something
 // failed (a port in use, an error from the server), 2 for bad usage (flags,
 // a bad config file, a control address beyond loopback without a token).

@@ -250,7 +250,7 @@ func TestUsageErrors(t *testing.T) {
 		{
 			name:       "duration without unit",
 			args:       []string{"run", "--listen", "127.0.0.1:0", "--upstream", upstream, "--pool-idle-timeout", "5"},
-			wantStderr: `invalid value "5" for flag -pool-idle-timeout`,
+			wantStderr: `--pool-idle-timeout: "5"`,
 		},
 		{
 			name:       "unknown command",
@@ -261,11 +261,6 @@ func TestUsageErrors(t *testing.T) {
 			name:       "no proxy",
 			args:       []string{"run"},
 			wantStderr: "--listen and --upstream are required, or --config FILE",
-		},
-		{
-			name:       "missing config file",
-			args:       []string{"run", "--config", "testdata/nope.yaml"},
-			wantStderr: "testdata/nope.yaml: no such file or directory",
 		},
 		{
 			name:       "proxy without subcommand",
@@ -319,6 +314,63 @@ func TestUsageErrors(t *testing.T) {
 			}
 			if out := p.rest(t); out != "" {
 				t.Errorf("stdout: got %q, want nothing", out)
+			}
+			// One line for the problem, one for the hint: not the usage.
+			if lines := strings.Split(strings.TrimSuffix(p.stderr.String(), "\n"), "\n"); len(lines) != 2 || !hintRE.MatchString(lines[1]) {
+				t.Errorf("stderr: got %q, want the problem and a hint such as \"see 'faultline fault add -h'\"", p.stderr.String())
+			}
+		})
+	}
+}
+
+func TestMissingConfigFile(t *testing.T) {
+	p := start(t, "run", "--config", "testdata/nope.yaml")
+	if code := p.wait(t); code != exitUsage {
+		t.Errorf("exit code: got %d, want %d", code, exitUsage)
+	}
+	if stderr, want := p.stderr.String(), "testdata/nope.yaml: no such file or directory"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr: got %q, want it to contain %q", stderr, want)
+	}
+}
+
+// hintRE matches the hint line of a usage error.
+var hintRE = regexp.MustCompile(`^see 'faultline( [a-z-]+)* -h'$`)
+
+// TestHelp checks that -h of every command and subcommand prints its
+// synopsis and flags on stdout and exits 0.
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string // on stdout
+	}{
+		{[]string{"-h"}, "faultline run"},
+		{[]string{"run", "-h"}, "-upstream"},
+		{[]string{"demo", "-h"}, "faultline demo"},
+		{[]string{"toxiproxy-server", "-h"}, "-port"},
+		{[]string{"proxy", "-h"}, "faultline proxy add NAME"},
+		{[]string{"proxy", "ls", "-h"}, "faultline proxy ls"},
+		{[]string{"proxy", "add", "-h"}, "-upstream"},
+		{[]string{"proxy", "update", "-h"}, "-enabled"},
+		{[]string{"proxy", "rm", "--help"}, "faultline proxy rm NAME"},
+		{[]string{"fault", "-h"}, "faultline fault add PROXY"},
+		{[]string{"fault", "ls", "-h"}, "faultline fault ls PROXY"},
+		{[]string{"fault", "add", "-h"}, "-delay"},
+		{[]string{"fault", "rm", "-h"}, "-all"},
+		{[]string{"conns", "-h"}, "faultline conns PROXY"},
+		{[]string{"conns", "close", "-h"}, "-rst"},
+		{[]string{"pool", "-h"}, "faultline pool drain"},
+		{[]string{"pool", "drain", "-h"}, "faultline pool drain PROXY"},
+		{[]string{"events", "-h"}, "-kind"},
+		{[]string{"report", "-h"}, "-title"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := runCLI(t, nil, tt.args...)
+			if out := r.ok(t, strings.Join(tt.args, " ")); !strings.Contains(out, tt.want) {
+				t.Errorf("stdout: got %q, want it to contain %q", out, tt.want)
+			}
+			if r.stderr != "" {
+				t.Errorf("stderr: got %q, want nothing", r.stderr)
 			}
 		})
 	}

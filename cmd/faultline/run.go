@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"runtime/debug"
 	"strings"
 
@@ -110,13 +111,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "faultline: unknown command %q\n\n%s", args[0], usage)
+	fmt.Fprintf(stderr, "faultline: unknown command %q\nsee 'faultline -h'\n", args[0])
 	return exitUsage
 }
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+// newFlagSet returns the flag set of "faultline name". It prints nothing
+// itself: usageError says what went wrong, or prints the help for -h.
+func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("faultline "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
 }
 
@@ -140,12 +144,72 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func usageError(stderr io.Writer, err error) int {
+// usageError ends the command of fs after bad usage: for -h (err is
+// flag.ErrHelp) it prints the command's help on stdout and returns exitOK;
+// otherwise it prints err and a hint on stderr ("see 'faultline fault add
+// -h'"), not the whole usage, and returns exitUsage.
+func usageError(fs *flag.FlagSet, stdout, stderr io.Writer, err error) int {
 	if errors.Is(err, flag.ErrHelp) {
-		return exitUsage
+		printHelp(fs, stdout)
+		return exitOK
 	}
-	fmt.Fprintf(stderr, "faultline: %v\n\n%s", err, usage)
+	fmt.Fprintf(stderr, "faultline: %s\nsee '%s -h'\n", flagErrText(err), fs.Name())
 	return exitUsage
+}
+
+// printHelp prints the synopsis of fs's command (its lines of usage) and
+// its flags.
+func printHelp(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprintf(w, "usage:\n%s", synopsis(fs.Name()))
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n > 0 {
+		fmt.Fprintln(w, "\nflags:")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+}
+
+// synopsis returns the lines of usage that show cmd ("faultline proxy"),
+// each with the lines that continue it.
+func synopsis(cmd string) string {
+	var b strings.Builder
+	in := false
+	for _, l := range strings.Split(usage, "\n") {
+		t := strings.TrimSpace(l)
+		switch {
+		case t == cmd || strings.HasPrefix(t, cmd+" "):
+			in = true
+		case in && strings.HasPrefix(l, "    ") && !strings.HasPrefix(t, "faultline "):
+			// a continuation line
+		default:
+			in = false
+		}
+		if in {
+			b.WriteString(l + "\n")
+		}
+	}
+	if b.Len() == 0 {
+		return "  " + cmd + "\n"
+	}
+	return b.String()
+}
+
+// flagErrRE matches the flag package's error for a bad flag value.
+var flagErrRE = regexp.MustCompile(`^invalid value (".*") for flag -([\w-]+): (.*)$`)
+
+// flagErrText is err's message, with the flag package's "invalid value "5"
+// for flag -delay: ..." said as "--delay: ...".
+func flagErrText(err error) string {
+	m := flagErrRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err.Error()
+	}
+	if strings.HasPrefix(m[3], m[1]) {
+		return fmt.Sprintf("--%s: %s", m[2], m[3])
+	}
+	return fmt.Sprintf("--%s: %s: %s", m[2], m[1], m[3])
 }
 
 // failure prints err and returns exitError.

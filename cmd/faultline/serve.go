@@ -136,7 +136,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		configPath string
 		toxiAddr   string
 	)
-	fs := newFlagSet("run", stderr)
+	fs := newFlagSet("run")
 	fs.StringVar(&pf.name, "name", "main", "name of the proxy the flags define")
 	pf.register(fs, "")
 	fs.StringVar(&pf.upstream, "upstream", "", "upstream address HOST:PORT")
@@ -145,13 +145,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&toxiAddr, "toxiproxy", "", "also serve toxiproxy's API on this address, HOST:PORT (see docs/toxiproxy.md)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	}
 	if len(pos) > 0 {
-		return usageError(stderr, fmt.Errorf("unexpected argument %q", pos[0]))
+		return usageError(fs, stdout, stderr, fmt.Errorf("unexpected argument %q", pos[0]))
 	}
 	if err := sf.checkHosts(); err != nil {
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -179,15 +179,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if configPath == "" || pf.listen != "" || pf.upstream != "" {
 		switch {
 		case configPath == "" && pf.listen == "" && pf.upstream == "":
-			return usageError(stderr, errors.New("--listen and --upstream are required, or --config FILE"))
+			return usageError(fs, stdout, stderr, errors.New("--listen and --upstream are required, or --config FILE"))
 		case pf.listen == "":
-			return usageError(stderr, errors.New("--listen is required"))
+			return usageError(fs, stdout, stderr, errors.New("--listen is required"))
 		case pf.upstream == "":
-			return usageError(stderr, errors.New("--upstream is required"))
+			return usageError(fs, stdout, stderr, errors.New("--upstream is required"))
 		}
 		spec, err := pf.spec()
 		if err != nil {
-			return usageError(stderr, err)
+			return usageError(fs, stdout, stderr, err)
 		}
 		specs = append(specs, namedSpec{spec: spec})
 	}
