@@ -163,7 +163,8 @@ func TestFaultCommands(t *testing.T) {
 		t.Errorf("fault ls --json: got %q (%v), want two faults", out, err)
 	}
 
-	in.cli(t, nil, "fault", "add", "main", "--kind", "bogus").failed(t, "fault add (unknown kind)", exitError, "(unknown_kind)")
+	in.cli(t, nil, "fault", "add", "main", "--kind", "bogus").failed(t, "fault add (unknown kind)", exitUsage, `unknown fault kind "bogus"`)
+	in.cli(t, nil, "fault", "add", "main", "--kind", "corrupt").failed(t, "fault add (corrupt without prob)", exitError, "prob")
 	in.cli(t, nil, "fault", "add", "nope", "--kind", "stall").failed(t, "fault add (unknown proxy)", exitError, `no proxy named "nope"`)
 	in.cli(t, nil, "fault", "rm", "main", "nope").failed(t, "fault rm (unknown fault)", exitError, "(not_found)")
 

@@ -97,7 +97,7 @@ func (ff *faultFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Name, "name", "", "the fault's name (default: its kind and a number)")
 	fs.Func("kind", "what the fault does: latency, stall, blackhole, reset, half-close, bandwidth, slice, limit,\nslow-close, corrupt, drop-on-accept, connect-delay, refuse, idle-close, stale", func(s string) error {
 		f.Kind = faults.Kind(s)
-		return nil
+		return checkKind(f.Kind)
 	})
 	fs.Func("dir", "direction: up (client to upstream), down or both (default both)", func(s string) error {
 		f.Dir = faults.Direction(s)
@@ -107,14 +107,14 @@ func (ff *faultFlags) register(fs *flag.FlagSet) {
 		f.Side = faults.Side(s)
 		return nil
 	})
-	fs.DurationVar(&f.Delay, "delay", 0, "latency: per chunk; slice: between pieces; slow-close, connect-delay: the wait")
-	fs.DurationVar(&f.Jitter, "jitter", 0, "latency: up to this much more per chunk")
+	durationVar(fs, &f.Delay, "delay", 0, "latency: per chunk; slice: between pieces; slow-close, connect-delay: the wait")
+	durationVar(fs, &f.Jitter, "jitter", 0, "latency: up to this much more per chunk")
 	fs.BoolVar(&f.Drop, "drop", false, "stall: discard what was held when the stall ends")
 	fs.Int64Var(&f.Rate, "rate", 0, "bandwidth: bytes per second")
 	fs.IntVar(&f.Size, "size", 0, "slice: largest write")
 	fs.Int64Var(&f.Bytes, "bytes", 0, "limit: bytes relayed before the close")
 	fs.Float64Var(&f.Prob, "prob", 0, "corrupt: chance per byte of one flipped bit")
-	fs.DurationVar(&f.Idle, "idle", 0, "idle-close: how long a connection may be idle")
+	durationVar(fs, &f.Idle, "idle", 0, "idle-close: how long a connection may be idle")
 	fs.BoolVar(&f.Abort, "abort", false, "idle-close: close with RST instead of FIN")
 	fs.Func("stale-mode", "stale: eof, reset or blackhole", func(s string) error {
 		f.Mode = faults.StaleMode(s)
@@ -128,8 +128,8 @@ func (ff *faultFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.AfterBytes, "after-bytes", 0, "act once this many more bytes were relayed, per connection")
 	fs.IntVar(&f.FromExchange, "from-exchange", 0, "act from this request/response exchange of each connection on (1: the first)")
 	fs.IntVar(&f.EveryExchange, "every-exchange", 0, "act only on every Nth request/response exchange of each connection")
-	fs.DurationVar(&f.After, "after", 0, "start acting this long after being added")
-	fs.DurationVar(&f.For, "for", 0, "last this long once acting (0: until removed)")
+	durationVar(fs, &f.After, "after", 0, "start acting this long after being added")
+	durationVar(fs, &f.For, "for", 0, "last this long once acting (0: until removed)")
 	fs.Uint64Var(&f.Seed, "seed", 0, "seed for the fault's random choices (0: the proxy's)")
 }
 
@@ -182,6 +182,9 @@ func faultAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		if err := json.Unmarshal([]byte(pos[1]), &f); err != nil {
 			return usageError(fs, stdout, stderr, fmt.Errorf("fault add: %v", err))
+		}
+		if err := checkKind(f.Kind); err != nil {
+			return usageError(fs, stdout, stderr, err)
 		}
 	case len(pos) == 1:
 		return usageError(fs, stdout, stderr, errors.New("fault add: --kind is required (or the fault as JSON)"))

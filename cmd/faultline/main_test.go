@@ -250,7 +250,57 @@ func TestUsageErrors(t *testing.T) {
 		{
 			name:       "duration without unit",
 			args:       []string{"run", "--listen", "127.0.0.1:0", "--upstream", upstream, "--pool-idle-timeout", "5"},
-			wantStderr: `--pool-idle-timeout: "5"`,
+			wantStderr: `--pool-idle-timeout: "5" is not a duration: add a unit, e.g. 5ms or 5s`,
+		},
+		{
+			name:       "fault duration without unit",
+			args:       []string{"fault", "add", "main", "--kind", "latency", "--delay", "5"},
+			wantStderr: `--delay: "5" is not a duration: add a unit, e.g. 5ms or 5s`,
+		},
+		{
+			name:       "fault duration not a number",
+			args:       []string{"fault", "add", "main", "--kind", "latency", "--delay", "soon"},
+			wantStderr: `--delay: "soon" is not a duration, e.g. 5ms or 5s`,
+		},
+		{
+			name:       "unknown fault kind",
+			args:       []string{"fault", "add", "main", "--kind", "latncy"},
+			wantStderr: `unknown fault kind "latncy": did you mean latency? (kinds: latency, stall, blackhole, reset, half-close, bandwidth, slice, limit, slow-close, corrupt, drop-on-accept, connect-delay, refuse, idle-close, stale)`,
+		},
+		{
+			name:       "toxiproxy's timeout",
+			args:       []string{"fault", "add", "main", "--kind", "timeout"},
+			wantStderr: `unknown fault kind "timeout": did you mean stall? (toxiproxy's timeout)`,
+		},
+		{
+			name:       "toxiproxy's reset_peer",
+			args:       []string{"fault", "add", "main", "--kind", "reset_peer"},
+			wantStderr: `did you mean reset? (toxiproxy's reset_peer)`,
+		},
+		{
+			name:       "toxiproxy's slicer",
+			args:       []string{"fault", "add", "main", "--kind", "slicer"},
+			wantStderr: `did you mean slice? (toxiproxy's slicer)`,
+		},
+		{
+			name:       "toxiproxy's limit_data",
+			args:       []string{"fault", "add", "main", "--kind", "limit_data"},
+			wantStderr: `did you mean limit? (toxiproxy's limit_data)`,
+		},
+		{
+			name:       "toxiproxy's slow_close",
+			args:       []string{"fault", "add", "main", "--kind", "slow_close"},
+			wantStderr: `did you mean slow-close?`,
+		},
+		{
+			name:       "unknown fault kind in JSON",
+			args:       []string{"fault", "add", "main", `{"kind":"timeout"}`},
+			wantStderr: `unknown fault kind "timeout": did you mean stall?`,
+		},
+		{
+			name:       "unknown fault kind, nothing near",
+			args:       []string{"fault", "add", "main", "--kind", "xyzzyplugh"},
+			wantStderr: `unknown fault kind "xyzzyplugh" (kinds: latency, stall,`,
 		},
 		{
 			name:       "unknown command",

@@ -206,7 +206,7 @@ func flagErrText(err error) string {
 	if m == nil {
 		return err.Error()
 	}
-	if strings.HasPrefix(m[3], m[1]) {
+	if strings.Contains(m[3], m[1]) {
 		return fmt.Sprintf("--%s: %s", m[2], m[3])
 	}
 	return fmt.Sprintf("--%s: %s: %s", m[2], m[1], m[3])

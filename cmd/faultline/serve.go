@@ -32,9 +32,9 @@ func (pf *proxyFlags) register(fs *flag.FlagSet, defaultListen string) {
 	fs.StringVar(&pf.mode, "mode", "dial", "dial: one upstream connection per client; pool: reuse upstream connections")
 	fs.IntVar(&pf.poolSize, "pool-size", 0, "most upstream connections open at once in pool mode (0: no limit)")
 	fs.IntVar(&pf.poolMaxIdle, "pool-max-idle", 0, fmt.Sprintf("most idle upstream connections kept (0: pool size, else %d; negative: none)", proxy.DefaultPoolMaxIdle))
-	fs.DurationVar(&pf.poolIdle, "pool-idle-timeout", 0, fmt.Sprintf("close pooled connections idle this long (0: %s; negative: never)", proxy.DefaultPoolIdleTimeout))
-	fs.DurationVar(&pf.poolLifetime, "pool-max-lifetime", 0, fmt.Sprintf("close pooled connections this old (0: %s; negative: never)", proxy.DefaultPoolMaxLifetime))
-	fs.DurationVar(&pf.dialTimeout, "dial-timeout", 0, fmt.Sprintf("bound on dialing the upstream (0: %s; negative: none)", proxy.DefaultDialTimeout))
+	durationVar(fs, &pf.poolIdle, "pool-idle-timeout", 0, fmt.Sprintf("close pooled connections idle this long (0: %s; negative: never)", proxy.DefaultPoolIdleTimeout))
+	durationVar(fs, &pf.poolLifetime, "pool-max-lifetime", 0, fmt.Sprintf("close pooled connections this old (0: %s; negative: never)", proxy.DefaultPoolMaxLifetime))
+	durationVar(fs, &pf.dialTimeout, "dial-timeout", 0, fmt.Sprintf("bound on dialing the upstream (0: %s; negative: none)", proxy.DefaultDialTimeout))
 	fs.Uint64Var(&pf.seed, "seed", 0, "seed for the random choices of faults that bring none (0: 1)")
 }
 
