@@ -11,6 +11,7 @@
 //	faultline conns close PROXY ID [--rst]
 //	faultline pool drain PROXY
 //	faultline events [--proxy P] [--kind K,...]
+//	faultline version
 //
 // run starts the proxy its flags define and every proxy of its --config
 // file (YAML), each with the faults it lists, and the control server
@@ -35,6 +36,10 @@
 // http://127.0.0.1:8470) and --token (env FAULTLINE_TOKEN) say which and
 // how. They print tables, or JSON with --json; events prints one JSON event
 // per line until interrupted.
+//
+// version (or --version) prints the version the build recorded: the module
+// version (go install ...@v1.2.3, or a pseudo-version with the VCS revision),
+// else the VCS revision, else "dev"; -ldflags "-X main.version=V" overrides it.
 //
 // Every command and subcommand takes -h: its synopsis and flags on stdout,
 // exit status 0. Bad usage prints the problem and a hint ("see 'faultline

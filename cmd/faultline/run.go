@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"regexp"
-	"runtime/debug"
 	"strings"
 
 	"github.com/faultline-proxy/faultline/control/api"
@@ -51,6 +50,7 @@ Against a running faultline:
   faultline conns close PROXY ID [--rst]
   faultline pool drain PROXY
   faultline events [--proxy PROXY] [--kind KIND,...] [--after ID]
+  faultline version                                   (also --version)
   faultline report [-o FILE] [--title TITLE] [LOG]   (an event log, stdin if no LOG, to one HTML page)
 
   Each takes --control URL (default $FAULTLINE_URL, else http://127.0.0.1:8470)
@@ -68,19 +68,6 @@ const (
 	envURL   = "FAULTLINE_URL"
 	envToken = "FAULTLINE_TOKEN"
 )
-
-// version is faultline's version; set with -ldflags "-X main.version=...".
-var version = ""
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
 
 // run is the whole program; it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -107,6 +94,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runEvents(ctx, args[1:], stdout, stderr)
 	case "report":
 		return runReport(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "faultline %s\n", versionString())
+		return exitOK
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
