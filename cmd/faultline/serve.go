@@ -226,7 +226,7 @@ func createProxies(srv *control.Server, specs []namedSpec, stderr io.Writer) ([]
 			if s.where != "" {
 				where = s.where + ": "
 			}
-			fmt.Fprintf(stderr, "faultline: %sproxy %q: %s\n", where, s.spec.Name, errText(err))
+			fmt.Fprintf(stderr, "faultline: %sproxy %q: %s\n", where, s.spec.Name, startupText(err, s.spec.Name))
 			var ae *api.Error
 			if errors.As(err, &ae) && ae.Status == api.ErrBadRequest.Status {
 				return nil, exitUsage
@@ -236,6 +236,19 @@ func createProxies(srv *control.Server, specs []namedSpec, stderr io.Writer) ([]
 		out = append(out, p)
 	}
 	return out, exitOK
+}
+
+// startupText is the message of err, the error of creating proxy name at
+// start-up, for people: without the API's code and without the proxy's
+// name, which the line already gives ("listen on ADDR: address in use",
+// not "proxy main: listen on ADDR: address in use (port_in_use)").
+func startupText(err error, name string) string {
+	msg := err.Error()
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		msg = ae.Message
+	}
+	return strings.TrimPrefix(msg, "proxy "+name+": ")
 }
 
 // printProxy prints the line that says where p listens, with suffix.
