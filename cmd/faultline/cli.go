@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sort"
 	"strconv"
@@ -39,6 +40,29 @@ func (cf *clientFlags) register(fs *flag.FlagSet, jsonFlag bool) {
 
 func (cf *clientFlags) client() *client.Client {
 	return client.New(cf.url, client.WithToken(cf.token))
+}
+
+// failure prints err and returns exitError; when the control server could
+// not be reached, it adds a hint: where the command looked, and how to
+// start faultline or point the command elsewhere.
+func (cf *clientFlags) failure(stderr io.Writer, err error) int {
+	code := failure(stderr, err)
+	if unreachable(err) {
+		fmt.Fprintf(stderr, "is faultline running at %s? start it with faultline run --listen ADDR --upstream ADDR "+
+			"(or faultline demo), or point --control or $%s at it\n", cf.url, envURL)
+	}
+	return code
+}
+
+// unreachable reports whether err is a failure to reach a server at all:
+// a dial refused, timed out or unrouted, or a name that does not resolve.
+func unreachable(err error) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return true
+	}
+	var de *net.DNSError
+	return errors.As(err, &de)
 }
 
 // printJSON prints v as indented JSON.
@@ -94,7 +118,7 @@ func proxyLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	ps, err := cf.client().Proxies(ctx)
 	if err != nil {
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	if cf.json {
 		return jsonOut(stdout, stderr, ps)
@@ -148,7 +172,7 @@ func proxyFlagSet(name string, stderr io.Writer, cf *clientFlags, pf *proxyFlags
 // --json), or its error.
 func showProxy(stdout, stderr io.Writer, cf clientFlags, p api.Proxy, err error) int {
 	if err != nil {
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	if cf.json {
 		return jsonOut(stdout, stderr, p)
@@ -244,7 +268,7 @@ func proxyRm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := cf.client()
 	for _, n := range names {
 		if err := c.DeleteProxy(ctx, n); err != nil {
-			return failure(stderr, err)
+			return cf.failure(stderr, err)
 		}
 		fmt.Fprintf(stdout, "removed proxy %s\n", n)
 	}
@@ -292,7 +316,7 @@ func connsClose(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		how = proxy.RST
 	}
 	if err := cf.client().CloseConn(ctx, pos[0], id, how); err != nil {
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	fmt.Fprintf(stdout, "closed connection %d of proxy %s (%s)\n", id, pos[0], how)
 	return exitOK
@@ -315,7 +339,7 @@ func listCommand[T any](ctx context.Context, name string, args []string, stdout,
 	}
 	list, err := fetch(cf.client(), ctx, pos[0])
 	if err != nil {
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	if cf.json {
 		return jsonOut(stdout, stderr, list)
@@ -349,7 +373,7 @@ func poolDrain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	n, err := cf.client().DrainPool(ctx, pos[0])
 	if err != nil {
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	noun := "connections"
 	if n == 1 {
@@ -391,7 +415,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if ctx.Err() != nil {
 			return exitOK
 		}
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	defer s.Close()
 	sub, err := s.Subscribe(ctx, proxyName, ks, after)
@@ -399,7 +423,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if ctx.Err() != nil {
 			return exitOK
 		}
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	enc := json.NewEncoder(stdout)
 	for {
@@ -408,10 +432,10 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			if ctx.Err() != nil {
 				return exitOK // interrupted
 			}
-			return failure(stderr, err)
+			return cf.failure(stderr, err)
 		}
 		if err := enc.Encode(e); err != nil {
-			return failure(stderr, err)
+			return cf.failure(stderr, err)
 		}
 	}
 }

@@ -227,7 +227,13 @@ func TestClientUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	runCLI(t, nil, "proxy", "ls", "--control", "http://"+addr).failed(t, "proxy ls of nothing", exitError, "connection refused")
+	url := "http://" + addr
+	hint := "is faultline running at " + url + "? start it with faultline run"
+	for _, args := range [][]string{{"proxy", "ls"}, {"fault", "add", "main", "--kind", "stall"}, {"events"}, {"pool", "drain", "main"}} {
+		r := runCLI(t, nil, append(args, "--control", url)...)
+		r.failed(t, strings.Join(args, " ")+" of nothing", exitError, "connection refused")
+		r.failed(t, strings.Join(args, " ")+" of nothing", exitError, hint)
+	}
 }
 
 func TestEventsCommand(t *testing.T) {

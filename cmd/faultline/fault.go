@@ -193,7 +193,7 @@ func faultAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	got, err := cf.client().AddFault(ctx, pos[0], f)
 	if err != nil {
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	if cf.json {
 		return jsonOut(stdout, stderr, got)
@@ -222,14 +222,14 @@ func faultRm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := cf.client()
 	if all {
 		if err := c.ClearFaults(ctx, pos[0]); err != nil {
-			return failure(stderr, err)
+			return cf.failure(stderr, err)
 		}
 		fmt.Fprintf(stdout, "removed every fault of %s\n", pos[0])
 		return exitOK
 	}
 	for _, name := range pos[1:] {
 		if err := c.RemoveFault(ctx, pos[0], name); err != nil {
-			return failure(stderr, err)
+			return cf.failure(stderr, err)
 		}
 		fmt.Fprintf(stdout, "removed fault %s from %s\n", name, pos[0])
 	}
