@@ -394,7 +394,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	)
 	fs := newFlagSet("events")
 	cf.register(fs, false)
-	fs.StringVar(&proxyName, "proxy", "", "only the events of this proxy")
+	fs.StringVar(&proxyName, "proxy", "", "only the events of this proxy (which must exist)")
 	fs.StringVar(&kinds, "kind", "", "only events of these kinds, comma-separated (accepted, fault-applied, ...)")
 	fs.Uint64Var(&after, "after", client.FromNow, "start after this event ID (0: every event the server keeps; default: from now on)")
 	if code, done := parseNone(fs, args, stdout, stderr); done {
@@ -410,7 +410,18 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			ks = append(ks, k)
 		}
 	}
-	s, err := cf.client().Dial(ctx)
+	c := cf.client()
+	if proxyName != "" {
+		// The server would subscribe to a name no proxy has, and the
+		// command would wait for events that cannot come.
+		if _, err := c.Proxy(ctx, proxyName); err != nil {
+			if ctx.Err() != nil {
+				return exitOK
+			}
+			return cf.failure(stderr, err)
+		}
+	}
+	s, err := c.Dial(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return exitOK

@@ -220,6 +220,14 @@ func TestClientEnvAndToken(t *testing.T) {
 	in.p.stop(t)
 }
 
+// TestEventsUnknownProxy checks that events for a proxy that does not
+// exist says so, rather than waiting for events that cannot come.
+func TestEventsUnknownProxy(t *testing.T) {
+	in := startInstance(t)
+	in.cli(t, nil, "events", "--proxy", "nosuch").failed(t, "events --proxy nosuch", exitError, `no proxy named "nosuch"`)
+	in.p.stop(t)
+}
+
 func TestClientUnreachable(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
