@@ -220,6 +220,33 @@ func TestClientEnvAndToken(t *testing.T) {
 	in.p.stop(t)
 }
 
+// TestGlobalFlags checks that --control and --token may come before the
+// command.
+func TestGlobalFlags(t *testing.T) {
+	in := startInstance(t, envToken+"=s3cret")
+	tests := []struct {
+		args []string
+		want string // on stdout
+	}{
+		{[]string{"--control", in.ctl, "--token", "s3cret", "proxy", "ls"}, "main"},
+		{[]string{"--control=" + in.ctl, "-token=s3cret", "proxy", "ls", "--json"}, `"name": "main"`},
+		{[]string{"--token", "s3cret", "--control", in.ctl, "fault", "add", "main", "--kind", "stall", "--name", "g"}, "added fault g"},
+		{[]string{"--control", in.ctl, "--token", "s3cret", "fault", "ls", "main"}, "g"},
+		{[]string{"--control", in.ctl, "--token", "s3cret", "conns", "--", "main"}, "ID"},
+		{[]string{"--control", in.ctl, "--token", "s3cret", "fault", "rm", "main", "g"}, "removed fault g"},
+	}
+	for _, tt := range tests {
+		r := runCLI(t, nil, tt.args...)
+		if out := r.ok(t, strings.Join(tt.args, " ")); !strings.Contains(out, tt.want) {
+			t.Errorf("faultline %s: got %q, want it to contain %q", strings.Join(tt.args, " "), out, tt.want)
+		}
+	}
+	runCLI(t, nil, "--control", in.ctl, "run", "--listen", "127.0.0.1:0").failed(t, "--control before run", exitUsage, "--control and --token before the command are for the client commands")
+	runCLI(t, nil, "--control").failed(t, "--control with no value", exitUsage, "--control needs a value")
+	runCLI(t, nil, "--control", in.ctl).failed(t, "--control with no command", exitUsage, "want a command")
+	in.p.stop(t)
+}
+
 // TestEventsUnknownProxy checks that events for a proxy that does not
 // exist says so, rather than waiting for events that cannot come.
 func TestEventsUnknownProxy(t *testing.T) {

@@ -34,7 +34,7 @@
 // The other commands are clients of a running faultline, through package
 // control/client: --control URL (env FAULTLINE_URL, default
 // http://127.0.0.1:8470) and --token (env FAULTLINE_TOKEN) say which and
-// how. They print tables, or JSON with --json; events prints one JSON event
+// how, after the command or before it (faultline --control URL proxy ls). They print tables, or JSON with --json; events prints one JSON event
 // per line until interrupted.
 //
 // version (or --version) prints the version the build recorded: the module

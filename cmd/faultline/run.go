@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/faultline-proxy/faultline/control/api"
@@ -54,7 +55,8 @@ Against a running faultline:
   faultline report [-o FILE] [--title TITLE] [LOG]   (an event log, stdin if no LOG, to one HTML page)
 
   Each takes --control URL (default $FAULTLINE_URL, else http://127.0.0.1:8470)
-  and --token TOKEN (default $FAULTLINE_TOKEN); "faultline CMD -h" lists the rest.
+  and --token TOKEN (default $FAULTLINE_TOKEN), after the command or before it
+  (faultline --control URL --token T proxy ls); "faultline CMD -h" lists the rest.
   proxy update changes only the settings given (at least one); changing any
   but --enabled restarts the proxy (live connections closed, faults kept),
   and a pool flag replaces all the pool settings (the others: defaults).
@@ -73,6 +75,11 @@ const (
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	args, err := moveGlobalFlags(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "faultline: %v\nsee 'faultline -h'\n", err)
 		return exitUsage
 	}
 	switch args[0] {
@@ -103,6 +110,54 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "faultline: unknown command %q\nsee 'faultline -h'\n", args[0])
 	return exitUsage
+}
+
+// globalFlags are the flags that may come before the command: the client
+// commands' --control and --token.
+var globalFlags = []string{"control", "token"}
+
+// clientCommands are the commands that take the global flags, with how
+// many words name each (conns close, proxy ls, ...), 0 when it depends.
+var clientCommands = map[string]int{"proxy": 2, "fault": 2, "pool": 2, "conns": 0, "events": 1}
+
+// moveGlobalFlags moves the global flags before the command
+// ("faultline --control URL proxy ls") to just after the words that name
+// it ("faultline proxy ls --control URL"), where its flag set reads them.
+func moveGlobalFlags(args []string) ([]string, error) {
+	var flags []string
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+		if !slices.Contains(globalFlags, name) {
+			break // -h, --version, or a bad flag: run says
+		}
+		if !hasValue {
+			if len(args) < 2 {
+				return nil, fmt.Errorf("--%s needs a value", name)
+			}
+			value, args = args[1], args[1:]
+		}
+		flags = append(flags, "--"+name+"="+value)
+		args = args[1:]
+	}
+	if len(flags) == 0 {
+		return args, nil
+	}
+	if len(args) == 0 {
+		return nil, errors.New("want a command after " + strings.Join(flags, " "))
+	}
+	words, ok := clientCommands[args[0]]
+	if !ok {
+		return nil, fmt.Errorf("--control and --token before the command are for the client commands (proxy, fault, conns, pool, events), not %s", args[0])
+	}
+	if words == 0 { // conns PROXY, or conns close PROXY ID
+		words = 1
+		if len(args) > 1 && args[1] == "close" {
+			words = 2
+		}
+	}
+	words = min(words, len(args))
+	out := slices.Concat(args[:words], flags, args[words:])
+	return out, nil
 }
 
 // newFlagSet returns the flag set of "faultline name". It prints nothing
