@@ -103,6 +103,7 @@ func subNames[T any](m map[string]T) string {
 func runProxyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return subcommand(ctx, "proxy", args, stdout, stderr, map[string]func(context.Context, []string, io.Writer, io.Writer) int{
 		"ls":     proxyLs,
+		"get":    proxyGet,
 		"add":    proxyAdd,
 		"update": proxyUpdate,
 		"rm":     proxyRm,
@@ -357,6 +358,7 @@ func listCommand[T any](ctx context.Context, name string, args []string, stdout,
 func runPoolCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return subcommand(ctx, "pool", args, stdout, stderr, map[string]func(context.Context, []string, io.Writer, io.Writer) int{
 		"drain": poolDrain,
+		"stats": poolStats,
 	})
 }
 

@@ -17,9 +17,11 @@ import (
 
 func runFaultCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return subcommand(ctx, "fault", args, stdout, stderr, map[string]func(context.Context, []string, io.Writer, io.Writer) int{
-		"ls":  faultLs,
-		"add": faultAdd,
-		"rm":  faultRm,
+		"ls":     faultLs,
+		"get":    faultGet,
+		"add":    faultAdd,
+		"update": faultUpdate,
+		"rm":     faultRm,
 	})
 }
 
@@ -171,13 +173,7 @@ func faultAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return usageError(fs, stdout, stderr, err)
 		}
 	case len(pos) == 2:
-		set := 0
-		fs.Visit(func(fl *flag.Flag) {
-			if fl.Name != "control" && fl.Name != "token" && fl.Name != "json" {
-				set++
-			}
-		})
-		if set > 0 {
+		if faultFlagsSet(fs) > 0 {
 			return usageError(fs, stdout, stderr, errors.New("fault add: give the fault as JSON or as flags, not both"))
 		}
 		if err := json.Unmarshal([]byte(pos[1]), &f); err != nil {

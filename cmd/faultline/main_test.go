@@ -315,7 +315,7 @@ func TestUsageErrors(t *testing.T) {
 		{
 			name:       "proxy without subcommand",
 			args:       []string{"proxy"},
-			wantStderr: "proxy: want a subcommand (add, ls, rm, update)",
+			wantStderr: "proxy: want a subcommand (add, get, ls, rm, update)",
 		},
 		{
 			name:       "proxy add without upstream",
@@ -412,6 +412,11 @@ func TestHelp(t *testing.T) {
 		{[]string{"pool", "drain", "-h"}, "faultline pool drain PROXY"},
 		{[]string{"events", "-h"}, "-kind"},
 		{[]string{"report", "-h"}, "-title"},
+		{[]string{"reset", "-h"}, "faultline reset"},
+		{[]string{"proxy", "get", "-h"}, "faultline proxy get NAME"},
+		{[]string{"pool", "stats", "-h"}, "faultline pool stats PROXY"},
+		{[]string{"fault", "get", "-h"}, "faultline fault get PROXY NAME"},
+		{[]string{"fault", "update", "-h"}, "-delay"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -39,18 +39,24 @@ const usage = `usage:
 
 Against a running faultline:
   faultline proxy ls [--json]
+  faultline proxy get NAME [--json]
   faultline proxy add NAME --upstream ADDR [--listen ADDR] [--mode dial|pool] [--disabled] [--json]
   faultline proxy update NAME [--listen ADDR] [--upstream ADDR] [--mode dial|pool] [pool flags]
                          [--dial-timeout D] [--seed N] [--enabled=true|false] [--json]
   faultline proxy rm NAME...
   faultline fault ls PROXY [--json]
+  faultline fault get PROXY NAME [--json]
   faultline fault add PROXY --kind KIND [fault flags] [--json]
   faultline fault add PROXY '{"kind":"latency","delay":"150ms"}' [--json]
+  faultline fault update PROXY NAME [fault flags] [--json]   (only the settings given change)
+  faultline fault update PROXY NAME '{"kind":"stall"}' [--json]   (the fault replaced)
   faultline fault rm PROXY NAME... | --all
   faultline conns PROXY [--json]
   faultline conns close PROXY ID [--rst]
   faultline pool drain PROXY
+  faultline pool stats PROXY [--json]
   faultline events [--proxy PROXY] [--kind KIND,...] [--after ID]
+  faultline reset                                     (every fault removed, every proxy enabled)
   faultline version                                   (also --version)
   faultline report [-o FILE] [--title TITLE] [LOG]   (an event log, stdin if no LOG, to one HTML page)
 
@@ -99,6 +105,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runPoolCmd(ctx, args[1:], stdout, stderr)
 	case "events":
 		return runEvents(ctx, args[1:], stdout, stderr)
+	case "reset":
+		return runReset(ctx, args[1:], stdout, stderr)
 	case "report":
 		return runReport(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-version":
@@ -118,7 +126,7 @@ var globalFlags = []string{"control", "token"}
 
 // clientCommands are the commands that take the global flags, with how
 // many words name each (conns close, proxy ls, ...), 0 when it depends.
-var clientCommands = map[string]int{"proxy": 2, "fault": 2, "pool": 2, "conns": 0, "events": 1}
+var clientCommands = map[string]int{"proxy": 2, "fault": 2, "pool": 2, "conns": 0, "events": 1, "reset": 1}
 
 // moveGlobalFlags moves the global flags before the command
 // ("faultline --control URL proxy ls") to just after the words that name
