@@ -48,10 +48,16 @@ func (cf *clientFlags) client() *client.Client {
 func (cf *clientFlags) failure(stderr io.Writer, err error) int {
 	code := failure(stderr, err)
 	if unreachable(err) {
-		fmt.Fprintf(stderr, "is faultline running at %s? start it with faultline run --listen ADDR --upstream ADDR "+
-			"(or faultline demo), or point --control or $%s at it\n", cf.url, envURL)
+		cf.hint(stderr)
 	}
 	return code
+}
+
+// hint says where a command looked for the control server it could not
+// reach, and how to start faultline or point the command elsewhere.
+func (cf *clientFlags) hint(stderr io.Writer) {
+	fmt.Fprintf(stderr, "is faultline running at %s? start it with faultline run --listen ADDR --upstream ADDR "+
+		"(or faultline demo), or point --control or $%s at it\n", cf.url, envURL)
 }
 
 // unreachable reports whether err is a failure to reach a server at all:

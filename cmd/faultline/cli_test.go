@@ -264,7 +264,7 @@ func TestClientUnreachable(t *testing.T) {
 	_ = ln.Close()
 	url := "http://" + addr
 	hint := "is faultline running at " + url + "? start it with faultline run"
-	for _, args := range [][]string{{"proxy", "ls"}, {"fault", "add", "main", "--kind", "stall"}, {"events"}, {"pool", "drain", "main"}} {
+	for _, args := range [][]string{{"proxy", "ls"}, {"fault", "add", "main", "--kind", "stall"}, {"events"}, {"pool", "drain", "main"}, {"apply", "testdata/faultline.yaml"}} {
 		r := runCLI(t, nil, append(args, "--control", url)...)
 		r.failed(t, strings.Join(args, " ")+" of nothing", exitError, "connection refused")
 		r.failed(t, strings.Join(args, " ")+" of nothing", exitError, hint)

@@ -417,6 +417,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"pool", "stats", "-h"}, "faultline pool stats PROXY"},
 		{[]string{"fault", "get", "-h"}, "faultline fault get PROXY NAME"},
 		{[]string{"fault", "update", "-h"}, "-delay"},
+		{[]string{"apply", "-h"}, "faultline apply FILE"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -57,6 +57,7 @@ Against a running faultline:
   faultline pool stats PROXY [--json]
   faultline events [--proxy PROXY] [--kind KIND,...] [--after ID]
   faultline reset                                     (every fault removed, every proxy enabled)
+  faultline apply FILE                                (the config file's proxies and faults made so)
   faultline version                                   (also --version)
   faultline report [-o FILE] [--title TITLE] [LOG]   (an event log, stdin if no LOG, to one HTML page)
 
@@ -107,6 +108,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runEvents(ctx, args[1:], stdout, stderr)
 	case "reset":
 		return runReset(ctx, args[1:], stdout, stderr)
+	case "apply":
+		return runApply(ctx, args[1:], stdout, stderr)
 	case "report":
 		return runReport(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-version":
@@ -126,7 +129,7 @@ var globalFlags = []string{"control", "token"}
 
 // clientCommands are the commands that take the global flags, with how
 // many words name each (conns close, proxy ls, ...), 0 when it depends.
-var clientCommands = map[string]int{"proxy": 2, "fault": 2, "pool": 2, "conns": 0, "events": 1, "reset": 1}
+var clientCommands = map[string]int{"proxy": 2, "fault": 2, "pool": 2, "conns": 0, "events": 1, "reset": 1, "apply": 1}
 
 // moveGlobalFlags moves the global flags before the command
 // ("faultline --control URL proxy ls") to just after the words that name
