@@ -512,7 +512,7 @@ func TestPoolDrainCommand(t *testing.T) {
 	in.cli(t, nil, "pool", "drain", "main").failed(t, "pool drain (dial mode)", exitError, "proxy main is in dial mode: it has no pool (bad_request)")
 	in.cli(t, nil, "pool", "drain", "nope").failed(t, "pool drain (unknown proxy)", exitError, `no proxy named "nope" (not_found)`)
 	in.cli(t, nil, "pool", "drain").failed(t, "pool drain (no proxy)", exitUsage, "pool drain: want one PROXY")
-	runCLI(t, nil, "pool").failed(t, "pool (no subcommand)", exitUsage, "pool: want a subcommand (drain)")
-	in.cli(t, nil, "pool", "flush", "main").failed(t, "pool (unknown subcommand)", exitUsage, `pool: unknown subcommand "flush" (want drain)`)
+	runCLI(t, nil, "pool").failed(t, "pool (no subcommand)", exitUsage, "pool: want a subcommand (drain, stats)")
+	in.cli(t, nil, "pool", "flush", "main").failed(t, "pool (unknown subcommand)", exitUsage, `pool: unknown subcommand "flush" (want drain, stats)`)
 	in.p.stop(t)
 }
