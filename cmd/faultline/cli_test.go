@@ -244,6 +244,7 @@ func TestGlobalFlags(t *testing.T) {
 	runCLI(t, nil, "--control", in.ctl, "run", "--listen", "127.0.0.1:0").failed(t, "--control before run", exitUsage, "--control and --token before the command are for the client commands")
 	runCLI(t, nil, "--control").failed(t, "--control with no value", exitUsage, "--control needs a value")
 	runCLI(t, nil, "--control", in.ctl).failed(t, "--control with no command", exitUsage, "want a command")
+	runCLI(t, nil, "--control", in.ctl, "proxy").failed(t, "--control before proxy alone", exitUsage, "proxy: want a subcommand")
 	in.p.stop(t)
 }
 

@@ -166,9 +166,10 @@ func moveGlobalFlags(args []string) ([]string, error) {
 			words = 2
 		}
 	}
-	words = min(words, len(args))
-	out := slices.Concat(args[:words], flags, args[words:])
-	return out, nil
+	if len(args) < words {
+		return args, nil // "proxy" alone: it says it wants a subcommand
+	}
+	return slices.Concat(args[:words], flags, args[words:]), nil
 }
 
 // newFlagSet returns the flag set of "faultline name". It prints nothing
