@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sort"
 	"strconv"
@@ -41,6 +42,35 @@ func (cf *clientFlags) client() *client.Client {
 	return client.New(cf.url, client.WithToken(cf.token))
 }
 
+// failure prints err and returns exitError; when the control server could
+// not be reached, it adds a hint: where the command looked, and how to
+// start faultline or point the command elsewhere.
+func (cf *clientFlags) failure(stderr io.Writer, err error) int {
+	code := failure(stderr, err)
+	if unreachable(err) {
+		cf.hint(stderr)
+	}
+	return code
+}
+
+// hint says where a command looked for the control server it could not
+// reach, and how to start faultline or point the command elsewhere.
+func (cf *clientFlags) hint(stderr io.Writer) {
+	fmt.Fprintf(stderr, "is faultline running at %s? start it with faultline run --listen ADDR --upstream ADDR "+
+		"(or faultline demo), or point --control or $%s at it\n", cf.url, envURL)
+}
+
+// unreachable reports whether err is a failure to reach a server at all:
+// a dial refused, timed out or unrouted, or a name that does not resolve.
+func unreachable(err error) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return true
+	}
+	var de *net.DNSError
+	return errors.As(err, &de)
+}
+
 // printJSON prints v as indented JSON.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -51,12 +81,16 @@ func printJSON(w io.Writer, v any) error {
 // subcommand dispatches "faultline NAME SUB ...".
 func subcommand(ctx context.Context, name string, args []string, stdout, stderr io.Writer,
 	subs map[string]func(context.Context, []string, io.Writer, io.Writer) int) int {
+	fs := newFlagSet(name)
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		return usageError(fs, stdout, stderr, flag.ErrHelp)
+	}
 	if len(args) == 0 {
-		return usageError(stderr, fmt.Errorf("%s: want a subcommand (%s)", name, subNames(subs)))
+		return usageError(fs, stdout, stderr, fmt.Errorf("%s: want a subcommand (%s)", name, subNames(subs)))
 	}
 	run, ok := subs[args[0]]
 	if !ok {
-		return usageError(stderr, fmt.Errorf("%s: unknown subcommand %q (want %s)", name, args[0], subNames(subs)))
+		return usageError(fs, stdout, stderr, fmt.Errorf("%s: unknown subcommand %q (want %s)", name, args[0], subNames(subs)))
 	}
 	return run(ctx, args[1:], stdout, stderr)
 }
@@ -75,6 +109,7 @@ func subNames[T any](m map[string]T) string {
 func runProxyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return subcommand(ctx, "proxy", args, stdout, stderr, map[string]func(context.Context, []string, io.Writer, io.Writer) int{
 		"ls":     proxyLs,
+		"get":    proxyGet,
 		"add":    proxyAdd,
 		"update": proxyUpdate,
 		"rm":     proxyRm,
@@ -83,14 +118,14 @@ func runProxyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 
 func proxyLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf clientFlags
-	fs := newFlagSet("proxy ls", stderr)
+	fs := newFlagSet("proxy ls")
 	cf.register(fs, true)
-	if code := parseNone(fs, args, stderr); code != exitOK {
+	if code, done := parseNone(fs, args, stdout, stderr); done {
 		return code
 	}
 	ps, err := cf.client().Proxies(ctx)
 	if err != nil {
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	if cf.json {
 		return jsonOut(stdout, stderr, ps)
@@ -114,16 +149,16 @@ func proxyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	pos, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	case len(pos) != 1:
-		return usageError(stderr, errors.New("proxy add: want one NAME"))
+		return usageError(fs, stdout, stderr, errors.New("proxy add: want one NAME"))
 	case pf.upstream == "":
-		return usageError(stderr, errors.New("proxy add: --upstream is required"))
+		return usageError(fs, stdout, stderr, errors.New("proxy add: --upstream is required"))
 	}
 	pf.name = pos[0]
 	spec, err := pf.spec()
 	if err != nil {
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	}
 	spec.Disabled = disabled
 	p, err := cf.client().CreateProxy(ctx, spec)
@@ -133,7 +168,7 @@ func proxyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // proxyFlagSet is the flag set of proxy add and proxy update: the client
 // flags, the proxy flags and --upstream.
 func proxyFlagSet(name string, stderr io.Writer, cf *clientFlags, pf *proxyFlags, upstreamUsage string) *flag.FlagSet {
-	fs := newFlagSet(name, stderr)
+	fs := newFlagSet(name)
 	cf.register(fs, true)
 	pf.register(fs, "")
 	fs.StringVar(&pf.upstream, "upstream", "", upstreamUsage)
@@ -144,7 +179,7 @@ func proxyFlagSet(name string, stderr io.Writer, cf *clientFlags, pf *proxyFlags
 // --json), or its error.
 func showProxy(stdout, stderr io.Writer, cf clientFlags, p api.Proxy, err error) int {
 	if err != nil {
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	if cf.json {
 		return jsonOut(stdout, stderr, p)
@@ -167,17 +202,17 @@ func proxyUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	pos, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	case len(pos) != 1:
-		return usageError(stderr, errors.New("proxy update: want one NAME"))
+		return usageError(fs, stdout, stderr, errors.New("proxy update: want one NAME"))
 	}
 	u, n := pf.update(fs, enabled)
 	if n == 0 {
-		return usageError(stderr, errors.New("proxy update: give at least one setting to change (--listen, --upstream, --mode, --enabled, ...)"))
+		return usageError(fs, stdout, stderr, errors.New("proxy update: give at least one setting to change (--listen, --upstream, --mode, --enabled, ...)"))
 	}
 	if u.Mode != nil {
 		if _, err := proxy.ParseMode(*u.Mode); err != nil {
-			return usageError(stderr, err)
+			return usageError(fs, stdout, stderr, err)
 		}
 	}
 	p, err := cf.client().UpdateProxy(ctx, pos[0], u)
@@ -228,19 +263,19 @@ func (pf *proxyFlags) update(fs *flag.FlagSet, enabled bool) (api.ProxyUpdate, i
 
 func proxyRm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf clientFlags
-	fs := newFlagSet("proxy rm", stderr)
+	fs := newFlagSet("proxy rm")
 	cf.register(fs, false)
 	names, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	case len(names) == 0:
-		return usageError(stderr, errors.New("proxy rm: want at least one NAME"))
+		return usageError(fs, stdout, stderr, errors.New("proxy rm: want at least one NAME"))
 	}
 	c := cf.client()
 	for _, n := range names {
 		if err := c.DeleteProxy(ctx, n); err != nil {
-			return failure(stderr, err)
+			return cf.failure(stderr, err)
 		}
 		fmt.Fprintf(stdout, "removed proxy %s\n", n)
 	}
@@ -269,26 +304,26 @@ func connsClose(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		cf  clientFlags
 		rst bool
 	)
-	fs := newFlagSet("conns close", stderr)
+	fs := newFlagSet("conns close")
 	cf.register(fs, false)
 	fs.BoolVar(&rst, "rst", false, "close the client's connection with an RST instead of a FIN")
 	pos, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	case len(pos) != 2:
-		return usageError(stderr, errors.New("conns close: want PROXY and connection ID"))
+		return usageError(fs, stdout, stderr, errors.New("conns close: want PROXY and connection ID"))
 	}
 	id, err := strconv.ParseUint(pos[1], 10, 64)
 	if err != nil {
-		return usageError(stderr, fmt.Errorf("conns close: connection ID %q: want a number", pos[1]))
+		return usageError(fs, stdout, stderr, fmt.Errorf("conns close: connection ID %q: want a number", pos[1]))
 	}
 	how := proxy.FIN
 	if rst {
 		how = proxy.RST
 	}
 	if err := cf.client().CloseConn(ctx, pos[0], id, how); err != nil {
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	fmt.Fprintf(stdout, "closed connection %d of proxy %s (%s)\n", id, pos[0], how)
 	return exitOK
@@ -300,18 +335,18 @@ func connsClose(ctx context.Context, args []string, stdout, stderr io.Writer) in
 func listCommand[T any](ctx context.Context, name string, args []string, stdout, stderr io.Writer,
 	fetch func(*client.Client, context.Context, string) ([]T, error), header string, row func(T) string) int {
 	var cf clientFlags
-	fs := newFlagSet(name, stderr)
+	fs := newFlagSet(name)
 	cf.register(fs, true)
 	pos, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	case len(pos) != 1:
-		return usageError(stderr, fmt.Errorf("%s: want one PROXY", name))
+		return usageError(fs, stdout, stderr, fmt.Errorf("%s: want one PROXY", name))
 	}
 	list, err := fetch(cf.client(), ctx, pos[0])
 	if err != nil {
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	if cf.json {
 		return jsonOut(stdout, stderr, list)
@@ -329,23 +364,24 @@ func listCommand[T any](ctx context.Context, name string, args []string, stdout,
 func runPoolCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return subcommand(ctx, "pool", args, stdout, stderr, map[string]func(context.Context, []string, io.Writer, io.Writer) int{
 		"drain": poolDrain,
+		"stats": poolStats,
 	})
 }
 
 func poolDrain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf clientFlags
-	fs := newFlagSet("pool drain", stderr)
+	fs := newFlagSet("pool drain")
 	cf.register(fs, false)
 	pos, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	case len(pos) != 1:
-		return usageError(stderr, errors.New("pool drain: want one PROXY"))
+		return usageError(fs, stdout, stderr, errors.New("pool drain: want one PROXY"))
 	}
 	n, err := cf.client().DrainPool(ctx, pos[0])
 	if err != nil {
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	noun := "connections"
 	if n == 1 {
@@ -364,12 +400,12 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		kinds     string
 		after     uint64
 	)
-	fs := newFlagSet("events", stderr)
+	fs := newFlagSet("events")
 	cf.register(fs, false)
-	fs.StringVar(&proxyName, "proxy", "", "only the events of this proxy")
+	fs.StringVar(&proxyName, "proxy", "", "only the events of this proxy (which must exist)")
 	fs.StringVar(&kinds, "kind", "", "only events of these kinds, comma-separated (accepted, fault-applied, ...)")
 	fs.Uint64Var(&after, "after", client.FromNow, "start after this event ID (0: every event the server keeps; default: from now on)")
-	if code := parseNone(fs, args, stderr); code != exitOK {
+	if code, done := parseNone(fs, args, stdout, stderr); done {
 		return code
 	}
 	var ks []string
@@ -377,17 +413,28 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		for _, k := range strings.Split(kinds, ",") {
 			k = strings.TrimSpace(k)
 			if _, err := proxy.ParseEventKind(k); err != nil {
-				return usageError(stderr, fmt.Errorf("--kind: %w", err))
+				return usageError(fs, stdout, stderr, fmt.Errorf("--kind: %w", err))
 			}
 			ks = append(ks, k)
 		}
 	}
-	s, err := cf.client().Dial(ctx)
+	c := cf.client()
+	if proxyName != "" {
+		// The server would subscribe to a name no proxy has, and the
+		// command would wait for events that cannot come.
+		if _, err := c.Proxy(ctx, proxyName); err != nil {
+			if ctx.Err() != nil {
+				return exitOK
+			}
+			return cf.failure(stderr, err)
+		}
+	}
+	s, err := c.Dial(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return exitOK
 		}
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	defer s.Close()
 	sub, err := s.Subscribe(ctx, proxyName, ks, after)
@@ -395,7 +442,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if ctx.Err() != nil {
 			return exitOK
 		}
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	enc := json.NewEncoder(stdout)
 	for {
@@ -404,27 +451,28 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			if ctx.Err() != nil {
 				return exitOK // interrupted
 			}
-			return failure(stderr, err)
+			return cf.failure(stderr, err)
 		}
 		if err := enc.Encode(e); err != nil {
-			return failure(stderr, err)
+			return cf.failure(stderr, err)
 		}
 	}
 }
 
 // --- helpers ---
 
-// parseNone parses args, which must have no positional arguments; it
-// returns exitOK or the usage exit code.
-func parseNone(fs *flag.FlagSet, args []string, stderr io.Writer) int {
+// parseNone parses args, which must have no positional arguments. done
+// says the command is over (bad usage, or -h answered), with code its exit
+// code.
+func parseNone(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code int, done bool) {
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err), true
 	}
 	if len(pos) > 0 {
-		return usageError(stderr, fmt.Errorf("unexpected argument %q", pos[0]))
+		return usageError(fs, stdout, stderr, fmt.Errorf("unexpected argument %q", pos[0])), true
 	}
-	return exitOK
+	return exitOK, false
 }
 
 func jsonOut(stdout, stderr io.Writer, v any) int {

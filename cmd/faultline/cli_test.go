@@ -163,7 +163,8 @@ func TestFaultCommands(t *testing.T) {
 		t.Errorf("fault ls --json: got %q (%v), want two faults", out, err)
 	}
 
-	in.cli(t, nil, "fault", "add", "main", "--kind", "bogus").failed(t, "fault add (unknown kind)", exitError, "(unknown_kind)")
+	in.cli(t, nil, "fault", "add", "main", "--kind", "bogus").failed(t, "fault add (unknown kind)", exitUsage, `unknown fault kind "bogus"`)
+	in.cli(t, nil, "fault", "add", "main", "--kind", "corrupt").failed(t, "fault add (corrupt without prob)", exitError, "prob")
 	in.cli(t, nil, "fault", "add", "nope", "--kind", "stall").failed(t, "fault add (unknown proxy)", exitError, `no proxy named "nope"`)
 	in.cli(t, nil, "fault", "rm", "main", "nope").failed(t, "fault rm (unknown fault)", exitError, "(not_found)")
 
@@ -219,6 +220,42 @@ func TestClientEnvAndToken(t *testing.T) {
 	in.p.stop(t)
 }
 
+// TestGlobalFlags checks that --control and --token may come before the
+// command.
+func TestGlobalFlags(t *testing.T) {
+	in := startInstance(t, envToken+"=s3cret")
+	tests := []struct {
+		args []string
+		want string // on stdout
+	}{
+		{[]string{"--control", in.ctl, "--token", "s3cret", "proxy", "ls"}, "main"},
+		{[]string{"--control=" + in.ctl, "-token=s3cret", "proxy", "ls", "--json"}, `"name": "main"`},
+		{[]string{"--token", "s3cret", "--control", in.ctl, "fault", "add", "main", "--kind", "stall", "--name", "g"}, "added fault g"},
+		{[]string{"--control", in.ctl, "--token", "s3cret", "fault", "ls", "main"}, "g"},
+		{[]string{"--control", in.ctl, "--token", "s3cret", "conns", "--", "main"}, "ID"},
+		{[]string{"--control", in.ctl, "--token", "s3cret", "fault", "rm", "main", "g"}, "removed fault g"},
+	}
+	for _, tt := range tests {
+		r := runCLI(t, nil, tt.args...)
+		if out := r.ok(t, strings.Join(tt.args, " ")); !strings.Contains(out, tt.want) {
+			t.Errorf("faultline %s: got %q, want it to contain %q", strings.Join(tt.args, " "), out, tt.want)
+		}
+	}
+	runCLI(t, nil, "--control", in.ctl, "run", "--listen", "127.0.0.1:0").failed(t, "--control before run", exitUsage, "--control and --token before the command are for the client commands")
+	runCLI(t, nil, "--control").failed(t, "--control with no value", exitUsage, "--control needs a value")
+	runCLI(t, nil, "--control", in.ctl).failed(t, "--control with no command", exitUsage, "want a command")
+	runCLI(t, nil, "--control", in.ctl, "proxy").failed(t, "--control before proxy alone", exitUsage, "proxy: want a subcommand")
+	in.p.stop(t)
+}
+
+// TestEventsUnknownProxy checks that events for a proxy that does not
+// exist says so, rather than waiting for events that cannot come.
+func TestEventsUnknownProxy(t *testing.T) {
+	in := startInstance(t)
+	in.cli(t, nil, "events", "--proxy", "nosuch").failed(t, "events --proxy nosuch", exitError, `no proxy named "nosuch"`)
+	in.p.stop(t)
+}
+
 func TestClientUnreachable(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -226,7 +263,13 @@ func TestClientUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	runCLI(t, nil, "proxy", "ls", "--control", "http://"+addr).failed(t, "proxy ls of nothing", exitError, "connection refused")
+	url := "http://" + addr
+	hint := "is faultline running at " + url + "? start it with faultline run"
+	for _, args := range [][]string{{"proxy", "ls"}, {"fault", "add", "main", "--kind", "stall"}, {"events"}, {"pool", "drain", "main"}, {"apply", "testdata/faultline.yaml"}} {
+		r := runCLI(t, nil, append(args, "--control", url)...)
+		r.failed(t, strings.Join(args, " ")+" of nothing", exitError, "connection refused")
+		r.failed(t, strings.Join(args, " ")+" of nothing", exitError, hint)
+	}
 }
 
 func TestEventsCommand(t *testing.T) {
@@ -470,7 +513,7 @@ func TestPoolDrainCommand(t *testing.T) {
 	in.cli(t, nil, "pool", "drain", "main").failed(t, "pool drain (dial mode)", exitError, "proxy main is in dial mode: it has no pool (bad_request)")
 	in.cli(t, nil, "pool", "drain", "nope").failed(t, "pool drain (unknown proxy)", exitError, `no proxy named "nope" (not_found)`)
 	in.cli(t, nil, "pool", "drain").failed(t, "pool drain (no proxy)", exitUsage, "pool drain: want one PROXY")
-	runCLI(t, nil, "pool").failed(t, "pool (no subcommand)", exitUsage, "pool: want a subcommand (drain)")
-	in.cli(t, nil, "pool", "flush", "main").failed(t, "pool (unknown subcommand)", exitUsage, `pool: unknown subcommand "flush" (want drain)`)
+	runCLI(t, nil, "pool").failed(t, "pool (no subcommand)", exitUsage, "pool: want a subcommand (drain, stats)")
+	in.cli(t, nil, "pool", "flush", "main").failed(t, "pool (unknown subcommand)", exitUsage, `pool: unknown subcommand "flush" (want drain, stats)`)
 	in.p.stop(t)
 }

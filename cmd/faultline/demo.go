@@ -18,23 +18,23 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		pf proxyFlags
 		sf serverFlags
 	)
-	fs := newFlagSet("demo", stderr)
+	fs := newFlagSet("demo")
 	pf.register(fs, "127.0.0.1:7470")
 	sf.register(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	}
 	if len(pos) > 0 {
-		return usageError(stderr, fmt.Errorf("unexpected argument %q", pos[0]))
+		return usageError(fs, stdout, stderr, fmt.Errorf("unexpected argument %q", pos[0]))
 	}
 	if err := sf.checkHosts(); err != nil {
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	}
 	pf.name = "demo"
 	spec, err := pf.spec()
 	if err != nil {
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	}
 	up, err := echo.Listen("127.0.0.1:0")
 	if err != nil {

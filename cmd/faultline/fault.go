@@ -17,9 +17,11 @@ import (
 
 func runFaultCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return subcommand(ctx, "fault", args, stdout, stderr, map[string]func(context.Context, []string, io.Writer, io.Writer) int{
-		"ls":  faultLs,
-		"add": faultAdd,
-		"rm":  faultRm,
+		"ls":     faultLs,
+		"get":    faultGet,
+		"add":    faultAdd,
+		"update": faultUpdate,
+		"rm":     faultRm,
 	})
 }
 
@@ -97,7 +99,7 @@ func (ff *faultFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Name, "name", "", "the fault's name (default: its kind and a number)")
 	fs.Func("kind", "what the fault does: latency, stall, blackhole, reset, half-close, bandwidth, slice, limit,\nslow-close, corrupt, drop-on-accept, connect-delay, refuse, idle-close, stale", func(s string) error {
 		f.Kind = faults.Kind(s)
-		return nil
+		return checkKind(f.Kind)
 	})
 	fs.Func("dir", "direction: up (client to upstream), down or both (default both)", func(s string) error {
 		f.Dir = faults.Direction(s)
@@ -107,14 +109,14 @@ func (ff *faultFlags) register(fs *flag.FlagSet) {
 		f.Side = faults.Side(s)
 		return nil
 	})
-	fs.DurationVar(&f.Delay, "delay", 0, "latency: per chunk; slice: between pieces; slow-close, connect-delay: the wait")
-	fs.DurationVar(&f.Jitter, "jitter", 0, "latency: up to this much more per chunk")
+	durationVar(fs, &f.Delay, "delay", 0, "latency: per chunk; slice: between pieces; slow-close, connect-delay: the wait")
+	durationVar(fs, &f.Jitter, "jitter", 0, "latency: up to this much more per chunk")
 	fs.BoolVar(&f.Drop, "drop", false, "stall: discard what was held when the stall ends")
 	fs.Int64Var(&f.Rate, "rate", 0, "bandwidth: bytes per second")
 	fs.IntVar(&f.Size, "size", 0, "slice: largest write")
 	fs.Int64Var(&f.Bytes, "bytes", 0, "limit: bytes relayed before the close")
 	fs.Float64Var(&f.Prob, "prob", 0, "corrupt: chance per byte of one flipped bit")
-	fs.DurationVar(&f.Idle, "idle", 0, "idle-close: how long a connection may be idle")
+	durationVar(fs, &f.Idle, "idle", 0, "idle-close: how long a connection may be idle")
 	fs.BoolVar(&f.Abort, "abort", false, "idle-close: close with RST instead of FIN")
 	fs.Func("stale-mode", "stale: eof, reset or blackhole", func(s string) error {
 		f.Mode = faults.StaleMode(s)
@@ -128,8 +130,8 @@ func (ff *faultFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.AfterBytes, "after-bytes", 0, "act once this many more bytes were relayed, per connection")
 	fs.IntVar(&f.FromExchange, "from-exchange", 0, "act from this request/response exchange of each connection on (1: the first)")
 	fs.IntVar(&f.EveryExchange, "every-exchange", 0, "act only on every Nth request/response exchange of each connection")
-	fs.DurationVar(&f.After, "after", 0, "start acting this long after being added")
-	fs.DurationVar(&f.For, "for", 0, "last this long once acting (0: until removed)")
+	durationVar(fs, &f.After, "after", 0, "start acting this long after being added")
+	durationVar(fs, &f.For, "for", 0, "last this long once acting (0: until removed)")
 	fs.Uint64Var(&f.Seed, "seed", 0, "seed for the fault's random choices (0: the proxy's)")
 }
 
@@ -157,40 +159,37 @@ func faultAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		cf clientFlags
 		ff faultFlags
 	)
-	fs := newFlagSet("fault add", stderr)
+	fs := newFlagSet("fault add")
 	cf.register(fs, true)
 	ff.register(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	}
 	var f faults.Fault
 	switch {
 	case len(pos) == 1 && ff.f.Kind != "":
 		if f, err = ff.fault(); err != nil {
-			return usageError(stderr, err)
+			return usageError(fs, stdout, stderr, err)
 		}
 	case len(pos) == 2:
-		set := 0
-		fs.Visit(func(fl *flag.Flag) {
-			if fl.Name != "control" && fl.Name != "token" && fl.Name != "json" {
-				set++
-			}
-		})
-		if set > 0 {
-			return usageError(stderr, errors.New("fault add: give the fault as JSON or as flags, not both"))
+		if faultFlagsSet(fs) > 0 {
+			return usageError(fs, stdout, stderr, errors.New("fault add: give the fault as JSON or as flags, not both"))
 		}
 		if err := json.Unmarshal([]byte(pos[1]), &f); err != nil {
-			return usageError(stderr, fmt.Errorf("fault add: %v", err))
+			return usageError(fs, stdout, stderr, fmt.Errorf("fault add: %v", err))
+		}
+		if err := checkKind(f.Kind); err != nil {
+			return usageError(fs, stdout, stderr, err)
 		}
 	case len(pos) == 1:
-		return usageError(stderr, errors.New("fault add: --kind is required (or the fault as JSON)"))
+		return usageError(fs, stdout, stderr, errors.New("fault add: --kind is required (or the fault as JSON)"))
 	default:
-		return usageError(stderr, errors.New("fault add: want PROXY and flags, or PROXY and the fault as JSON"))
+		return usageError(fs, stdout, stderr, errors.New("fault add: want PROXY and flags, or PROXY and the fault as JSON"))
 	}
 	got, err := cf.client().AddFault(ctx, pos[0], f)
 	if err != nil {
-		return failure(stderr, err)
+		return cf.failure(stderr, err)
 	}
 	if cf.json {
 		return jsonOut(stdout, stderr, got)
@@ -204,29 +203,29 @@ func faultRm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cf  clientFlags
 		all bool
 	)
-	fs := newFlagSet("fault rm", stderr)
+	fs := newFlagSet("fault rm")
 	cf.register(fs, false)
 	fs.BoolVar(&all, "all", false, "remove every fault of the proxy")
 	pos, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	case len(pos) == 0:
-		return usageError(stderr, errors.New("fault rm: want PROXY and NAME... or --all"))
+		return usageError(fs, stdout, stderr, errors.New("fault rm: want PROXY and NAME... or --all"))
 	case all && len(pos) > 1, !all && len(pos) == 1:
-		return usageError(stderr, errors.New("fault rm: give fault NAMEs or --all"))
+		return usageError(fs, stdout, stderr, errors.New("fault rm: give fault NAMEs or --all"))
 	}
 	c := cf.client()
 	if all {
 		if err := c.ClearFaults(ctx, pos[0]); err != nil {
-			return failure(stderr, err)
+			return cf.failure(stderr, err)
 		}
 		fmt.Fprintf(stdout, "removed every fault of %s\n", pos[0])
 		return exitOK
 	}
 	for _, name := range pos[1:] {
 		if err := c.RemoveFault(ctx, pos[0], name); err != nil {
-			return failure(stderr, err)
+			return cf.failure(stderr, err)
 		}
 		fmt.Fprintf(stdout, "removed fault %s from %s\n", name, pos[0])
 	}

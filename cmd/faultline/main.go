@@ -5,12 +5,15 @@
 //	              [--allow-host HOST]... [--insecure-control] [--toxiproxy ADDR]
 //	faultline demo [--listen ADDR] [--control ADDR]
 //	faultline toxiproxy-server [-host HOST] [-port PORT] [-config FILE] [-seed N]
-//	faultline proxy ls|add|rm|update ...
-//	faultline fault ls|add|rm PROXY ...
+//	faultline proxy ls|get|add|update|rm ...
+//	faultline fault ls|get|add|update|rm PROXY ...
 //	faultline conns PROXY
 //	faultline conns close PROXY ID [--rst]
-//	faultline pool drain PROXY
+//	faultline pool drain|stats PROXY
 //	faultline events [--proxy P] [--kind K,...]
+//	faultline reset
+//	faultline apply FILE
+//	faultline version
 //
 // run starts the proxy its flags define and every proxy of its --config
 // file (YAML), each with the faults it lists, and the control server
@@ -33,8 +36,19 @@
 // The other commands are clients of a running faultline, through package
 // control/client: --control URL (env FAULTLINE_URL, default
 // http://127.0.0.1:8470) and --token (env FAULTLINE_TOKEN) say which and
-// how. They print tables, or JSON with --json; events prints one JSON event
-// per line until interrupted.
+// how, after the command or before it (faultline --control URL proxy ls).
+// They print tables, or JSON with --json; events prints one JSON event per
+// line until interrupted. apply FILE makes the proxies and faults of a
+// config file so, creating, updating or leaving each (applied twice, the
+// second time changes nothing); it removes nothing.
+//
+// version (or --version) prints the version the build recorded: the module
+// version (go install ...@v1.2.3, or a pseudo-version with the VCS revision),
+// else the VCS revision, else "dev"; -ldflags "-X main.version=V" overrides it.
+//
+// Every command and subcommand takes -h: its synopsis and flags on stdout,
+// exit status 0. Bad usage prints the problem and a hint ("see 'faultline
+// fault add -h'") on stderr, not the whole usage.
 //
 // Exit status: 0 on success (and after SIGINT or SIGTERM), 1 when something
 // failed (a port in use, an error from the server), 2 for bad usage (flags,

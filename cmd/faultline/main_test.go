@@ -250,7 +250,57 @@ func TestUsageErrors(t *testing.T) {
 		{
 			name:       "duration without unit",
 			args:       []string{"run", "--listen", "127.0.0.1:0", "--upstream", upstream, "--pool-idle-timeout", "5"},
-			wantStderr: `invalid value "5" for flag -pool-idle-timeout`,
+			wantStderr: `--pool-idle-timeout: "5" is not a duration: add a unit, e.g. 5ms or 5s`,
+		},
+		{
+			name:       "fault duration without unit",
+			args:       []string{"fault", "add", "main", "--kind", "latency", "--delay", "5"},
+			wantStderr: `--delay: "5" is not a duration: add a unit, e.g. 5ms or 5s`,
+		},
+		{
+			name:       "fault duration not a number",
+			args:       []string{"fault", "add", "main", "--kind", "latency", "--delay", "soon"},
+			wantStderr: `--delay: "soon" is not a duration, e.g. 5ms or 5s`,
+		},
+		{
+			name:       "unknown fault kind",
+			args:       []string{"fault", "add", "main", "--kind", "latncy"},
+			wantStderr: `unknown fault kind "latncy": did you mean latency? (kinds: latency, stall, blackhole, reset, half-close, bandwidth, slice, limit, slow-close, corrupt, drop-on-accept, connect-delay, refuse, idle-close, stale)`,
+		},
+		{
+			name:       "toxiproxy's timeout",
+			args:       []string{"fault", "add", "main", "--kind", "timeout"},
+			wantStderr: `unknown fault kind "timeout": did you mean stall? (toxiproxy's timeout)`,
+		},
+		{
+			name:       "toxiproxy's reset_peer",
+			args:       []string{"fault", "add", "main", "--kind", "reset_peer"},
+			wantStderr: `did you mean reset? (toxiproxy's reset_peer)`,
+		},
+		{
+			name:       "toxiproxy's slicer",
+			args:       []string{"fault", "add", "main", "--kind", "slicer"},
+			wantStderr: `did you mean slice? (toxiproxy's slicer)`,
+		},
+		{
+			name:       "toxiproxy's limit_data",
+			args:       []string{"fault", "add", "main", "--kind", "limit_data"},
+			wantStderr: `did you mean limit? (toxiproxy's limit_data)`,
+		},
+		{
+			name:       "toxiproxy's slow_close",
+			args:       []string{"fault", "add", "main", "--kind", "slow_close"},
+			wantStderr: `did you mean slow-close?`,
+		},
+		{
+			name:       "unknown fault kind in JSON",
+			args:       []string{"fault", "add", "main", `{"kind":"timeout"}`},
+			wantStderr: `unknown fault kind "timeout": did you mean stall?`,
+		},
+		{
+			name:       "unknown fault kind, nothing near",
+			args:       []string{"fault", "add", "main", "--kind", "xyzzyplugh"},
+			wantStderr: `unknown fault kind "xyzzyplugh" (kinds: latency, stall,`,
 		},
 		{
 			name:       "unknown command",
@@ -263,14 +313,9 @@ func TestUsageErrors(t *testing.T) {
 			wantStderr: "--listen and --upstream are required, or --config FILE",
 		},
 		{
-			name:       "missing config file",
-			args:       []string{"run", "--config", "testdata/nope.yaml"},
-			wantStderr: "testdata/nope.yaml: no such file or directory",
-		},
-		{
 			name:       "proxy without subcommand",
 			args:       []string{"proxy"},
-			wantStderr: "proxy: want a subcommand (add, ls, rm, update)",
+			wantStderr: "proxy: want a subcommand (add, get, ls, rm, update)",
 		},
 		{
 			name:       "proxy add without upstream",
@@ -319,6 +364,69 @@ func TestUsageErrors(t *testing.T) {
 			}
 			if out := p.rest(t); out != "" {
 				t.Errorf("stdout: got %q, want nothing", out)
+			}
+			// One line for the problem, one for the hint: not the usage.
+			if lines := strings.Split(strings.TrimSuffix(p.stderr.String(), "\n"), "\n"); len(lines) != 2 || !hintRE.MatchString(lines[1]) {
+				t.Errorf("stderr: got %q, want the problem and a hint such as \"see 'faultline fault add -h'\"", p.stderr.String())
+			}
+		})
+	}
+}
+
+func TestMissingConfigFile(t *testing.T) {
+	p := start(t, "run", "--config", "testdata/nope.yaml")
+	if code := p.wait(t); code != exitUsage {
+		t.Errorf("exit code: got %d, want %d", code, exitUsage)
+	}
+	if stderr, want := p.stderr.String(), "testdata/nope.yaml: no such file or directory"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr: got %q, want it to contain %q", stderr, want)
+	}
+}
+
+// hintRE matches the hint line of a usage error.
+var hintRE = regexp.MustCompile(`^see 'faultline( [a-z-]+)* -h'$`)
+
+// TestHelp checks that -h of every command and subcommand prints its
+// synopsis and flags on stdout and exits 0.
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string // on stdout
+	}{
+		{[]string{"-h"}, "faultline run"},
+		{[]string{"run", "-h"}, "-upstream"},
+		{[]string{"demo", "-h"}, "faultline demo"},
+		{[]string{"toxiproxy-server", "-h"}, "-port"},
+		{[]string{"proxy", "-h"}, "faultline proxy add NAME"},
+		{[]string{"proxy", "ls", "-h"}, "faultline proxy ls"},
+		{[]string{"proxy", "add", "-h"}, "-upstream"},
+		{[]string{"proxy", "update", "-h"}, "-enabled"},
+		{[]string{"proxy", "rm", "--help"}, "faultline proxy rm NAME"},
+		{[]string{"fault", "-h"}, "faultline fault add PROXY"},
+		{[]string{"fault", "ls", "-h"}, "faultline fault ls PROXY"},
+		{[]string{"fault", "add", "-h"}, "-delay"},
+		{[]string{"fault", "rm", "-h"}, "-all"},
+		{[]string{"conns", "-h"}, "faultline conns PROXY"},
+		{[]string{"conns", "close", "-h"}, "-rst"},
+		{[]string{"pool", "-h"}, "faultline pool drain"},
+		{[]string{"pool", "drain", "-h"}, "faultline pool drain PROXY"},
+		{[]string{"events", "-h"}, "-kind"},
+		{[]string{"report", "-h"}, "-title"},
+		{[]string{"reset", "-h"}, "faultline reset"},
+		{[]string{"proxy", "get", "-h"}, "faultline proxy get NAME"},
+		{[]string{"pool", "stats", "-h"}, "faultline pool stats PROXY"},
+		{[]string{"fault", "get", "-h"}, "faultline fault get PROXY NAME"},
+		{[]string{"fault", "update", "-h"}, "-delay"},
+		{[]string{"apply", "-h"}, "faultline apply FILE"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := runCLI(t, nil, tt.args...)
+			if out := r.ok(t, strings.Join(tt.args, " ")); !strings.Contains(out, tt.want) {
+				t.Errorf("stdout: got %q, want it to contain %q", out, tt.want)
+			}
+			if r.stderr != "" {
+				t.Errorf("stderr: got %q, want nothing", r.stderr)
 			}
 		})
 	}

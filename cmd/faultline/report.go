@@ -16,15 +16,15 @@ import (
 // log (FILE, else stdin) in, one self-contained HTML page out.
 func runReport(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var out, title string
-	fs := newFlagSet("report", stderr)
+	fs := newFlagSet("report")
 	fs.StringVar(&out, "o", "", "write the page to this file instead of stdout")
 	fs.StringVar(&title, "title", "", "the page's title (default: the log's file name)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	}
 	if len(pos) > 1 {
-		return usageError(stderr, errors.New("report: want at most one FILE"))
+		return usageError(fs, stdout, stderr, errors.New("report: want at most one FILE"))
 	}
 	in, name := stdin, "stdin"
 	if len(pos) == 1 && pos[0] != "-" {

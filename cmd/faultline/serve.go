@@ -32,9 +32,9 @@ func (pf *proxyFlags) register(fs *flag.FlagSet, defaultListen string) {
 	fs.StringVar(&pf.mode, "mode", "dial", "dial: one upstream connection per client; pool: reuse upstream connections")
 	fs.IntVar(&pf.poolSize, "pool-size", 0, "most upstream connections open at once in pool mode (0: no limit)")
 	fs.IntVar(&pf.poolMaxIdle, "pool-max-idle", 0, fmt.Sprintf("most idle upstream connections kept (0: pool size, else %d; negative: none)", proxy.DefaultPoolMaxIdle))
-	fs.DurationVar(&pf.poolIdle, "pool-idle-timeout", 0, fmt.Sprintf("close pooled connections idle this long (0: %s; negative: never)", proxy.DefaultPoolIdleTimeout))
-	fs.DurationVar(&pf.poolLifetime, "pool-max-lifetime", 0, fmt.Sprintf("close pooled connections this old (0: %s; negative: never)", proxy.DefaultPoolMaxLifetime))
-	fs.DurationVar(&pf.dialTimeout, "dial-timeout", 0, fmt.Sprintf("bound on dialing the upstream (0: %s; negative: none)", proxy.DefaultDialTimeout))
+	durationVar(fs, &pf.poolIdle, "pool-idle-timeout", 0, fmt.Sprintf("close pooled connections idle this long (0: %s; negative: never)", proxy.DefaultPoolIdleTimeout))
+	durationVar(fs, &pf.poolLifetime, "pool-max-lifetime", 0, fmt.Sprintf("close pooled connections this old (0: %s; negative: never)", proxy.DefaultPoolMaxLifetime))
+	durationVar(fs, &pf.dialTimeout, "dial-timeout", 0, fmt.Sprintf("bound on dialing the upstream (0: %s; negative: none)", proxy.DefaultDialTimeout))
 	fs.Uint64Var(&pf.seed, "seed", 0, "seed for the random choices of faults that bring none (0: 1)")
 }
 
@@ -136,7 +136,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		configPath string
 		toxiAddr   string
 	)
-	fs := newFlagSet("run", stderr)
+	fs := newFlagSet("run")
 	fs.StringVar(&pf.name, "name", "main", "name of the proxy the flags define")
 	pf.register(fs, "")
 	fs.StringVar(&pf.upstream, "upstream", "", "upstream address HOST:PORT")
@@ -145,13 +145,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&toxiAddr, "toxiproxy", "", "also serve toxiproxy's API on this address, HOST:PORT (see docs/toxiproxy.md)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	}
 	if len(pos) > 0 {
-		return usageError(stderr, fmt.Errorf("unexpected argument %q", pos[0]))
+		return usageError(fs, stdout, stderr, fmt.Errorf("unexpected argument %q", pos[0]))
 	}
 	if err := sf.checkHosts(); err != nil {
-		return usageError(stderr, err)
+		return usageError(fs, stdout, stderr, err)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -179,15 +179,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if configPath == "" || pf.listen != "" || pf.upstream != "" {
 		switch {
 		case configPath == "" && pf.listen == "" && pf.upstream == "":
-			return usageError(stderr, errors.New("--listen and --upstream are required, or --config FILE"))
+			return usageError(fs, stdout, stderr, errors.New("--listen and --upstream are required, or --config FILE"))
 		case pf.listen == "":
-			return usageError(stderr, errors.New("--listen is required"))
+			return usageError(fs, stdout, stderr, errors.New("--listen is required"))
 		case pf.upstream == "":
-			return usageError(stderr, errors.New("--upstream is required"))
+			return usageError(fs, stdout, stderr, errors.New("--upstream is required"))
 		}
 		spec, err := pf.spec()
 		if err != nil {
-			return usageError(stderr, err)
+			return usageError(fs, stdout, stderr, err)
 		}
 		specs = append(specs, namedSpec{spec: spec})
 	}
@@ -226,7 +226,7 @@ func createProxies(srv *control.Server, specs []namedSpec, stderr io.Writer) ([]
 			if s.where != "" {
 				where = s.where + ": "
 			}
-			fmt.Fprintf(stderr, "faultline: %sproxy %q: %s\n", where, s.spec.Name, errText(err))
+			fmt.Fprintf(stderr, "faultline: %sproxy %q: %s\n", where, s.spec.Name, startupText(err, s.spec.Name))
 			var ae *api.Error
 			if errors.As(err, &ae) && ae.Status == api.ErrBadRequest.Status {
 				return nil, exitUsage
@@ -236,6 +236,19 @@ func createProxies(srv *control.Server, specs []namedSpec, stderr io.Writer) ([]
 		out = append(out, p)
 	}
 	return out, exitOK
+}
+
+// startupText is the message of err, the error of creating proxy name at
+// start-up, for people: without the API's code and without the proxy's
+// name, which the line already gives ("listen on ADDR: address in use",
+// not "proxy main: listen on ADDR: address in use (port_in_use)").
+func startupText(err error, name string) string {
+	msg := err.Error()
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		msg = ae.Message
+	}
+	return strings.TrimPrefix(msg, "proxy "+name+": ")
 }
 
 // printProxy prints the line that says where p listens, with suffix.

@@ -302,3 +302,31 @@ func TestControlPortInUse(t *testing.T) {
 		t.Errorf("stderr: got %q, want it to say the address is in use", stderr)
 	}
 }
+
+// TestStartupErrorText checks that a proxy that cannot start is named once
+// and its error said without the API's internal code.
+func TestStartupErrorText(t *testing.T) {
+	busy := startEcho(t)
+	path := writeConfig(t, "proxies:\n  - name: a\n    listen: "+busy+"\n    upstream: x:1\n")
+	tests := []struct {
+		name string
+		args []string
+		want string // a line of stderr
+	}{
+		{"flags", []string{"run", "--listen", busy, "--upstream", "127.0.0.1:1", "--control", "127.0.0.1:0"},
+			`faultline: proxy "main": listen on ` + busy + `: address in use`},
+		{"config", []string{"run", "--config", path, "--control", "127.0.0.1:0"},
+			`faultline: ` + path + `:2: proxy "a": listen on ` + busy + `: address in use`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := start(t, tt.args...)
+			if code := p.wait(t); code != exitError {
+				t.Errorf("exit code: got %d, want %d", code, exitError)
+			}
+			if stderr := p.stderr.String(); !strings.Contains(stderr, "\n"+tt.want+"\n") {
+				t.Errorf("stderr: got %q, want the line %q", stderr, tt.want)
+			}
+		})
+	}
+}

@@ -32,8 +32,7 @@ See docs/toxiproxy.md.
 
 // runToxiproxy is "faultline toxiproxy-server".
 func runToxiproxy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("toxiproxy-server", stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, toxiproxyUsage); fs.PrintDefaults() }
+	fs := newFlagSet("toxiproxy-server")
 	var (
 		host, port, config   string
 		seed                 int64
@@ -52,14 +51,15 @@ func runToxiproxy(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.Var(&origins, "allow-origin", "a browser origin allowed besides the API's own (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return exitUsage
+			fmt.Fprintf(stdout, "%s\nflags:\n", toxiproxyUsage)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return exitOK
 		}
-		fmt.Fprintf(stderr, "faultline toxiproxy-server: %v\n\n%s", err, toxiproxyUsage)
-		return exitUsage
+		return usageError(fs, stdout, stderr, err)
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "faultline toxiproxy-server: unexpected argument %q\n\n%s", fs.Arg(0), toxiproxyUsage)
-		return exitUsage
+		return usageError(fs, stdout, stderr, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
 	for _, h := range hosts {
 		if err := checkHost(h); err != nil {
