@@ -96,7 +96,7 @@ func printDemoHints(w io.Writer, p api.Proxy, ctl string, token bool, self strin
 	fmt.Fprintf(w, "  nc %s %s\n", host, port)
 	fmt.Fprintf(w, "      type a line: the echo comes back through the proxy\n")
 	fmt.Fprintf(w, "  curl -X POST%s %s -d '{\"kind\":\"latency\",\"delay\":\"500ms\"}'\n", auth, faults)
-	fmt.Fprintf(w, "      now every echo comes back half a second late\n")
+	fmt.Fprintf(w, "      now every echo comes back a second late: 500ms each way (a fault acts both ways unless it names a \"dir\")\n")
 	fmt.Fprintf(w, "  %s events%s\n", self, cliFlags)
 	fmt.Fprintf(w, "      follows what happens, one JSON event per line\n")
 	fmt.Fprintf(w, "  %s fault ls %s%s\n", self, p.Name, cliFlags)
