@@ -27,12 +27,9 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var cf clientFlags
 	fs := newFlagSet("apply")
 	cf.register(fs, false)
-	pos, err := parseArgs(fs, args)
-	switch {
-	case err != nil:
-		return usageError(fs, stdout, stderr, err)
-	case len(pos) != 1:
-		return usageError(fs, stdout, stderr, errors.New("apply: want one FILE"))
+	pos, code, done := parseN(fs, args, 1, "apply: want one FILE", stdout, stderr)
+	if done {
+		return code
 	}
 	cfg, err := loadConfig(pos[0])
 	if err != nil {

@@ -146,13 +146,11 @@ func proxyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	)
 	fs := proxyFlagSet("proxy add", stderr, &cf, &pf, "upstream address HOST:PORT (required)")
 	fs.BoolVar(&disabled, "disabled", false, "create the proxy without listening")
-	pos, err := parseArgs(fs, args)
-	switch {
-	case err != nil:
-		return usageError(fs, stdout, stderr, err)
-	case len(pos) != 1:
-		return usageError(fs, stdout, stderr, errors.New("proxy add: want one NAME"))
-	case pf.upstream == "":
+	pos, code, done := parseN(fs, args, 1, "proxy add: want one NAME", stdout, stderr)
+	if done {
+		return code
+	}
+	if pf.upstream == "" {
 		return usageError(fs, stdout, stderr, errors.New("proxy add: --upstream is required"))
 	}
 	pf.name = pos[0]
@@ -199,12 +197,9 @@ func proxyUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	// A setting not given is left as it is: no default to show.
 	pf.mode = ""
 	fs.Lookup("mode").DefValue = ""
-	pos, err := parseArgs(fs, args)
-	switch {
-	case err != nil:
-		return usageError(fs, stdout, stderr, err)
-	case len(pos) != 1:
-		return usageError(fs, stdout, stderr, errors.New("proxy update: want one NAME"))
+	pos, code, done := parseN(fs, args, 1, "proxy update: want one NAME", stdout, stderr)
+	if done {
+		return code
 	}
 	u, n := pf.update(fs, enabled)
 	if n == 0 {
@@ -307,12 +302,9 @@ func connsClose(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs := newFlagSet("conns close")
 	cf.register(fs, false)
 	fs.BoolVar(&rst, "rst", false, "close the client's connection with an RST instead of a FIN")
-	pos, err := parseArgs(fs, args)
-	switch {
-	case err != nil:
-		return usageError(fs, stdout, stderr, err)
-	case len(pos) != 2:
-		return usageError(fs, stdout, stderr, errors.New("conns close: want PROXY and connection ID"))
+	pos, code, done := parseN(fs, args, 2, "conns close: want PROXY and connection ID", stdout, stderr)
+	if done {
+		return code
 	}
 	id, err := strconv.ParseUint(pos[1], 10, 64)
 	if err != nil {
@@ -337,12 +329,9 @@ func listCommand[T any](ctx context.Context, name string, args []string, stdout,
 	var cf clientFlags
 	fs := newFlagSet(name)
 	cf.register(fs, true)
-	pos, err := parseArgs(fs, args)
-	switch {
-	case err != nil:
-		return usageError(fs, stdout, stderr, err)
-	case len(pos) != 1:
-		return usageError(fs, stdout, stderr, fmt.Errorf("%s: want one PROXY", name))
+	pos, code, done := parseN(fs, args, 1, name+": want one PROXY", stdout, stderr)
+	if done {
+		return code
 	}
 	list, err := fetch(cf.client(), ctx, pos[0])
 	if err != nil {
@@ -372,12 +361,9 @@ func poolDrain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var cf clientFlags
 	fs := newFlagSet("pool drain")
 	cf.register(fs, false)
-	pos, err := parseArgs(fs, args)
-	switch {
-	case err != nil:
-		return usageError(fs, stdout, stderr, err)
-	case len(pos) != 1:
-		return usageError(fs, stdout, stderr, errors.New("pool drain: want one PROXY"))
+	pos, code, done := parseN(fs, args, 1, "pool drain: want one PROXY", stdout, stderr)
+	if done {
+		return code
 	}
 	n, err := cf.client().DrainPool(ctx, pos[0])
 	if err != nil {
@@ -473,6 +459,20 @@ func parseNone(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code 
 		return usageError(fs, stdout, stderr, fmt.Errorf("unexpected argument %q", pos[0])), true
 	}
 	return exitOK, false
+}
+
+// parseN parses a command's flags and wants exactly n positional
+// arguments; otherwise it answers as a usage error saying want. done
+// reports that the command is over (help or a usage error), with code.
+func parseN(fs *flag.FlagSet, args []string, n int, want string, stdout, stderr io.Writer) (pos []string, code int, done bool) {
+	pos, err := parseArgs(fs, args)
+	switch {
+	case err != nil:
+		return nil, usageError(fs, stdout, stderr, err), true
+	case len(pos) != n:
+		return nil, usageError(fs, stdout, stderr, errors.New(want)), true
+	}
+	return pos, exitOK, false
 }
 
 func jsonOut(stdout, stderr io.Writer, v any) int {

@@ -176,10 +176,7 @@ func faultAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if faultFlagsSet(fs) > 0 {
 			return usageError(fs, stdout, stderr, errors.New("fault add: give the fault as JSON or as flags, not both"))
 		}
-		if err := json.Unmarshal([]byte(pos[1]), &f); err != nil {
-			return usageError(fs, stdout, stderr, fmt.Errorf("fault add: %v", err))
-		}
-		if err := checkKind(f.Kind); err != nil {
+		if f, err = faultJSON("fault add", pos[1]); err != nil {
 			return usageError(fs, stdout, stderr, err)
 		}
 	case len(pos) == 1:
@@ -196,6 +193,16 @@ func faultAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	fmt.Fprintf(stdout, "added fault %s to %s: %s %s %s\n", got.Name, pos[0], got.Kind, got.Dir, paramsText(got))
 	return exitOK
+}
+
+// faultJSON reads a fault given as JSON on command cmd's line, checking
+// its kind as the flags' --kind is checked.
+func faultJSON(cmd, arg string) (faults.Fault, error) {
+	var f faults.Fault
+	if err := json.Unmarshal([]byte(arg), &f); err != nil {
+		return f, fmt.Errorf("%s: %v", cmd, err)
+	}
+	return f, checkKind(f.Kind)
 }
 
 func faultRm(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,12 +35,9 @@ func proxyGet(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var cf clientFlags
 	fs := newFlagSet("proxy get")
 	cf.register(fs, true)
-	pos, err := parseArgs(fs, args)
-	switch {
-	case err != nil:
-		return usageError(fs, stdout, stderr, err)
-	case len(pos) != 1:
-		return usageError(fs, stdout, stderr, errors.New("proxy get: want one NAME"))
+	pos, code, done := parseN(fs, args, 1, "proxy get: want one NAME", stdout, stderr)
+	if done {
+		return code
 	}
 	p, err := cf.client().Proxy(ctx, pos[0])
 	if err != nil {
@@ -65,12 +61,9 @@ func poolStats(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var cf clientFlags
 	fs := newFlagSet("pool stats")
 	cf.register(fs, true)
-	pos, err := parseArgs(fs, args)
-	switch {
-	case err != nil:
-		return usageError(fs, stdout, stderr, err)
-	case len(pos) != 1:
-		return usageError(fs, stdout, stderr, errors.New("pool stats: want one PROXY"))
+	pos, code, done := parseN(fs, args, 1, "pool stats: want one PROXY", stdout, stderr)
+	if done {
+		return code
 	}
 	p, err := cf.client().Pool(ctx, pos[0])
 	if err != nil {
@@ -95,12 +88,9 @@ func faultGet(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var cf clientFlags
 	fs := newFlagSet("fault get")
 	cf.register(fs, true)
-	pos, err := parseArgs(fs, args)
-	switch {
-	case err != nil:
-		return usageError(fs, stdout, stderr, err)
-	case len(pos) != 2:
-		return usageError(fs, stdout, stderr, errors.New("fault get: want PROXY and NAME"))
+	pos, code, done := parseN(fs, args, 2, "fault get: want PROXY and NAME", stdout, stderr)
+	if done {
+		return code
 	}
 	f, err := cf.client().Fault(ctx, pos[0], pos[1])
 	if err != nil {
@@ -133,10 +123,7 @@ func faultUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	var f faults.Fault
 	switch {
 	case len(pos) == 3 && set == 0:
-		if err := json.Unmarshal([]byte(pos[2]), &f); err != nil {
-			return usageError(fs, stdout, stderr, fmt.Errorf("fault update: %v", err))
-		}
-		if err := checkKind(f.Kind); err != nil {
+		if f, err = faultJSON("fault update", pos[2]); err != nil {
 			return usageError(fs, stdout, stderr, err)
 		}
 		if f.Name != "" && f.Name != pos[1] {
