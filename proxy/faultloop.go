@@ -563,6 +563,12 @@ func (s *session) spliceChunk(l *loop, pub, c *chain, chunk int) error {
 		}
 		n = int64(min(q, chunk))
 	}
+	return s.spliceN(l, pub, c, n)
+}
+
+// spliceN splices n bytes, counted queued in l's source under pub, to its
+// destination, and paces them under c.
+func (s *session) spliceN(l *loop, pub, c *chain, n int64) error {
 	l.lr = io.LimitedReader{R: l.src, N: n}
 	s.noteExchange(l)
 	mv := s.beforeMove()
@@ -582,14 +588,63 @@ func (s *session) spliceChunk(l *loop, pub, c *chain, chunk int) error {
 }
 
 // queueNoter is a loop's way to wait for bytes and note how many are
-// queued (see session.noteQueued), built once per loop so that it
-// allocates nothing.
+// queued (see session.noteQueued), or take them (session.takeQueued),
+// built once per loop so that it allocates nothing.
 type queueNoter struct {
 	rc  syscall.RawConn
 	pub *chain // the chain the loop runs under
 	q   int
 	err error
 	fn  func(fd uintptr) bool
+
+	// take: read the queued bytes into bp (at most max of them) instead of
+	// counting them; bp is taken from smallPool only while bytes are there
+	// to read, so an idle loop holds no buffer.
+	take bool
+	max  int
+	bp   *[]byte
+}
+
+// noterOf returns l's queueNoter, made on first use.
+func (s *session) noterOf(l *loop) (*queueNoter, error) {
+	if l.noter != nil {
+		return l.noter, nil
+	}
+	rc, err := l.src.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	n := &queueNoter{rc: rc}
+	n.fn = func(fd uintptr) bool {
+		s.mu.Lock()
+		if l.chain.Load() != n.pub {
+			s.mu.Unlock()
+			n.err = errRechain
+			return true
+		}
+		var q int
+		var err error
+		if n.take {
+			if n.bp == nil {
+				n.bp = smallPool.Get().(*[]byte)
+			}
+			q, err = recvNow(fd, (*n.bp)[:n.max])
+		} else {
+			q, err = peekQueued(fd)
+		}
+		s.mu.Unlock()
+		if err == unix.EAGAIN || err == unix.EINTR {
+			if n.bp != nil {
+				smallPool.Put(n.bp) // idle: hold no buffer while waiting
+				n.bp = nil
+			}
+			return false
+		}
+		n.q, n.err = q, err
+		return true
+	}
+	l.noter = n
+	return n, nil
 }
 
 // noteQueued waits until the loop's source has bytes queued, EOF (io.EOF)
@@ -599,29 +654,9 @@ type queueNoter struct {
 // every byte counted, one made after it acts from the next count. It
 // honours the read deadline.
 func (s *session) noteQueued(l *loop, pub *chain) (int, error) {
-	n := l.noter
-	if n == nil {
-		rc, err := l.src.SyscallConn()
-		if err != nil {
-			return 0, err
-		}
-		n = &queueNoter{rc: rc}
-		n.fn = func(fd uintptr) bool {
-			s.mu.Lock()
-			if l.chain.Load() != n.pub {
-				s.mu.Unlock()
-				n.err = errRechain
-				return true
-			}
-			q, err := peekQueued(fd)
-			s.mu.Unlock()
-			if err == unix.EAGAIN || err == unix.EINTR {
-				return false
-			}
-			n.q, n.err = q, err
-			return true
-		}
-		l.noter = n
+	n, err := s.noterOf(l)
+	if err != nil {
+		return 0, err
 	}
 	n.pub, n.q, n.err = pub, 0, nil
 	if err := n.rc.Read(n.fn); err != nil {
@@ -631,6 +666,38 @@ func (s *session) noteQueued(l *loop, pub *chain) (int, error) {
 		return 0, io.EOF
 	}
 	return n.q, n.err
+}
+
+// takeQueued is noteQueued for the no-fault path's small messages: it
+// waits the same way, and under s.mu, while the loop's chain is still pub,
+// reads what is queued (at most max bytes) into a buffer of smallPool in
+// one syscall instead of counting it: the bytes taken are the bytes
+// counted, so a fault change made before the read acts on none of them
+// and one made after it acts from the next. It returns the buffer (nil
+// with an error, or io.EOF at EOF) holding the n bytes read; the caller
+// puts it back.
+func (s *session) takeQueued(l *loop, pub *chain, max int) (*[]byte, int, error) {
+	n, err := s.noterOf(l)
+	if err != nil {
+		return nil, 0, err
+	}
+	n.pub, n.q, n.err, n.take, n.max = pub, 0, nil, true, max
+	err = n.rc.Read(n.fn)
+	bp, q := n.bp, n.q
+	n.take, n.bp = false, nil
+	if err == nil {
+		err = n.err
+	}
+	if err == nil && q == 0 {
+		err = io.EOF
+	}
+	if err != nil {
+		if bp != nil {
+			smallPool.Put(bp)
+		}
+		return nil, 0, err
+	}
+	return bp, q, nil
 }
 
 // beginChecking marks l as a loop that looks at its chain under s.mu
@@ -689,12 +756,79 @@ func (s *session) spliceRelay(l *loop, pub *chain, until int64) error {
 			}
 			chunk = int(min(left, math.MaxInt))
 		}
-		if err := s.spliceChunk(l, pub, noFaults, chunk); err == io.EOF {
+		if err := s.relayQueued(l, pub, chunk); err == io.EOF {
 			return nil
 		} else if err != nil {
 			return err
 		}
 	}
+}
+
+// smallMax is the most bytes the no-fault path moves through user space at
+// once (see relayQueued), and the size of smallPool's buffers.
+const smallMax = 16 << 10
+
+// smallPool holds the buffers the no-fault path reads small messages into.
+var smallPool = sync.Pool{New: func() any { b := make([]byte, smallMax); return &b }}
+
+// relayQueued relays up to chunk bytes queued in l's source with no fault
+// acting, the cheapest way for how much is queued:
+//
+//   - Small messages (the loop's last take did not fill a buffer): one
+//     read of what is queued into a pooled buffer (takeQueued), one write:
+//     the two syscalls of a plain relay, where counting and splicing
+//     through a pipe takes three.
+//   - Bulk (the last take filled the buffer, so more was probably
+//     waiting): count what is queued (noteQueued) and, if it is at least
+//     smallMax, splice it (spliceN), never copying it through user space;
+//     less than that is read and written as a small message, and the loop
+//     goes back to taking.
+//
+// Either way the bytes moved are exactly those counted or taken under s.mu
+// while pub was in force (see noteQueued). A chain that counts exchanges
+// takes the splice path only, which checks for a new exchange between
+// counting and moving bytes.
+func (s *session) relayQueued(l *loop, pub *chain, chunk int) error {
+	if pub != nil && pub.exch {
+		return s.spliceChunk(l, pub, noFaults, chunk)
+	}
+	var (
+		bp  *[]byte
+		n   int
+		err error
+	)
+	if !l.bulk {
+		bp, n, err = s.takeQueued(l, pub, min(chunk, smallMax))
+		if err != nil {
+			return err
+		}
+		l.bulk = n == smallMax
+	} else {
+		q, err := s.noteQueued(l, pub)
+		if err != nil {
+			return err
+		}
+		if q = min(q, chunk); q >= smallMax {
+			return s.spliceN(l, pub, noFaults, int64(q))
+		}
+		l.bulk = false
+		bp = smallPool.Get().(*[]byte)
+		// The q bytes are queued, so the read does not wait; should it stop
+		// short (a kick's deadline), what it read still goes on.
+		n, err = io.ReadFull(l.src, (*bp)[:q])
+	}
+	if n > 0 {
+		s.noteExchange(l)
+		mv := s.beforeMove()
+		w, werr := l.dst.Write((*bp)[:n])
+		l.n.Add(int64(w))
+		l.afterMove(mv, int64(w))
+		if werr != nil {
+			err = werr
+		}
+	}
+	smallPool.Put(bp)
+	return err
 }
 
 // forgetRemoved drops the byte counts kept for faults no longer in the

@@ -91,6 +91,7 @@ type loop struct {
 	checking   bool                   // the loop checks its chain under mu before it notes a byte (spliceChunk); guarded by the session's mu
 	noter      *queueNoter            // waits for src's bytes and counts them; owned by the loop
 	lr         io.LimitedReader       // what spliceChunk hands to ReadFrom, kept so that it does not allocate; owned by the loop
+	bulk       bool                   // the no-fault path's last take filled its buffer: count and splice (see relayQueued); owned by the loop
 
 	// lastMove orders this loop's latest write against the other loop's
 	// (pool mode; 0 if none): a number from session.moves taken just

@@ -298,3 +298,15 @@ func idleFor(c *net.TCPConn) time.Duration {
 	})
 	return time.Duration(ms) * time.Millisecond
 }
+
+// recvNow reads what is queued in the socket fd into b without blocking
+// (recv(2) with MSG_DONTWAIT): 0 means EOF, EAGAIN that nothing is queued.
+// Like peek, it asks for no source address, so it allocates nothing.
+func recvNow(fd uintptr, b []byte) (int, error) {
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+		unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
