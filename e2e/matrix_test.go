@@ -424,7 +424,9 @@ var _ = Describe("the client matrix", Ordered, ContinueOnFailure, Label("matrix"
 		cfg.WriteString("proxies:\n")
 		seen := map[string]bool{}
 		for _, mc := range matrixClients() {
-			if seen[mc.server] {
+			if seen[mc.server] || mc.upstream == "" {
+				// No address: a server the suite starts itself is not
+				// installed (nginx); its rows skip, or fail when required.
 				continue
 			}
 			seen[mc.server] = true
