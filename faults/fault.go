@@ -57,29 +57,59 @@ var kinds = []Kind{
 	KindRefuse, KindIdleClose, KindStale,
 }
 
-// Direction says which way the bytes a fault acts on flow.
+// Direction says which way bytes flow. It is one type for faults and for
+// the proxy's events (proxy.Direction is this type), written in JSON as its
+// value:
+//
+//   - Up ("up"): client to upstream, the bytes the program under test sends;
+//   - Down ("down"): upstream to client, the answers it gets;
+//   - Both ("both"): both ways. A fault only: it is a fault's default Dir.
+//
+// A fault's Dir takes all three (half-close only Up or Down); an event's
+// Dir is Up or Down, or empty when the event has no direction.
 type Direction string
 
 const (
 	Up   Direction = "up"   // client to upstream
 	Down Direction = "down" // upstream to client
-	Both Direction = "both" // both ways
+	Both Direction = "both" // both ways (a fault's Dir only)
 )
 
 // Has reports whether d covers the direction one ("up" or "down").
 func (d Direction) Has(one Direction) bool { return d == Both || d == one }
 
-// Side names the end of a connection a fault acts toward.
+// String returns d's value: "up", "down", "both", or "" for none.
+func (d Direction) String() string { return string(d) }
+
+// Side names an end of a connection: the client's, the upstream's, or (for
+// who ended a connection) the proxy itself. It is one type for faults and
+// for the proxy's events (proxy.Side is this type), written in JSON as its
+// value:
+//
+//   - ToClient ("client"): the downstream peer, the program under test;
+//   - ToUpstream ("upstream"): the upstream peer;
+//   - ToBoth ("both"): both peers. A fault only: the default Side of reset;
+//   - ByProxy ("proxy"): the proxy itself (a fault, Close, CloseConn, a
+//     failed dial). An event only: who ended a connection.
+//
+// A fault's Side (reset's) takes ToClient, ToUpstream or ToBoth; an
+// event's By is ToClient, ToUpstream or ByProxy (proxy.Client,
+// proxy.Upstream, proxy.ByProxy), or empty when the event names no side.
 type Side string
 
 const (
 	ToClient   Side = "client"   // the downstream peer
 	ToUpstream Side = "upstream" // the upstream peer
-	ToBoth     Side = "both"
+	ToBoth     Side = "both"     // both peers (a fault's Side only)
+	ByProxy    Side = "proxy"    // the proxy itself (an event's By only)
 )
 
 // Has reports whether s covers one ("client" or "upstream").
 func (s Side) Has(one Side) bool { return s == ToBoth || s == one }
+
+// String returns s's value: "client", "upstream", "both", "proxy", or ""
+// for none.
+func (s Side) String() string { return string(s) }
 
 // Which selects the connections a fault applies to.
 type Which string

@@ -29,16 +29,6 @@ func (k *EventKind) UnmarshalText(b []byte) (err error) {
 	return err
 }
 
-// UnmarshalText decodes "up" or "down".
-func (d *Direction) UnmarshalText(b []byte) error {
-	return parseName(d, string(b), "direction", Up, Down)
-}
-
-// UnmarshalText decodes "client", "upstream" or "proxy".
-func (s *Side) UnmarshalText(b []byte) error {
-	return parseName(s, string(b), "side", Client, Upstream, ByProxy)
-}
-
 // UnmarshalText decodes "FIN" or "RST".
 func (h *CloseHow) UnmarshalText(b []byte) error {
 	return parseName(h, string(b), "close", FIN, RST)
@@ -112,6 +102,12 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	took, err := parseDur(j.Took)
 	if err != nil {
 		return err
+	}
+	if j.Dir != "" && j.Dir != Up && j.Dir != Down {
+		return fmt.Errorf("%w: direction %q", ErrBadText, j.Dir)
+	}
+	if j.By != "" && j.By != Client && j.By != Upstream && j.By != ByProxy {
+		return fmt.Errorf("%w: side %q", ErrBadText, j.By)
 	}
 	*e = Event{
 		Seq: j.Seq, Time: j.Time, Kind: j.Kind, Conn: j.Conn, Upstream: j.Upstream,

@@ -59,50 +59,30 @@ func (k EventKind) String() string {
 // MarshalText encodes the kind as its name.
 func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
-// Direction is the way bytes flow.
-type Direction uint8
+// Direction is the way bytes flow: Up (client to upstream) or Down
+// (upstream to client). It is faults.Direction, one type for faults and
+// events; an event's Dir is never faults.Both, and is empty for an event
+// with no direction.
+type Direction = faults.Direction
 
+// The directions of an event's Dir, equal to faults.Up and faults.Down.
 const (
-	Up   Direction = iota + 1 // client to upstream
-	Down                      // upstream to client
+	Up   = faults.Up   // client to upstream
+	Down = faults.Down // upstream to client
 )
 
-func (d Direction) String() string {
-	switch d {
-	case Up:
-		return "up"
-	case Down:
-		return "down"
-	}
-	return ""
-}
+// Side names an end of a session in an event's By: Client, Upstream or
+// ByProxy. It is faults.Side, one type for faults and events; an event's
+// By is never faults.ToBoth, and is empty for an event that names no side.
+type Side = faults.Side
 
-// MarshalText encodes the direction as "up" or "down".
-func (d Direction) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-// Side names an end of a session.
-type Side uint8
-
+// The sides of an event's By, equal to faults.ToClient, faults.ToUpstream
+// and faults.ByProxy.
 const (
-	Client   Side = iota + 1 // the downstream peer, the program under test
-	Upstream                 // the upstream peer
-	ByProxy                  // the proxy itself (Close, a failed dial)
+	Client   = faults.ToClient   // the downstream peer, the program under test
+	Upstream = faults.ToUpstream // the upstream peer
+	ByProxy  = faults.ByProxy    // the proxy itself (a fault, Close, CloseConn, a failed dial)
 )
-
-func (s Side) String() string {
-	switch s {
-	case Client:
-		return "client"
-	case Upstream:
-		return "upstream"
-	case ByProxy:
-		return "proxy"
-	}
-	return ""
-}
-
-// MarshalText encodes the side as its name.
-func (s Side) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // CloseHow is how a connection ended.
 type CloseHow uint8
@@ -204,11 +184,11 @@ func (e Event) String() string {
 		if e.FaultKind != "" {
 			s += " (" + string(e.FaultKind) + ")"
 		}
-		if e.Dir != 0 {
-			s += " dir=" + e.Dir.String()
+		if e.Dir != "" {
+			s += " dir=" + string(e.Dir)
 		}
 	case EventReset:
-		s += " by=" + e.By.String()
+		s += " by=" + string(e.By)
 	case EventClosed:
 		s += fmt.Sprintf(" up=%dB down=%dB by=%s how=%s", e.BytesUp, e.BytesDown, e.By, e.How)
 	}

@@ -797,7 +797,7 @@ func truthOf(e Event) string {
 		s += " by=" + e.By.String() + " how=" + e.How.String() + " up=" + strconv.FormatInt(e.BytesUp, 10) + " down=" + strconv.FormatInt(e.BytesDown, 10)
 	case EventFaultApplied, EventFaultFired, EventFaultCleared:
 		s += " " + string(e.FaultKind)
-		if e.Dir != 0 {
+		if e.Dir != "" {
 			s += " dir=" + e.Dir.String()
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/faultline-proxy/faultline/faults"
 	"github.com/faultline-proxy/faultline/proxy"
 )
 
@@ -86,6 +87,18 @@ func TestFormatEventQuotesHalfCloseBytes(t *testing.T) {
 	}
 }
 
+// TestOneDirectionType: a fault's direction and side and an event's are
+// one type each, so the faults package's values match events.
+func TestOneDirectionType(t *testing.T) {
+	e := proxy.Event{Kind: proxy.EventHalfClosed, Conn: 1, Dir: faults.Down, By: faults.ToUpstream}
+	if !Match(proxy.EventHalfClosed, InDir(faults.Down), By(proxy.Upstream)).Match(e) {
+		t.Errorf("InDir(faults.Down), By(proxy.Upstream) does not match %s", e)
+	}
+	if Match(proxy.EventHalfClosed, InDir(proxy.Up)).Match(e) {
+		t.Errorf("InDir(proxy.Up) matches %s", e)
+	}
+}
+
 func TestPatternString(t *testing.T) {
 	tests := []struct {
 		p    Pattern
@@ -94,6 +107,7 @@ func TestPatternString(t *testing.T) {
 		{Match(proxy.EventBorrowed, OnConn(3), IsReused(true)), "borrowed conn=3 reused=true"},
 		{Match(0, OnUpstream(2)), "any event up=2"},
 		{Match(proxy.EventClosed, By(proxy.Client), InDir(proxy.Up)), "closed by=client dir=up"},
+		{Match(proxy.EventHalfClosed, InDir(faults.Down), By(faults.ByProxy)), "half-closed dir=down by=proxy"},
 	}
 	for _, tt := range tests {
 		if got := tt.p.String(); got != tt.want {
