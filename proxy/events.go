@@ -166,11 +166,14 @@ type Event struct {
 	Err       error         `json:"-"` // encoded in JSON as "err", its text
 }
 
-// String formats the event on one line for logs and failure messages.
+// String formats the event on one line for logs and failure messages, with
+// the JSON's names for its fields: "#5 closed conn=1 upstream=1
+// bytes_up=254B bytes_down=1024B by=client how=FIN". Conn is always
+// written, Upstream when set, and each kind adds the fields it sets.
 func (e Event) String() string {
 	s := fmt.Sprintf("#%d %s conn=%d", e.Seq, e.Kind, e.Conn)
 	if e.Upstream != 0 {
-		s += fmt.Sprintf(" up=%d", e.Upstream)
+		s += fmt.Sprintf(" upstream=%d", e.Upstream)
 	}
 	switch e.Kind {
 	case EventBorrowed:
@@ -178,7 +181,7 @@ func (e Event) String() string {
 	case EventInterrupted:
 		s += fmt.Sprintf(" took=%s", e.Took)
 	case EventHalfClosed:
-		s += fmt.Sprintf(" dir=%s (up=%dB down=%dB so far)", e.Dir, e.BytesUp, e.BytesDown)
+		s += fmt.Sprintf(" dir=%s (bytes_up=%dB bytes_down=%dB so far)", e.Dir, e.BytesUp, e.BytesDown)
 	case EventFaultApplied, EventFaultFired, EventFaultCleared:
 		s += " fault=" + e.Fault
 		if e.FaultKind != "" {
@@ -190,7 +193,7 @@ func (e Event) String() string {
 	case EventReset:
 		s += " by=" + string(e.By)
 	case EventClosed:
-		s += fmt.Sprintf(" up=%dB down=%dB by=%s how=%s", e.BytesUp, e.BytesDown, e.By, e.How)
+		s += fmt.Sprintf(" bytes_up=%dB bytes_down=%dB by=%s how=%s", e.BytesUp, e.BytesDown, e.By, e.How)
 	}
 	if e.Reason != "" {
 		s += " reason=" + string(e.Reason)

@@ -28,7 +28,7 @@ func OnConn(id uint64) Cond {
 
 // OnUpstream holds for events of the upstream connection id.
 func OnUpstream(id uint64) Cond {
-	return Where(fmt.Sprintf("up=%d", id), func(e proxy.Event) bool { return e.Upstream == id })
+	return Where(fmt.Sprintf("upstream=%d", id), func(e proxy.Event) bool { return e.Upstream == id })
 }
 
 // InDir holds for events in direction d.

@@ -189,7 +189,7 @@ func TestCloseWaitsAndSaysOnWhat(t *testing.T) {
 	close(be.release)
 	wg.Wait()
 	_, _, logs := rec.recorded()
-	for _, want := range []string{"still waiting", "1 live connections", "conn=42 from 127.0.0.1:5555 up=7", "faults=stall-1"} {
+	for _, want := range []string{"still waiting", "1 live connections", "conn=42 from 127.0.0.1:5555 upstream=7", "faults=stall-1"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("Close logged %q, want it to contain %q", logs, want)
 		}

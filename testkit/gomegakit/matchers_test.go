@@ -125,7 +125,7 @@ func TestCheckMatchersQuoteTheEvents(t *testing.T) {
 	for _, want := range []string{
 		"show no reuse of an invalid or busy upstream connection",
 		"conn 2 borrowed upstream 1 after it was discarded (unread)",
-		"#3 borrowed conn=2 up=1 reused=true",
+		"#3 borrowed conn=2 upstream=1 reused=true",
 		"show no client write after the connection was closed toward it",
 		"the client wrote 6 bytes after",
 	} {
