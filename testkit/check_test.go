@@ -114,6 +114,30 @@ func TestCheckNoWriteAfterClose(t *testing.T) {
 	})
 }
 
+// TestCheckNoWriteAfterCloseCannotJudgePoolMode: in pool mode an upstream
+// FIN ends the session, so a write after it is never counted; the check
+// says it cannot judge rather than pass.
+func TestCheckNoWriteAfterCloseCannotJudgePoolMode(t *testing.T) {
+	now := time.Now()
+	closed := proxy.Event{Kind: proxy.EventClosed, Conn: 1, Upstream: 1, BytesUp: 5, BytesDown: 6, By: proxy.Upstream, How: proxy.FIN}
+	pool := events(now, ev(proxy.EventAccepted, 1, 0), ev(proxy.EventDialed, 1, 1), borrowed(1, 1, false),
+		ev(proxy.EventInterrupted, 1, 1), discarded(1, 1, proxy.ReasonUpstreamEOF), closed)
+	err := CheckNoWriteAfterClose(pool)
+	if !errors.Is(err, ErrCannotJudge) || errors.Is(err, ErrWriteAfterClose) {
+		t.Fatalf("pool-mode log: got %v, want ErrCannotJudge", err)
+	}
+	if want := "conn 1 is in pool mode"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not contain %q", err, want)
+	}
+	dial := events(now, ev(proxy.EventAccepted, 1, 0), ev(proxy.EventDialed, 1, 1), closed)
+	if err := CheckNoWriteAfterClose(dial); err != nil {
+		t.Errorf("dial-mode log: got %v, want nil", err)
+	}
+	if got := CheckLog(pool); len(got) != 0 {
+		t.Errorf("CheckLog on a pool-mode log: got %v, want no violation", got)
+	}
+}
+
 func TestCheckGaveUpWithin(t *testing.T) {
 	now := time.Now()
 	at := func(e proxy.Event, d time.Duration) proxy.Event { e.Time = now.Add(d); return e }

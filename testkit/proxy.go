@@ -261,7 +261,7 @@ func waitingOn(be backend) string {
 		return "its goroutines (no live connection)"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d live connections:", len(cs))
+	fmt.Fprintf(&b, "%s:", plural(len(cs), "live connection"))
 	for _, c := range cs {
 		fmt.Fprintf(&b, "\n    %s", formatConn(c))
 	}

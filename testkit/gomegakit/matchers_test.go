@@ -1,6 +1,7 @@
 package gomegakit_test
 
 import (
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -149,6 +150,11 @@ func TestCheckMatchersPassOnACleanRun(t *testing.T) {
 	kit.ExpectClean(px)
 	g.Expect(px).NotTo(HaveSlowInterrupts(time.Second))
 	g.Expect(px).To(HaveClientGivenUpWithin(time.Second, time.Second)) // no stall: nothing to give up on
+	// In pool mode the write-after-close check cannot judge: the matcher
+	// says so instead of passing.
+	if _, err := HaveWrittenAfterClose().Match(px); !errors.Is(err, testkit.ErrCannotJudge) {
+		t.Errorf("HaveWrittenAfterClose on a pool-mode proxy: got error %v, want ErrCannotJudge", err)
+	}
 }
 
 func TestMatchersRefuseOtherValues(t *testing.T) {
