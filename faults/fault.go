@@ -329,11 +329,13 @@ func IdleClose(idle time.Duration, abort bool) Fault {
 // timeout or a middlebox would (pool mode only):
 //
 //   - every connection idle in the pool when the fault starts acting goes
-//     stale, and the pool's own probe must catch it before handing it out;
+//     stale, and the pool's own probe must catch it before handing it out
+//     (the proxy records it discarded with reason "stale", the probe's
+//     finding in the event's error);
 //   - and, only if its Target says so, the sessions the fault picks are
 //     handed a connection that goes stale after the probe passed it, so
 //     they meet what a client meets with a stale pooled connection; it is
-//     then recorded stale and never reused.
+//     then recorded stale (discarded, reason "stale") and never reused.
 //
 // With a zero Target (or Which IdlePool) it does only the first: new
 // sessions work while it is in force, as after a real idle timeout. Any

@@ -123,7 +123,7 @@ const (
 	ReasonProxyClosed   Reason = "proxy-closed"   // the proxy is closing
 	ReasonDrained       Reason = "drained"        // DrainPool closed it while idle
 	ReasonFault         Reason = "fault"          // a fault reset the session
-	ReasonStale         Reason = "stale"          // a stale fault made it stale
+	ReasonStale         Reason = "stale"          // a stale fault made it stale (caught idle by the probe, or handed to a session)
 	ReasonReplyPending  Reason = "reply-pending"  // bytes went up after the last bytes came down: a reply may still come
 )
 

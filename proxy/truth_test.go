@@ -523,6 +523,56 @@ func TestEventTruth(t *testing.T) {
 			},
 		},
 		{
+			// A stale fault with no target makes the idle pool stale:
+			// the next session's borrow probes the idle connection,
+			// finds what the fault did to it, discards it as stale and
+			// dials; the client never sees it.
+			name: "stale eof fault on an idle connection", mode: ModePool,
+			drive: func(t *testing.T, x *truthRun) {
+				x.start(t)
+				closeConn(t, x.c)
+				x.wait(t, EventClosed)
+				x.add(t, faults.Stale(faults.StaleEOF))
+				x.start(t)
+				closeConn(t, x.c)
+				x.ev.waitKind(t, EventClosed, 2)
+			},
+			want: []string{
+				"accepted", "dialed", "borrowed reused=false",
+				"interrupted", "released",
+				"closed by=client how=FIN bytes_up=5 bytes_down=6",
+				"fault-fired stale",
+				"accepted", "discarded reason=stale", "dialed", "borrowed reused=false",
+				"interrupted", "released",
+				"closed by=client how=FIN bytes_up=5 bytes_down=6",
+			},
+		},
+		{
+			// A stale fault with no target makes the idle pool stale:
+			// the next session's borrow probes the idle connection,
+			// finds what the fault did to it, discards it as stale and
+			// dials; the client never sees it.
+			name: "stale reset fault on an idle connection", mode: ModePool,
+			drive: func(t *testing.T, x *truthRun) {
+				x.start(t)
+				closeConn(t, x.c)
+				x.wait(t, EventClosed)
+				x.add(t, faults.Stale(faults.StaleReset))
+				x.start(t)
+				closeConn(t, x.c)
+				x.ev.waitKind(t, EventClosed, 2)
+			},
+			want: []string{
+				"accepted", "dialed", "borrowed reused=false",
+				"interrupted", "released",
+				"closed by=client how=FIN bytes_up=5 bytes_down=6",
+				"fault-fired stale",
+				"accepted", "discarded reason=stale", "dialed", "borrowed reused=false",
+				"interrupted", "released",
+				"closed by=client how=FIN bytes_up=5 bytes_down=6",
+			},
+		},
+		{
 			name: "drop-on-accept fault", mode: ModePool,
 			drive: func(t *testing.T, x *truthRun) {
 				x.add(t, faults.DropOnAccept())

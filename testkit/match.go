@@ -42,6 +42,10 @@ func By(s proxy.Side) Cond {
 }
 
 // WithReason holds for events with reason r (discarded, retried).
+// WithReason(proxy.ReasonStale) holds for every connection a stale fault
+// made stale, whether the pool's probe caught it idle or a session was
+// handed it; proxy.ReasonUpstreamEOF and proxy.ReasonUpstreamReset are a
+// real upstream's FIN and RST only.
 func WithReason(r proxy.Reason) Cond {
 	return Where("reason="+string(r), func(e proxy.Event) bool { return e.Reason == r })
 }
