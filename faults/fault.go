@@ -18,7 +18,32 @@ var (
 	ErrBadFault = errors.New("faults: invalid fault")
 )
 
-// Kind names what a fault does.
+// Kind names what a fault does; its value is the name used in JSON, the
+// YAML config and the CLI. Each kind's exact socket-level effect is in the
+// doc of its constructor:
+//
+// On the bytes of a direction (Dir):
+//
+//   - KindLatency ("latency"): delay every chunk by Delay plus up to Jitter;
+//   - KindStall ("stall"): stop reading, the connection stays open;
+//   - KindBlackhole ("blackhole"): read and drop every byte;
+//   - KindHalfClose ("half-close"): send a FIN in Dir, the other way flows;
+//   - KindBandwidth ("bandwidth"): at most Rate bytes per second;
+//   - KindSlice ("slice"): write in pieces of Size bytes, Delay apart;
+//   - KindLimit ("limit"): relay Bytes more bytes, then close with a FIN;
+//   - KindSlowClose ("slow-close"): relay the FIN Delay late;
+//   - KindCorrupt ("corrupt"): flip a bit in a byte with probability Prob.
+//
+// On connections:
+//
+//   - KindReset ("reset"): an RST toward Side, once per connection;
+//   - KindDropOnAccept ("drop-on-accept"): reset new connections at once;
+//   - KindConnectDelay ("connect-delay"): wait Delay before the upstream
+//     connection of a new connection;
+//   - KindRefuse ("refuse"): close the listener, new clients are refused;
+//   - KindIdleClose ("idle-close"): close connections idle for Idle;
+//   - KindStale ("stale"): make pooled upstream connections stale (pool
+//     mode), in Mode.
 type Kind string
 
 // The kinds. Each one's exact socket-level effect is in the doc comment of
@@ -42,7 +67,13 @@ const (
 	KindStale        Kind = "stale"
 )
 
-// StaleMode says how a stale pooled connection behaves.
+// StaleMode says how a stale pooled connection behaves (a stale fault's
+// Mode; required):
+//
+//   - StaleEOF ("eof"): as if the upstream closed it: a FIN;
+//   - StaleReset ("reset"): as if the upstream reset it: an RST;
+//   - StaleBlackhole ("blackhole"): as if a middlebox dropped its state:
+//     silence, which no probe can catch.
 type StaleMode string
 
 const (
@@ -111,7 +142,14 @@ func (s Side) Has(one Side) bool { return s == ToBoth || s == one }
 // for none.
 func (s Side) String() string { return string(s) }
 
-// Which selects the connections a fault applies to.
+// Which selects the connections a fault applies to (Target.Which; the
+// default is All, or IdlePool for a stale fault with a zero Target):
+//
+//   - All ("all"): live connections and new ones;
+//   - New ("new"): only connections accepted after the fault is added;
+//   - Existing ("existing"): only connections live when it is added;
+//   - ByID ("ids"): only the downstream connection IDs in Target.IDs;
+//   - IdlePool ("idle"): no connection, the pool's idle ones (stale only).
 type Which string
 
 const (

@@ -10,7 +10,8 @@ import (
 )
 
 // ErrBadText is returned when decoding a name that is not one of a type's
-// values (an event kind, a direction, a side, a close).
+// values (an event kind, a close), or an event whose dir or by is not one
+// an event has (dir "up" or "down", by "client", "upstream" or "proxy").
 var ErrBadText = errors.New("proxy: unknown name")
 
 // ParseEventKind returns the kind named s ("accepted", "fault-fired", ...).

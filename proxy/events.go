@@ -10,7 +10,36 @@ import (
 	"github.com/faultline-proxy/faultline/faults"
 )
 
-// EventKind names what happened.
+// EventKind names what happened; in JSON and text it is its name. The
+// fields of Event each kind sets besides Seq, Time and Kind:
+//
+//   - EventAccepted ("accepted"): Conn: a client connected.
+//   - EventDialed ("dialed"): Conn, Upstream: a new upstream connection.
+//   - EventDialFailed ("dial-failed"): Conn, Err: the upstream could not be
+//     dialed.
+//   - EventBorrowed ("borrowed"): Conn, Upstream, Reused, Idle (pool mode).
+//   - EventRetried ("retried"): Conn, Upstream (the dead one), Reason: a
+//     reused connection died before use and was replaced (pool mode).
+//   - EventHalfClosed ("half-closed"): Conn, Upstream, Dir, BytesUp,
+//     BytesDown (received so far): a FIN was relayed in Dir.
+//   - EventReset ("reset"): Conn, Upstream, By: an RST from By (or a write
+//     to By, gone) was relayed to the other side.
+//   - EventInterrupted ("interrupted"): Conn, Upstream, Took: the copy
+//     loops were interrupted and took Took to stop (pool mode).
+//   - EventReleased ("released"): Conn, Upstream: the upstream connection
+//     went back to the pool.
+//   - EventDiscarded ("discarded"): Conn (0 if idle), Upstream, Reason,
+//     Err: the upstream connection was closed, not reused (pool mode).
+//   - EventClosed ("closed"): Conn, Upstream, BytesUp, BytesDown (written
+//     on), By and How (of its first end), Err: the session ended.
+//   - EventFaultApplied ("fault-applied"): Conn, Dir, Fault, FaultKind: a
+//     fault is in force on a connection's direction.
+//   - EventFaultFired ("fault-fired"): Conn, Dir, Fault, FaultKind (Upstream
+//     for a stale fault): a fault acted (reset sent, FIN sent, stall began).
+//   - EventFaultCleared ("fault-cleared"): Conn, Dir, Fault, FaultKind: a
+//     fault no longer acts on a connection's direction.
+//
+// See docs/events.md for what each claims and in which order they come.
 type EventKind uint8
 
 // Event kinds. The fields of Event that each kind sets are listed beside it;
@@ -84,7 +113,8 @@ const (
 	ByProxy  = faults.ByProxy    // the proxy itself (a fault, Close, CloseConn, a failed dial)
 )
 
-// CloseHow is how a connection ended.
+// CloseHow is how a connection ended (an EventClosed's How): FIN ("FIN"),
+// an orderly close, or RST ("RST"), an abortive one.
 type CloseHow uint8
 
 const (
@@ -105,7 +135,35 @@ func (h CloseHow) String() string {
 // MarshalText encodes how as "FIN" or "RST".
 func (h CloseHow) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
 
-// Reason says why an upstream connection was discarded or a borrow retried.
+// Reason says why an upstream connection was discarded or a borrow
+// retried (an EventDiscarded's or EventRetried's Reason, and the keys of
+// PoolStats.Discarded); its value is the text in events and JSON:
+//
+//   - ReasonUpstreamEOF ("upstream-eof"): the upstream sent FIN;
+//   - ReasonUpstreamReset ("upstream-reset"): the upstream sent RST;
+//   - ReasonError ("error"): a copy loop failed with an error other than
+//     the proxy's own interrupt (a timeout included);
+//   - ReasonStranded ("stranded"): bytes read but not written when the
+//     loops stopped;
+//   - ReasonUnread ("unread"): bytes waiting unread in the upstream socket;
+//   - ReasonHalfClosed ("half-closed"): the proxy sent FIN to the upstream;
+//   - ReasonMaxLifetime ("max-lifetime"): older than PoolConfig.MaxLifetime;
+//   - ReasonIdleTimeout ("idle-timeout"): idle longer than
+//     PoolConfig.IdleTimeout;
+//   - ReasonClientReset ("client-reset"): the client aborted its
+//     connection mid-session;
+//   - ReasonPoolFull ("pool-full"): PoolConfig.MaxIdle connections were
+//     already idle;
+//   - ReasonProxyClosed ("proxy-closed"): the proxy is closing;
+//   - ReasonDrained ("drained"): DrainPool closed it while idle;
+//   - ReasonFault ("fault"): a fault (reset, limit) ended the session;
+//   - ReasonStale ("stale"): a stale fault made it stale, whether the
+//     pool's probe caught it idle (Err says what the probe saw) or a
+//     session was handed it;
+//   - ReasonReplyPending ("reply-pending"): bytes went up after the last
+//     bytes came down, so a reply may still come;
+//   - ReasonPanic ("panic"): a goroutine of the session that held it
+//     panicked.
 type Reason string
 
 // Reasons an upstream connection is not reused.
@@ -122,7 +180,7 @@ const (
 	ReasonPoolFull      Reason = "pool-full"      // PoolConfig.MaxIdle connections already idle
 	ReasonProxyClosed   Reason = "proxy-closed"   // the proxy is closing
 	ReasonDrained       Reason = "drained"        // DrainPool closed it while idle
-	ReasonFault         Reason = "fault"          // a fault reset the session
+	ReasonFault         Reason = "fault"          // a fault (reset, limit) ended the session
 	ReasonStale         Reason = "stale"          // a stale fault made it stale (caught idle by the probe, or handed to a session)
 	ReasonReplyPending  Reason = "reply-pending"  // bytes went up after the last bytes came down: a reply may still come
 )
