@@ -122,7 +122,7 @@ var _ = Describe("go-redis through the faultline binary", func() {
 				Expect(c.Close()).To(Succeed())
 			}
 			Expect(px).NotTo(HaveReusedInvalidConnection())
-			Expect(px.Pool().Discarded).To(HaveKey(proxy.ReasonUpstreamEOF))
+			Expect(px.Pool().Discarded).To(HaveKey(proxy.ReasonStale)) // caught by the probe, recorded as stale
 		})
 
 		It("hands a stale connection to the next session; go-redis retries, and it is never reused", func() {

@@ -18,7 +18,32 @@ var (
 	ErrBadFault = errors.New("faults: invalid fault")
 )
 
-// Kind names what a fault does.
+// Kind names what a fault does; its value is the name used in JSON, the
+// YAML config and the CLI. Each kind's exact socket-level effect is in the
+// doc of its constructor:
+//
+// On the bytes of a direction (Dir):
+//
+//   - KindLatency ("latency"): delay every chunk by Delay plus up to Jitter;
+//   - KindStall ("stall"): stop reading, the connection stays open;
+//   - KindBlackhole ("blackhole"): read and drop every byte;
+//   - KindHalfClose ("half-close"): send a FIN in Dir, the other way flows;
+//   - KindBandwidth ("bandwidth"): at most Rate bytes per second;
+//   - KindSlice ("slice"): write in pieces of Size bytes, Delay apart;
+//   - KindLimit ("limit"): relay Bytes more bytes, then close with a FIN;
+//   - KindSlowClose ("slow-close"): relay the FIN Delay late;
+//   - KindCorrupt ("corrupt"): flip a bit in a byte with probability Prob.
+//
+// On connections:
+//
+//   - KindReset ("reset"): an RST toward Side, once per connection;
+//   - KindDropOnAccept ("drop-on-accept"): reset new connections at once;
+//   - KindConnectDelay ("connect-delay"): wait Delay before the upstream
+//     connection of a new connection;
+//   - KindRefuse ("refuse"): close the listener, new clients are refused;
+//   - KindIdleClose ("idle-close"): close connections idle for Idle;
+//   - KindStale ("stale"): make pooled upstream connections stale (pool
+//     mode), in Mode.
 type Kind string
 
 // The kinds. Each one's exact socket-level effect is in the doc comment of
@@ -42,7 +67,13 @@ const (
 	KindStale        Kind = "stale"
 )
 
-// StaleMode says how a stale pooled connection behaves.
+// StaleMode says how a stale pooled connection behaves (a stale fault's
+// Mode; required):
+//
+//   - StaleEOF ("eof"): as if the upstream closed it: a FIN;
+//   - StaleReset ("reset"): as if the upstream reset it: an RST;
+//   - StaleBlackhole ("blackhole"): as if a middlebox dropped its state:
+//     silence, which no probe can catch.
 type StaleMode string
 
 const (
@@ -57,31 +88,68 @@ var kinds = []Kind{
 	KindRefuse, KindIdleClose, KindStale,
 }
 
-// Direction says which way the bytes a fault acts on flow.
+// Direction says which way bytes flow. It is one type for faults and for
+// the proxy's events (proxy.Direction is this type), written in JSON as its
+// value:
+//
+//   - Up ("up"): client to upstream, the bytes the program under test sends;
+//   - Down ("down"): upstream to client, the answers it gets;
+//   - Both ("both"): both ways. A fault only: it is a fault's default Dir.
+//
+// A fault's Dir takes all three (half-close only Up or Down); an event's
+// Dir is Up or Down, or empty when the event has no direction.
 type Direction string
 
 const (
 	Up   Direction = "up"   // client to upstream
 	Down Direction = "down" // upstream to client
-	Both Direction = "both" // both ways
+	Both Direction = "both" // both ways (a fault's Dir only)
 )
 
 // Has reports whether d covers the direction one ("up" or "down").
 func (d Direction) Has(one Direction) bool { return d == Both || d == one }
 
-// Side names the end of a connection a fault acts toward.
+// String returns d's value: "up", "down", "both", or "" for none.
+func (d Direction) String() string { return string(d) }
+
+// Side names an end of a connection: the client's, the upstream's, or (for
+// who ended a connection) the proxy itself. It is one type for faults and
+// for the proxy's events (proxy.Side is this type), written in JSON as its
+// value:
+//
+//   - ToClient ("client"): the downstream peer, the program under test;
+//   - ToUpstream ("upstream"): the upstream peer;
+//   - ToBoth ("both"): both peers. A fault only: the default Side of reset;
+//   - ByProxy ("proxy"): the proxy itself (a fault, Close, CloseConn, a
+//     failed dial). An event only: who ended a connection.
+//
+// A fault's Side (reset's) takes ToClient, ToUpstream or ToBoth; an
+// event's By is ToClient, ToUpstream or ByProxy (proxy.Client,
+// proxy.Upstream, proxy.ByProxy), or empty when the event names no side.
 type Side string
 
 const (
 	ToClient   Side = "client"   // the downstream peer
 	ToUpstream Side = "upstream" // the upstream peer
-	ToBoth     Side = "both"
+	ToBoth     Side = "both"     // both peers (a fault's Side only)
+	ByProxy    Side = "proxy"    // the proxy itself (an event's By only)
 )
 
 // Has reports whether s covers one ("client" or "upstream").
 func (s Side) Has(one Side) bool { return s == ToBoth || s == one }
 
-// Which selects the connections a fault applies to.
+// String returns s's value: "client", "upstream", "both", "proxy", or ""
+// for none.
+func (s Side) String() string { return string(s) }
+
+// Which selects the connections a fault applies to (Target.Which; the
+// default is All, or IdlePool for a stale fault with a zero Target):
+//
+//   - All ("all"): live connections and new ones;
+//   - New ("new"): only connections accepted after the fault is added;
+//   - Existing ("existing"): only connections live when it is added;
+//   - ByID ("ids"): only the downstream connection IDs in Target.IDs;
+//   - IdlePool ("idle"): no connection, the pool's idle ones (stale only).
 type Which string
 
 const (
@@ -299,11 +367,13 @@ func IdleClose(idle time.Duration, abort bool) Fault {
 // timeout or a middlebox would (pool mode only):
 //
 //   - every connection idle in the pool when the fault starts acting goes
-//     stale, and the pool's own probe must catch it before handing it out;
+//     stale, and the pool's own probe must catch it before handing it out
+//     (the proxy records it discarded with reason "stale", the probe's
+//     finding in the event's error);
 //   - and, only if its Target says so, the sessions the fault picks are
 //     handed a connection that goes stale after the probe passed it, so
 //     they meet what a client meets with a stale pooled connection; it is
-//     then recorded stale and never reused.
+//     then recorded stale (discarded, reason "stale") and never reused.
 //
 // With a zero Target (or Which IdlePool) it does only the first: new
 // sessions work while it is in force, as after a real idle timeout. Any

@@ -63,6 +63,7 @@ func TestNormalized(t *testing.T) {
 		{"unknown kind", Fault{Kind: "melt"}, ErrUnknownKind},
 		{"bad dir", Blackhole().WithDir("sideways"), ErrBadFault},
 		{"bad side", Fault{Kind: KindReset, Side: "middle"}, ErrBadFault},
+		{"side proxy (an event's By, never a fault's Side)", Reset(ByProxy), ErrBadFault},
 		{"negative delay", Latency(-time.Second, 0), ErrBadFault},
 		{"negative for", Blackhole().WithFor(-time.Second), ErrBadFault},
 		{"delay on stall", Fault{Kind: KindStall, Delay: time.Second}, ErrBadFault},

@@ -187,11 +187,15 @@ func TestStaleDefaultLeavesSessionsAlone(t *testing.T) {
 		roundTrip(t, c, fmt.Sprintf("session %d", i))
 		_ = c.Close()
 	}
-	if got := p.PoolStats().Discarded[ReasonStale]; got != 0 {
-		t.Errorf("discarded stale = %d, want 0: no session was opted in", got)
+	// Only the idle one is stale, caught by the probe before a session
+	// got it: no session was opted in.
+	if got := p.PoolStats().Discarded[ReasonStale]; got != 1 {
+		t.Errorf("discarded stale = %d, want 1: the idle one, caught by the probe", got)
 	}
-	if got := p.PoolStats().Discarded[ReasonUpstreamEOF]; got != 1 {
-		t.Errorf("discarded upstream-eof = %d, want 1: the idle one, caught by the probe", got)
+	for _, e := range ev.of(EventDiscarded) {
+		if e.Upstream != 1 || e.Reason != ReasonStale || !errors.Is(e.Err, io.EOF) {
+			t.Errorf("discarded %v; want only upstream 1, the idle one, stale (the probe saw EOF)", e)
+		}
 	}
 	for _, e := range ev.of(EventFaultFired) {
 		if e.Conn != 0 {

@@ -173,7 +173,7 @@ func TestBulkBothWays(t *testing.T) {
 
 			cl := ev.waitKind(t, EventClosed, 0)
 			if cl.BytesUp != bulkSize || cl.BytesDown != bulkSize || cl.How != FIN {
-				t.Errorf("closed event: got up=%dB down=%dB how=%s, want %dB each way, how=FIN; events:\n%s", cl.BytesUp, cl.BytesDown, cl.How, bulkSize, ev)
+				t.Errorf("closed event: got bytes_up=%dB bytes_down=%dB how=%s, want %dB each way, how=FIN; events:\n%s", cl.BytesUp, cl.BytesDown, cl.How, bulkSize, ev)
 			}
 			if tt.judged {
 				end := ev.waitFor(t, "released or discarded", func(e Event) bool {

@@ -7,7 +7,15 @@ import (
 	"time"
 )
 
-// Mode selects how a Proxy gets an upstream connection for a session.
+// Mode selects how a Proxy gets an upstream connection for a session
+// (Config.Mode), named "dial" or "pool" (String, ParseMode) in the control
+// API, the config file and the CLI:
+//
+//   - ModeDial ("dial", the zero value): a new upstream connection per
+//     session; a FIN is relayed as a FIN (half-close), an RST as an RST.
+//   - ModePool ("pool"): upstream connections are borrowed from a pool and
+//     clean ones go back when the session ends; a client's FIN ends the
+//     session, so protocols that rely on half-close need ModeDial.
 type Mode uint8
 
 const (

@@ -44,7 +44,7 @@ func TestDialHalfCloseClientFirst(t *testing.T) {
 	}
 	cl := ev.waitKind(t, EventClosed, hc.Conn)
 	if cl.BytesUp != 7 || cl.BytesDown != int64(len(reply)) || cl.By != Client || cl.How != FIN {
-		t.Errorf("closed event = %s; want up=7B down=%dB by=client how=FIN", cl, len(reply))
+		t.Errorf("closed event = %s; want bytes_up=7B bytes_down=%dB by=client how=FIN", cl, len(reply))
 	}
 }
 

@@ -46,8 +46,10 @@
 // cleared and the connection judged. It goes back to the pool only if none
 // of these holds, each of which is recorded as the Reason of an
 // EventDiscarded: the upstream sent FIN (ReasonUpstreamEOF) or RST
-// (ReasonUpstreamReset); a copy loop failed with any error other than the
-// proxy's interrupt, a timeout included (ReasonError); bytes were read from
+// (ReasonUpstreamReset), or a stale fault made it stale (ReasonStale,
+// whether the probe caught it idle or a session met it); a copy loop
+// failed with any error other than the proxy's interrupt, a timeout
+// included (ReasonError); bytes were read from
 // one socket but not written to the other, counted exactly from the
 // kernel's tcp_info (ReasonStranded); bytes wait unread in the upstream
 // socket (ReasonUnread); the proxy half-closed it (ReasonHalfClosed); the

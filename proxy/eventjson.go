@@ -10,7 +10,8 @@ import (
 )
 
 // ErrBadText is returned when decoding a name that is not one of a type's
-// values (an event kind, a direction, a side, a close).
+// values (an event kind, a close), or an event whose dir or by is not one
+// an event has (dir "up" or "down", by "client", "upstream" or "proxy").
 var ErrBadText = errors.New("proxy: unknown name")
 
 // ParseEventKind returns the kind named s ("accepted", "fault-fired", ...).
@@ -27,16 +28,6 @@ func ParseEventKind(s string) (EventKind, error) {
 func (k *EventKind) UnmarshalText(b []byte) (err error) {
 	*k, err = ParseEventKind(string(b))
 	return err
-}
-
-// UnmarshalText decodes "up" or "down".
-func (d *Direction) UnmarshalText(b []byte) error {
-	return parseName(d, string(b), "direction", Up, Down)
-}
-
-// UnmarshalText decodes "client", "upstream" or "proxy".
-func (s *Side) UnmarshalText(b []byte) error {
-	return parseName(s, string(b), "side", Client, Upstream, ByProxy)
 }
 
 // UnmarshalText decodes "FIN" or "RST".
@@ -112,6 +103,12 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	took, err := parseDur(j.Took)
 	if err != nil {
 		return err
+	}
+	if j.Dir != "" && j.Dir != Up && j.Dir != Down {
+		return fmt.Errorf("%w: direction %q", ErrBadText, j.Dir)
+	}
+	if j.By != "" && j.By != Client && j.By != Upstream && j.By != ByProxy {
+		return fmt.Errorf("%w: side %q", ErrBadText, j.By)
 	}
 	*e = Event{
 		Seq: j.Seq, Time: j.Time, Kind: j.Kind, Conn: j.Conn, Upstream: j.Upstream,

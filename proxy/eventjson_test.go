@@ -44,3 +44,43 @@ func TestEventJSONRoundTrip(t *testing.T) {
 		t.Errorf("unknown kind: err %v, want ErrBadText", err)
 	}
 }
+
+// TestEventJSONExact pins the JSON of events byte for byte: the event
+// stream, the websocket and saved logs depend on it.
+func TestEventJSONExact(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	tests := []struct {
+		e    Event
+		want string
+	}{
+		{Event{Seq: 1, Time: at, Kind: EventAccepted, Conn: 1},
+			`{"seq":1,"time":"2026-01-02T03:04:05.000000006Z","kind":"accepted","conn":1}`},
+		{Event{Seq: 2, Time: at, Kind: EventHalfClosed, Conn: 1, Upstream: 2, Dir: Up, BytesUp: 5, BytesDown: 6},
+			`{"seq":2,"time":"2026-01-02T03:04:05.000000006Z","kind":"half-closed","conn":1,"upstream":2,"dir":"up","bytes_up":5,"bytes_down":6}`},
+		{Event{Seq: 3, Time: at, Kind: EventFaultFired, Conn: 1, Dir: Down, Fault: "stall-1", FaultKind: faults.KindStall},
+			`{"seq":3,"time":"2026-01-02T03:04:05.000000006Z","kind":"fault-fired","conn":1,"dir":"down","fault":"stall-1","fault_kind":"stall"}`},
+		{Event{Seq: 4, Time: at, Kind: EventReset, Conn: 1, Upstream: 2, By: Upstream},
+			`{"seq":4,"time":"2026-01-02T03:04:05.000000006Z","kind":"reset","conn":1,"upstream":2,"by":"upstream"}`},
+		{Event{Seq: 5, Time: at, Kind: EventClosed, Conn: 1, Upstream: 2, By: Client, How: FIN, BytesUp: 5, BytesDown: 6},
+			`{"seq":5,"time":"2026-01-02T03:04:05.000000006Z","kind":"closed","conn":1,"upstream":2,"by":"client","how":"FIN","bytes_up":5,"bytes_down":6}`},
+		{Event{Seq: 6, Time: at, Kind: EventClosed, Conn: 3, By: ByProxy, How: RST, Err: errors.New("boom")},
+			`{"seq":6,"time":"2026-01-02T03:04:05.000000006Z","kind":"closed","conn":3,"by":"proxy","how":"RST","err":"boom"}`},
+		{Event{Seq: 7, Time: at, Kind: EventDiscarded, Upstream: 2, Reason: ReasonStale},
+			`{"seq":7,"time":"2026-01-02T03:04:05.000000006Z","kind":"discarded","upstream":2,"reason":"stale"}`},
+	}
+	for _, tt := range tests {
+		b, err := json.Marshal(tt.e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tt.want {
+			t.Errorf("JSON of %s:\n got  %s\n want %s", tt.e.Kind, b, tt.want)
+		}
+	}
+	for _, in := range []string{`{"kind":"closed","by":"both"}`, `{"kind":"closed","by":"nobody"}`, `{"kind":"half-closed","dir":"both"}`, `{"kind":"half-closed","dir":"sideways"}`} {
+		var e Event
+		if err := json.Unmarshal([]byte(in), &e); !errors.Is(err, ErrBadText) {
+			t.Errorf("Unmarshal(%s): err %v, want ErrBadText", in, err)
+		}
+	}
+}

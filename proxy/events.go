@@ -10,7 +10,36 @@ import (
 	"github.com/faultline-proxy/faultline/faults"
 )
 
-// EventKind names what happened.
+// EventKind names what happened; in JSON and text it is its name. The
+// fields of Event each kind sets besides Seq, Time and Kind:
+//
+//   - EventAccepted ("accepted"): Conn: a client connected.
+//   - EventDialed ("dialed"): Conn, Upstream: a new upstream connection.
+//   - EventDialFailed ("dial-failed"): Conn, Err: the upstream could not be
+//     dialed.
+//   - EventBorrowed ("borrowed"): Conn, Upstream, Reused, Idle (pool mode).
+//   - EventRetried ("retried"): Conn, Upstream (the dead one), Reason: a
+//     reused connection died before use and was replaced (pool mode).
+//   - EventHalfClosed ("half-closed"): Conn, Upstream, Dir, BytesUp,
+//     BytesDown (received so far): a FIN was relayed in Dir.
+//   - EventReset ("reset"): Conn, Upstream, By: an RST from By (or a write
+//     to By, gone) was relayed to the other side.
+//   - EventInterrupted ("interrupted"): Conn, Upstream, Took: the copy
+//     loops were interrupted and took Took to stop (pool mode).
+//   - EventReleased ("released"): Conn, Upstream: the upstream connection
+//     went back to the pool.
+//   - EventDiscarded ("discarded"): Conn (0 if idle), Upstream, Reason,
+//     Err: the upstream connection was closed, not reused (pool mode).
+//   - EventClosed ("closed"): Conn, Upstream, BytesUp, BytesDown (written
+//     on), By and How (of its first end), Err: the session ended.
+//   - EventFaultApplied ("fault-applied"): Conn, Dir, Fault, FaultKind: a
+//     fault is in force on a connection's direction.
+//   - EventFaultFired ("fault-fired"): Conn, Dir, Fault, FaultKind (Upstream
+//     for a stale fault): a fault acted (reset sent, FIN sent, stall began).
+//   - EventFaultCleared ("fault-cleared"): Conn, Dir, Fault, FaultKind: a
+//     fault no longer acts on a connection's direction.
+//
+// See docs/events.md for what each claims and in which order they come.
 type EventKind uint8
 
 // Event kinds. The fields of Event that each kind sets are listed beside it;
@@ -59,52 +88,33 @@ func (k EventKind) String() string {
 // MarshalText encodes the kind as its name.
 func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
-// Direction is the way bytes flow.
-type Direction uint8
+// Direction is the way bytes flow: Up (client to upstream) or Down
+// (upstream to client). It is faults.Direction, one type for faults and
+// events; an event's Dir is never faults.Both, and is empty for an event
+// with no direction.
+type Direction = faults.Direction
 
+// The directions of an event's Dir, equal to faults.Up and faults.Down.
 const (
-	Up   Direction = iota + 1 // client to upstream
-	Down                      // upstream to client
+	Up   = faults.Up   // client to upstream
+	Down = faults.Down // upstream to client
 )
 
-func (d Direction) String() string {
-	switch d {
-	case Up:
-		return "up"
-	case Down:
-		return "down"
-	}
-	return ""
-}
+// Side names an end of a session in an event's By: Client, Upstream or
+// ByProxy. It is faults.Side, one type for faults and events; an event's
+// By is never faults.ToBoth, and is empty for an event that names no side.
+type Side = faults.Side
 
-// MarshalText encodes the direction as "up" or "down".
-func (d Direction) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-// Side names an end of a session.
-type Side uint8
-
+// The sides of an event's By, equal to faults.ToClient, faults.ToUpstream
+// and faults.ByProxy.
 const (
-	Client   Side = iota + 1 // the downstream peer, the program under test
-	Upstream                 // the upstream peer
-	ByProxy                  // the proxy itself (Close, a failed dial)
+	Client   = faults.ToClient   // the downstream peer, the program under test
+	Upstream = faults.ToUpstream // the upstream peer
+	ByProxy  = faults.ByProxy    // the proxy itself (a fault, Close, CloseConn, a failed dial)
 )
 
-func (s Side) String() string {
-	switch s {
-	case Client:
-		return "client"
-	case Upstream:
-		return "upstream"
-	case ByProxy:
-		return "proxy"
-	}
-	return ""
-}
-
-// MarshalText encodes the side as its name.
-func (s Side) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// CloseHow is how a connection ended.
+// CloseHow is how a connection ended (an EventClosed's How): FIN ("FIN"),
+// an orderly close, or RST ("RST"), an abortive one.
 type CloseHow uint8
 
 const (
@@ -125,7 +135,35 @@ func (h CloseHow) String() string {
 // MarshalText encodes how as "FIN" or "RST".
 func (h CloseHow) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
 
-// Reason says why an upstream connection was discarded or a borrow retried.
+// Reason says why an upstream connection was discarded or a borrow
+// retried (an EventDiscarded's or EventRetried's Reason, and the keys of
+// PoolStats.Discarded); its value is the text in events and JSON:
+//
+//   - ReasonUpstreamEOF ("upstream-eof"): the upstream sent FIN;
+//   - ReasonUpstreamReset ("upstream-reset"): the upstream sent RST;
+//   - ReasonError ("error"): a copy loop failed with an error other than
+//     the proxy's own interrupt (a timeout included);
+//   - ReasonStranded ("stranded"): bytes read but not written when the
+//     loops stopped;
+//   - ReasonUnread ("unread"): bytes waiting unread in the upstream socket;
+//   - ReasonHalfClosed ("half-closed"): the proxy sent FIN to the upstream;
+//   - ReasonMaxLifetime ("max-lifetime"): older than PoolConfig.MaxLifetime;
+//   - ReasonIdleTimeout ("idle-timeout"): idle longer than
+//     PoolConfig.IdleTimeout;
+//   - ReasonClientReset ("client-reset"): the client aborted its
+//     connection mid-session;
+//   - ReasonPoolFull ("pool-full"): PoolConfig.MaxIdle connections were
+//     already idle;
+//   - ReasonProxyClosed ("proxy-closed"): the proxy is closing;
+//   - ReasonDrained ("drained"): DrainPool closed it while idle;
+//   - ReasonFault ("fault"): a fault (reset, limit) ended the session;
+//   - ReasonStale ("stale"): a stale fault made it stale, whether the
+//     pool's probe caught it idle (Err says what the probe saw) or a
+//     session was handed it;
+//   - ReasonReplyPending ("reply-pending"): bytes went up after the last
+//     bytes came down, so a reply may still come;
+//   - ReasonPanic ("panic"): a goroutine of the session that held it
+//     panicked.
 type Reason string
 
 // Reasons an upstream connection is not reused.
@@ -142,8 +180,8 @@ const (
 	ReasonPoolFull      Reason = "pool-full"      // PoolConfig.MaxIdle connections already idle
 	ReasonProxyClosed   Reason = "proxy-closed"   // the proxy is closing
 	ReasonDrained       Reason = "drained"        // DrainPool closed it while idle
-	ReasonFault         Reason = "fault"          // a fault reset the session
-	ReasonStale         Reason = "stale"          // a stale fault made it stale
+	ReasonFault         Reason = "fault"          // a fault (reset, limit) ended the session
+	ReasonStale         Reason = "stale"          // a stale fault made it stale (caught idle by the probe, or handed to a session)
 	ReasonReplyPending  Reason = "reply-pending"  // bytes went up after the last bytes came down: a reply may still come
 )
 
@@ -186,11 +224,14 @@ type Event struct {
 	Err       error         `json:"-"` // encoded in JSON as "err", its text
 }
 
-// String formats the event on one line for logs and failure messages.
+// String formats the event on one line for logs and failure messages, with
+// the JSON's names for its fields: "#5 closed conn=1 upstream=1
+// bytes_up=254B bytes_down=1024B by=client how=FIN". Conn is always
+// written, Upstream when set, and each kind adds the fields it sets.
 func (e Event) String() string {
 	s := fmt.Sprintf("#%d %s conn=%d", e.Seq, e.Kind, e.Conn)
 	if e.Upstream != 0 {
-		s += fmt.Sprintf(" up=%d", e.Upstream)
+		s += fmt.Sprintf(" upstream=%d", e.Upstream)
 	}
 	switch e.Kind {
 	case EventBorrowed:
@@ -198,19 +239,19 @@ func (e Event) String() string {
 	case EventInterrupted:
 		s += fmt.Sprintf(" took=%s", e.Took)
 	case EventHalfClosed:
-		s += fmt.Sprintf(" dir=%s (up=%dB down=%dB so far)", e.Dir, e.BytesUp, e.BytesDown)
+		s += fmt.Sprintf(" dir=%s (bytes_up=%dB bytes_down=%dB so far)", e.Dir, e.BytesUp, e.BytesDown)
 	case EventFaultApplied, EventFaultFired, EventFaultCleared:
 		s += " fault=" + e.Fault
 		if e.FaultKind != "" {
 			s += " (" + string(e.FaultKind) + ")"
 		}
-		if e.Dir != 0 {
-			s += " dir=" + e.Dir.String()
+		if e.Dir != "" {
+			s += " dir=" + string(e.Dir)
 		}
 	case EventReset:
-		s += " by=" + e.By.String()
+		s += " by=" + string(e.By)
 	case EventClosed:
-		s += fmt.Sprintf(" up=%dB down=%dB by=%s how=%s", e.BytesUp, e.BytesDown, e.By, e.How)
+		s += fmt.Sprintf(" bytes_up=%dB bytes_down=%dB by=%s how=%s", e.BytesUp, e.BytesDown, e.By, e.How)
 	}
 	if e.Reason != "" {
 		s += " reason=" + string(e.Reason)

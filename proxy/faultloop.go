@@ -34,13 +34,6 @@ var errStopped = errors.New("proxy: session stopped")
 // splice path needs none.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
-func (l *loop) fdir() faults.Direction {
-	if l.dir == Up {
-		return faults.Up
-	}
-	return faults.Down
-}
-
 // Ways a fault change rewrites a loop's list of faults in force.
 const (
 	opAppend  = iota // add the set's fault at the end

@@ -426,7 +426,7 @@ func (s *session) attach(af *activeFault, as *applySet) {
 		return
 	}
 	for _, l := range []*loop{&s.up, &s.down} {
-		if !af.f.Dir.Has(l.fdir()) || slices.Contains(l.active, af) {
+		if !af.f.Dir.Has(l.dir) || slices.Contains(l.active, af) {
 			continue
 		}
 		as.change(s, l, EventFaultApplied, opAppend, 0, af)
@@ -472,7 +472,7 @@ func (s *session) setupFaults() {
 			continue
 		}
 		for _, l := range []*loop{&s.up, &s.down} {
-			if af.f.Dir.Has(l.fdir()) && !slices.Contains(l.active, af) {
+			if af.f.Dir.Has(l.dir) && !slices.Contains(l.active, af) {
 				if af.f.ByExchange() {
 					s.exchOn.Store(true)
 				}

@@ -188,10 +188,24 @@ func (p *pool) check(uc *upConn, now time.Time) (Reason, error) {
 	if p.cfg.MaxLifetime > 0 && now.Sub(uc.created) > p.cfg.MaxLifetime {
 		return ReasonMaxLifetime, nil
 	}
+	return probeUp(uc)
+}
+
+// probeUp probes uc as probe does, except that what a stale fault did to
+// it is ReasonStale, with the error saying what was seen (errStaleEOF,
+// errStaleReset): the one reason a stale fault's connections are
+// discarded with, whether the probe caught one idle or a session was
+// handed it, so that a test matches them all with one reason. A real
+// upstream's FIN or RST stays ReasonUpstreamEOF or ReasonUpstreamReset.
+func probeUp(uc *upConn) (Reason, error) {
 	if uc.stale == faults.StaleReset {
-		return ReasonUpstreamReset, errStaleReset // emulated: see faults.Stale
+		return ReasonStale, errStaleReset // emulated: see faults.Stale
 	}
-	return probe(uc.c)
+	r, err := probe(uc.c)
+	if uc.stale != "" && (r == ReasonUpstreamEOF || r == ReasonUpstreamReset) {
+		return ReasonStale, errStaleEOF
+	}
+	return r, err
 }
 
 // staleIdle makes every idle connection stale in mode, calling fired for

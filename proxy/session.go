@@ -588,7 +588,10 @@ func (s *session) judge(uc *upConn) (Reason, error) {
 
 // judgeIdle judges a connection that no loop touched.
 func (s *session) judgeIdle(uc *upConn) (Reason, error) {
-	if r, err := probe(uc.c); r != "" {
+	if uc.stale != "" {
+		return ReasonStale, nil
+	}
+	if r, err := probeUp(uc); r != "" {
 		return r, err
 	}
 	return s.judgeAge(uc)
@@ -665,7 +668,7 @@ func (s *session) recheck() error {
 		return nil
 	}
 	old := s.uc
-	reason, perr := probe(old.c)
+	reason, perr := probeUp(old)
 	if reason == "" {
 		return nil
 	}

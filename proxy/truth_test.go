@@ -43,9 +43,9 @@ func TestEventTruth(t *testing.T) {
 			},
 			want: []string{
 				"accepted", "dialed",
-				"half-closed dir=up up=9 down=6",
-				"half-closed dir=down up=9 down=8",
-				"closed by=client how=FIN up=9 down=8",
+				"half-closed dir=up bytes_up=9 bytes_down=6",
+				"half-closed dir=down bytes_up=9 bytes_down=8",
+				"closed by=client how=FIN bytes_up=9 bytes_down=8",
 			},
 		},
 		{
@@ -55,7 +55,7 @@ func TestEventTruth(t *testing.T) {
 				resetClose(x.c)
 				x.readReset(t, x.u)
 			},
-			want: []string{"accepted", "dialed", "reset by=client", "closed by=client how=RST up=5 down=6"},
+			want: []string{"accepted", "dialed", "reset by=client", "closed by=client how=RST bytes_up=5 bytes_down=6"},
 		},
 		{
 			name: "upstream FIN", mode: ModeDial,
@@ -71,9 +71,9 @@ func TestEventTruth(t *testing.T) {
 			},
 			want: []string{
 				"accepted", "dialed",
-				"half-closed dir=down up=5 down=9",
-				"half-closed dir=up up=7 down=9",
-				"closed by=upstream how=FIN up=7 down=9",
+				"half-closed dir=down bytes_up=5 bytes_down=9",
+				"half-closed dir=up bytes_up=7 bytes_down=9",
+				"closed by=upstream how=FIN bytes_up=7 bytes_down=9",
 			},
 		},
 		{
@@ -83,7 +83,7 @@ func TestEventTruth(t *testing.T) {
 				resetClose(x.u)
 				x.readReset(t, x.c)
 			},
-			want: []string{"accepted", "dialed", "reset by=upstream", "closed by=upstream how=RST up=5 down=6"},
+			want: []string{"accepted", "dialed", "reset by=upstream", "closed by=upstream how=RST bytes_up=5 bytes_down=6"},
 		},
 		{
 			// The client closed; the first byte written to it after its
@@ -100,9 +100,9 @@ func TestEventTruth(t *testing.T) {
 			},
 			want: []string{
 				"accepted", "dialed",
-				"half-closed dir=up up=5 down=6",
+				"half-closed dir=up bytes_up=5 bytes_down=6",
 				"reset by=client",
-				"closed by=client how=FIN up=5 down=10",
+				"closed by=client how=FIN bytes_up=5 bytes_down=10",
 			},
 		},
 		{
@@ -118,9 +118,9 @@ func TestEventTruth(t *testing.T) {
 			},
 			want: []string{
 				"accepted", "dialed",
-				"half-closed dir=down up=5 down=6",
+				"half-closed dir=down bytes_up=5 bytes_down=6",
 				"reset by=upstream",
-				"closed by=upstream how=FIN up=9 down=6",
+				"closed by=upstream how=FIN bytes_up=9 bytes_down=6",
 			},
 		},
 		{
@@ -143,10 +143,10 @@ func TestEventTruth(t *testing.T) {
 			want: []string{
 				"accepted", "dialed",
 				"fault-applied stall dir=down", "fault-fired stall dir=down",
-				"half-closed dir=up up=5 down=11",
+				"half-closed dir=up bytes_up=5 bytes_down=11",
 				"fault-cleared stall dir=down",
 				"reset by=client",
-				"closed by=client how=FIN up=5 down=11",
+				"closed by=client how=FIN bytes_up=5 bytes_down=11",
 			},
 		},
 		{
@@ -157,7 +157,7 @@ func TestEventTruth(t *testing.T) {
 				x.readReset(t, x.c)
 				x.readReset(t, x.u)
 			},
-			want: []string{"accepted", "dialed", "fault-fired reset", "closed by=proxy how=RST up=5 down=6"},
+			want: []string{"accepted", "dialed", "fault-fired reset", "closed by=proxy how=RST bytes_up=5 bytes_down=6"},
 		},
 		{
 			name: "reset fault toward the client", mode: ModeDial,
@@ -167,7 +167,7 @@ func TestEventTruth(t *testing.T) {
 				x.readReset(t, x.c)
 				x.readEOF(t, x.u, "")
 			},
-			want: []string{"accepted", "dialed", "fault-fired reset", "closed by=proxy how=RST up=5 down=6"},
+			want: []string{"accepted", "dialed", "fault-fired reset", "closed by=proxy how=RST bytes_up=5 bytes_down=6"},
 		},
 		{
 			// The fault's FIN is the first end; the client's FIN, relayed,
@@ -185,8 +185,8 @@ func TestEventTruth(t *testing.T) {
 			want: []string{
 				"accepted", "dialed",
 				"fault-applied half-close dir=down", "fault-fired half-close dir=down",
-				"half-closed dir=up up=8 down=6",
-				"closed by=proxy how=FIN up=8 down=6",
+				"half-closed dir=up bytes_up=8 bytes_down=6",
+				"closed by=proxy how=FIN bytes_up=8 bytes_down=6",
 			},
 		},
 		{
@@ -201,7 +201,7 @@ func TestEventTruth(t *testing.T) {
 			want: []string{
 				"accepted", "dialed",
 				"fault-applied limit dir=up", "fault-fired limit dir=up",
-				"closed by=proxy how=FIN up=8 down=6",
+				"closed by=proxy how=FIN bytes_up=8 bytes_down=6",
 			},
 		},
 		{
@@ -212,7 +212,7 @@ func TestEventTruth(t *testing.T) {
 				x.readEOF(t, x.c, "")
 				x.readEOF(t, x.u, "")
 			},
-			want: []string{"accepted", "dialed", "fault-fired idle-close", "closed by=proxy how=FIN up=5 down=6"},
+			want: []string{"accepted", "dialed", "fault-fired idle-close", "closed by=proxy how=FIN bytes_up=5 bytes_down=6"},
 		},
 		{
 			name: "idle-close fault with RST", mode: ModeDial,
@@ -222,7 +222,7 @@ func TestEventTruth(t *testing.T) {
 				x.readReset(t, x.c)
 				x.readEOF(t, x.u, "")
 			},
-			want: []string{"accepted", "dialed", "fault-fired idle-close", "closed by=proxy how=RST up=5 down=6"},
+			want: []string{"accepted", "dialed", "fault-fired idle-close", "closed by=proxy how=RST bytes_up=5 bytes_down=6"},
 		},
 		{
 			name: "drop-on-accept fault", mode: ModeDial,
@@ -230,7 +230,7 @@ func TestEventTruth(t *testing.T) {
 				x.add(t, faults.DropOnAccept())
 				x.connectReset(t)
 			},
-			want: []string{"accepted", "fault-fired drop-on-accept", "closed by=proxy how=RST up=0 down=0"},
+			want: []string{"accepted", "fault-fired drop-on-accept", "closed by=proxy how=RST bytes_up=0 bytes_down=0"},
 		},
 		{
 			// A refused client leaves no event; the live session goes on.
@@ -246,9 +246,9 @@ func TestEventTruth(t *testing.T) {
 			},
 			want: []string{
 				"accepted", "dialed",
-				"half-closed dir=up up=5 down=6",
-				"half-closed dir=down up=5 down=6",
-				"closed by=client how=FIN up=5 down=6",
+				"half-closed dir=up bytes_up=5 bytes_down=6",
+				"half-closed dir=down bytes_up=5 bytes_down=6",
+				"closed by=client how=FIN bytes_up=5 bytes_down=6",
 			},
 		},
 		{
@@ -259,7 +259,7 @@ func TestEventTruth(t *testing.T) {
 				x.readEOF(t, x.c, "")
 				x.readEOF(t, x.u, "")
 			},
-			want: []string{"accepted", "dialed", "closed by=proxy how=FIN up=5 down=6"},
+			want: []string{"accepted", "dialed", "closed by=proxy how=FIN bytes_up=5 bytes_down=6"},
 		},
 
 		// Pool mode: the session ends at the first end either side sends.
@@ -273,7 +273,7 @@ func TestEventTruth(t *testing.T) {
 			want: []string{
 				"accepted", "dialed", "borrowed reused=false",
 				"interrupted", "released",
-				"closed by=client how=FIN up=5 down=6",
+				"closed by=client how=FIN bytes_up=5 bytes_down=6",
 			},
 		},
 		{
@@ -286,7 +286,7 @@ func TestEventTruth(t *testing.T) {
 			want: []string{
 				"accepted", "dialed", "borrowed reused=false",
 				"interrupted", "discarded reason=client-reset",
-				"closed by=client how=RST up=5 down=6",
+				"closed by=client how=RST bytes_up=5 bytes_down=6",
 			},
 		},
 		{
@@ -302,7 +302,7 @@ func TestEventTruth(t *testing.T) {
 			want: []string{
 				"accepted", "dialed", "borrowed reused=false",
 				"interrupted", "discarded reason=upstream-eof",
-				"closed by=upstream how=FIN up=5 down=9",
+				"closed by=upstream how=FIN bytes_up=5 bytes_down=9",
 			},
 		},
 		{
@@ -316,7 +316,7 @@ func TestEventTruth(t *testing.T) {
 				"accepted", "dialed", "borrowed reused=false",
 				"interrupted", "discarded reason=upstream-reset",
 				"reset by=upstream",
-				"closed by=upstream how=RST up=5 down=6",
+				"closed by=upstream how=RST bytes_up=5 bytes_down=6",
 			},
 		},
 		{
@@ -334,7 +334,7 @@ func TestEventTruth(t *testing.T) {
 				"accepted", "dialed", "borrowed reused=false",
 				"fault-applied stall dir=down", "fault-fired stall dir=down",
 				"interrupted", "discarded reason=unread",
-				"closed by=client how=FIN up=5 down=6",
+				"closed by=client how=FIN bytes_up=5 bytes_down=6",
 			},
 		},
 		{
@@ -349,7 +349,7 @@ func TestEventTruth(t *testing.T) {
 				"accepted", "dialed", "borrowed reused=false",
 				"fault-fired reset",
 				"interrupted", "discarded reason=fault",
-				"closed by=proxy how=RST up=5 down=6",
+				"closed by=proxy how=RST bytes_up=5 bytes_down=6",
 			},
 		},
 		{
@@ -365,7 +365,7 @@ func TestEventTruth(t *testing.T) {
 				"accepted", "dialed", "borrowed reused=false",
 				"fault-applied half-close dir=up", "fault-fired half-close dir=up",
 				"interrupted", "discarded reason=half-closed",
-				"closed by=proxy how=FIN up=5 down=6",
+				"closed by=proxy how=FIN bytes_up=5 bytes_down=6",
 			},
 		},
 		{
@@ -382,7 +382,7 @@ func TestEventTruth(t *testing.T) {
 				"accepted", "dialed", "borrowed reused=false",
 				"fault-applied half-close dir=down", "fault-fired half-close dir=down",
 				"interrupted", "released",
-				"closed by=proxy how=FIN up=5 down=6",
+				"closed by=proxy how=FIN bytes_up=5 bytes_down=6",
 			},
 		},
 		{
@@ -398,7 +398,7 @@ func TestEventTruth(t *testing.T) {
 				"accepted", "dialed", "borrowed reused=false",
 				"fault-applied limit dir=up", "fault-fired limit dir=up",
 				"interrupted", "discarded reason=fault",
-				"closed by=proxy how=FIN up=8 down=6",
+				"closed by=proxy how=FIN bytes_up=8 bytes_down=6",
 			},
 		},
 		{
@@ -412,7 +412,7 @@ func TestEventTruth(t *testing.T) {
 				"accepted", "dialed", "borrowed reused=false",
 				"fault-fired idle-close",
 				"interrupted", "released",
-				"closed by=proxy how=FIN up=5 down=6",
+				"closed by=proxy how=FIN bytes_up=5 bytes_down=6",
 			},
 		},
 		{
@@ -426,7 +426,7 @@ func TestEventTruth(t *testing.T) {
 				"accepted", "dialed", "borrowed reused=false",
 				"fault-fired idle-close",
 				"interrupted", "released",
-				"closed by=proxy how=RST up=5 down=6",
+				"closed by=proxy how=RST bytes_up=5 bytes_down=6",
 			},
 		},
 		{
@@ -443,7 +443,7 @@ func TestEventTruth(t *testing.T) {
 				"accepted", "dialed", "borrowed reused=false",
 				"fault-applied stale dir=up", "fault-applied stale dir=down", "fault-fired stale",
 				"interrupted", "discarded reason=stale",
-				"closed by=upstream how=FIN up=0 down=0",
+				"closed by=upstream how=FIN bytes_up=0 bytes_down=0",
 			},
 		},
 		{
@@ -462,7 +462,7 @@ func TestEventTruth(t *testing.T) {
 				"accepted", "dialed", "borrowed reused=false",
 				"fault-applied stale dir=up", "fault-applied stale dir=down", "fault-fired stale",
 				"interrupted", "discarded reason=stale",
-				"closed by=upstream how=FIN up=0 down=0",
+				"closed by=upstream how=FIN bytes_up=0 bytes_down=0",
 			},
 		},
 		{
@@ -484,7 +484,7 @@ func TestEventTruth(t *testing.T) {
 				"fault-applied stale dir=up", "fault-applied stale dir=down", "fault-fired stale",
 				"fault-fired stall dir=down",
 				"interrupted", "discarded reason=stale",
-				"closed by=upstream how=FIN up=0 down=0",
+				"closed by=upstream how=FIN bytes_up=0 bytes_down=0",
 			},
 		},
 		{
@@ -501,7 +501,7 @@ func TestEventTruth(t *testing.T) {
 				"fault-applied stale dir=up", "fault-applied stale dir=down", "fault-fired stale",
 				"interrupted", "discarded reason=stale",
 				"reset by=upstream",
-				"closed by=upstream how=RST up=0 down=0",
+				"closed by=upstream how=RST bytes_up=0 bytes_down=0",
 			},
 		},
 		{
@@ -519,7 +519,57 @@ func TestEventTruth(t *testing.T) {
 				"accepted", "dialed", "borrowed reused=false",
 				"fault-applied stale dir=up", "fault-applied stale dir=down", "fault-fired stale",
 				"interrupted", "discarded reason=stale",
-				"closed by=client how=FIN up=0 down=0",
+				"closed by=client how=FIN bytes_up=0 bytes_down=0",
+			},
+		},
+		{
+			// A stale fault with no target makes the idle pool stale:
+			// the next session's borrow probes the idle connection,
+			// finds what the fault did to it, discards it as stale and
+			// dials; the client never sees it.
+			name: "stale eof fault on an idle connection", mode: ModePool,
+			drive: func(t *testing.T, x *truthRun) {
+				x.start(t)
+				closeConn(t, x.c)
+				x.wait(t, EventClosed)
+				x.add(t, faults.Stale(faults.StaleEOF))
+				x.start(t)
+				closeConn(t, x.c)
+				x.ev.waitKind(t, EventClosed, 2)
+			},
+			want: []string{
+				"accepted", "dialed", "borrowed reused=false",
+				"interrupted", "released",
+				"closed by=client how=FIN bytes_up=5 bytes_down=6",
+				"fault-fired stale",
+				"accepted", "discarded reason=stale", "dialed", "borrowed reused=false",
+				"interrupted", "released",
+				"closed by=client how=FIN bytes_up=5 bytes_down=6",
+			},
+		},
+		{
+			// A stale fault with no target makes the idle pool stale:
+			// the next session's borrow probes the idle connection,
+			// finds what the fault did to it, discards it as stale and
+			// dials; the client never sees it.
+			name: "stale reset fault on an idle connection", mode: ModePool,
+			drive: func(t *testing.T, x *truthRun) {
+				x.start(t)
+				closeConn(t, x.c)
+				x.wait(t, EventClosed)
+				x.add(t, faults.Stale(faults.StaleReset))
+				x.start(t)
+				closeConn(t, x.c)
+				x.ev.waitKind(t, EventClosed, 2)
+			},
+			want: []string{
+				"accepted", "dialed", "borrowed reused=false",
+				"interrupted", "released",
+				"closed by=client how=FIN bytes_up=5 bytes_down=6",
+				"fault-fired stale",
+				"accepted", "discarded reason=stale", "dialed", "borrowed reused=false",
+				"interrupted", "released",
+				"closed by=client how=FIN bytes_up=5 bytes_down=6",
 			},
 		},
 		{
@@ -528,7 +578,7 @@ func TestEventTruth(t *testing.T) {
 				x.add(t, faults.DropOnAccept())
 				x.connectReset(t)
 			},
-			want: []string{"accepted", "fault-fired drop-on-accept", "closed by=proxy how=RST up=0 down=0"},
+			want: []string{"accepted", "fault-fired drop-on-accept", "closed by=proxy how=RST bytes_up=0 bytes_down=0"},
 		},
 		{
 			name: "refuse fault", mode: ModePool,
@@ -542,7 +592,7 @@ func TestEventTruth(t *testing.T) {
 			want: []string{
 				"accepted", "dialed", "borrowed reused=false",
 				"interrupted", "released",
-				"closed by=client how=FIN up=5 down=6",
+				"closed by=client how=FIN bytes_up=5 bytes_down=6",
 			},
 		},
 		{
@@ -558,7 +608,7 @@ func TestEventTruth(t *testing.T) {
 			want: []string{
 				"accepted", "dialed", "borrowed reused=false",
 				"interrupted", "released",
-				"closed by=proxy how=FIN up=5 down=6",
+				"closed by=proxy how=FIN bytes_up=5 bytes_down=6",
 				"discarded reason=proxy-closed",
 			},
 		},
@@ -575,7 +625,7 @@ func TestEventTruth(t *testing.T) {
 			want: []string{
 				"accepted", "dialed", "borrowed reused=false",
 				"interrupted", "discarded reason=reply-pending",
-				"closed by=client how=FIN up=8 down=6",
+				"closed by=client how=FIN bytes_up=8 bytes_down=6",
 			},
 		},
 		{
@@ -592,7 +642,7 @@ func TestEventTruth(t *testing.T) {
 			want: []string{
 				"accepted", "dialed", "borrowed reused=false",
 				"interrupted", "released",
-				"closed by=client how=FIN up=5 down=6",
+				"closed by=client how=FIN bytes_up=5 bytes_down=6",
 				"discarded reason=drained",
 			},
 		},
@@ -790,14 +840,14 @@ func truthOf(e Event) string {
 	case EventRetried, EventDiscarded:
 		s += " reason=" + string(e.Reason)
 	case EventHalfClosed:
-		s += " dir=" + e.Dir.String() + " up=" + strconv.FormatInt(e.BytesUp, 10) + " down=" + strconv.FormatInt(e.BytesDown, 10)
+		s += " dir=" + e.Dir.String() + " bytes_up=" + strconv.FormatInt(e.BytesUp, 10) + " bytes_down=" + strconv.FormatInt(e.BytesDown, 10)
 	case EventReset:
 		s += " by=" + e.By.String()
 	case EventClosed:
-		s += " by=" + e.By.String() + " how=" + e.How.String() + " up=" + strconv.FormatInt(e.BytesUp, 10) + " down=" + strconv.FormatInt(e.BytesDown, 10)
+		s += " by=" + e.By.String() + " how=" + e.How.String() + " bytes_up=" + strconv.FormatInt(e.BytesUp, 10) + " bytes_down=" + strconv.FormatInt(e.BytesDown, 10)
 	case EventFaultApplied, EventFaultFired, EventFaultCleared:
 		s += " " + string(e.FaultKind)
-		if e.Dir != 0 {
+		if e.Dir != "" {
 			s += " dir=" + e.Dir.String()
 		}
 	}

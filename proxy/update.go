@@ -124,7 +124,7 @@ func (s *session) swap(old, af *activeFault, as *applySet) {
 	}
 	for _, l := range []*loop{&s.up, &s.down} {
 		i := slices.Index(l.active, old)
-		has := want && af.f.Dir.Has(l.fdir())
+		has := want && af.f.Dir.Has(l.dir)
 		ev, op := EventFaultApplied, opAppend
 		switch {
 		case i < 0 && !has:

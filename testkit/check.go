@@ -75,7 +75,9 @@ const ReportInterruptBound = time.Second
 // CheckLog runs the checks that need nothing but a log, on l:
 // CheckNoInvalidReuse, CheckNoWriteAfterClose and CheckInterruptsWithin
 // ReportInterruptBound, and returns the errors of those that failed, each
-// a *CheckError. It is what "faultline report" marks on its timeline.
+// a *CheckError (a check that cannot judge the log, CheckNoWriteAfterClose
+// on a pool-mode one, is left out). It is what "faultline report" marks on
+// its timeline.
 // CheckGaveUpWithin needs the client's deadline and CheckNothingOpen a live
 // proxy, so it runs neither.
 func CheckLog(l *EventLog) []*CheckError {

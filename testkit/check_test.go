@@ -66,7 +66,7 @@ func TestCheckNoInvalidReuse(t *testing.T) {
 		{name: "reused after discarded", log: events(now,
 			ev(proxy.EventDialed, 1, 1), ev(proxy.EventInterrupted, 1, 1), discarded(1, 1, proxy.ReasonClientReset),
 			ev(proxy.EventReleased, 1, 1), borrowed(2, 1, true)),
-			want: []string{"1 found", "conn 2 borrowed upstream 1 after it was discarded (client-reset)", "#3 discarded conn=1 up=1 reason=client-reset", "#5 borrowed conn=2 up=1 reused=true"}},
+			want: []string{"1 found", "conn 2 borrowed upstream 1 after it was discarded (client-reset)", "#3 discarded conn=1 upstream=1 reason=client-reset", "#5 borrowed conn=2 upstream=1 reused=true"}},
 		{name: "reused after retried", log: events(now,
 			ev(proxy.EventDialed, 1, 1), ev(proxy.EventReleased, 1, 1),
 			proxy.Event{Kind: proxy.EventRetried, Conn: 2, Upstream: 1, Reason: proxy.ReasonUpstreamEOF}, borrowed(3, 1, true)),
@@ -92,7 +92,7 @@ func TestCheckInterruptsWithin(t *testing.T) {
 	runChecks(t, ErrSlowInterrupt, check, []checkCase{
 		{name: "fast", log: events(now, interrupted(1, time.Millisecond), interrupted(2, 100*time.Millisecond))},
 		{name: "slow", log: events(now, interrupted(1, time.Millisecond), interrupted(2, 2*time.Second)),
-			want: []string{"conn 2: copy loops took 2s to stop, over 100ms", "#2 interrupted conn=2 up=2 took=2s"}},
+			want: []string{"conn 2: copy loops took 2s to stop, over 100ms", "#2 interrupted conn=2 upstream=2 took=2s"}},
 	})
 }
 
@@ -110,8 +110,32 @@ func TestCheckNoWriteAfterClose(t *testing.T) {
 		{name: "not closed yet", log: events(now, fin(1, proxy.Down, 5))},
 		{name: "client wrote after the FIN", log: events(now, fin(1, proxy.Down, 5), fin(2, proxy.Down, 3), closed(2, 3), closed(1, 12)),
 			want: []string{"1 found", "conn 1: the client wrote 7 bytes after the proxy relayed the upstream's FIN to it (5 bytes before, 12 at close)",
-				"#1 half-closed conn=1 up=1 dir=down (up=5B down=10B so far)", "#4 closed conn=1"}},
+				"#1 half-closed conn=1 upstream=1 dir=down (bytes_up=5B bytes_down=10B so far)", "#4 closed conn=1"}},
 	})
+}
+
+// TestCheckNoWriteAfterCloseCannotJudgePoolMode: in pool mode an upstream
+// FIN ends the session, so a write after it is never counted; the check
+// says it cannot judge rather than pass.
+func TestCheckNoWriteAfterCloseCannotJudgePoolMode(t *testing.T) {
+	now := time.Now()
+	closed := proxy.Event{Kind: proxy.EventClosed, Conn: 1, Upstream: 1, BytesUp: 5, BytesDown: 6, By: proxy.Upstream, How: proxy.FIN}
+	pool := events(now, ev(proxy.EventAccepted, 1, 0), ev(proxy.EventDialed, 1, 1), borrowed(1, 1, false),
+		ev(proxy.EventInterrupted, 1, 1), discarded(1, 1, proxy.ReasonUpstreamEOF), closed)
+	err := CheckNoWriteAfterClose(pool)
+	if !errors.Is(err, ErrCannotJudge) || errors.Is(err, ErrWriteAfterClose) {
+		t.Fatalf("pool-mode log: got %v, want ErrCannotJudge", err)
+	}
+	if want := "conn 1 is in pool mode"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not contain %q", err, want)
+	}
+	dial := events(now, ev(proxy.EventAccepted, 1, 0), ev(proxy.EventDialed, 1, 1), closed)
+	if err := CheckNoWriteAfterClose(dial); err != nil {
+		t.Errorf("dial-mode log: got %v, want nil", err)
+	}
+	if got := CheckLog(pool); len(got) != 0 {
+		t.Errorf("CheckLog on a pool-mode log: got %v, want no violation", got)
+	}
 }
 
 func TestCheckGaveUpWithin(t *testing.T) {

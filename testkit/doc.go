@@ -50,11 +50,14 @@
 //     copy loops within a bound.
 //   - CheckNoWriteAfterClose (ErrWriteAfterClose): the client never wrote on
 //     a connection after the proxy relayed a FIN to it, which is what a client
-//     pool does that reuses a connection the server closed (dial mode).
+//     pool does that reuses a connection the server closed. Dial mode only:
+//     on a log with a pool-mode connection it returns an error wrapping
+//     ErrCannotJudge rather than pass.
 //   - CheckGaveUpWithin (ErrNoGiveUp): the client gave up on every stalled
 //     connection within its deadline plus a bound.
 //   - CheckNothingOpen (ErrLeftOpen): every connection closed and no pooled
-//     connection is busy; it reads the live Proxy too.
+//     connection is busy; it reads the live Proxy too, and counts one
+//     violation per connection left open.
 //
 // Checks take the log rather than the Proxy so that they also run on a
 // recorded run: NewEventLog holds events decoded from the control API. Within

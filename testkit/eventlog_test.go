@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/faultline-proxy/faultline/faults"
 	"github.com/faultline-proxy/faultline/proxy"
 )
 
@@ -81,8 +82,20 @@ func TestEventLogWaitFailures(t *testing.T) {
 
 func TestFormatEventQuotesHalfCloseBytes(t *testing.T) {
 	e := proxy.Event{Seq: 3, Kind: proxy.EventHalfClosed, Conn: 1, Upstream: 1, Dir: proxy.Down, BytesUp: 12, BytesDown: 40}
-	if got, want := FormatEvent(e), "#3 half-closed conn=1 up=1 dir=down (up=12B down=40B so far)"; got != want {
+	if got, want := FormatEvent(e), "#3 half-closed conn=1 upstream=1 dir=down (bytes_up=12B bytes_down=40B so far)"; got != want {
 		t.Errorf("FormatEvent = %q, want %q", got, want)
+	}
+}
+
+// TestOneDirectionType: a fault's direction and side and an event's are
+// one type each, so the faults package's values match events.
+func TestOneDirectionType(t *testing.T) {
+	e := proxy.Event{Kind: proxy.EventHalfClosed, Conn: 1, Dir: faults.Down, By: faults.ToUpstream}
+	if !Match(proxy.EventHalfClosed, InDir(faults.Down), By(proxy.Upstream)).Match(e) {
+		t.Errorf("InDir(faults.Down), By(proxy.Upstream) does not match %s", e)
+	}
+	if Match(proxy.EventHalfClosed, InDir(proxy.Up)).Match(e) {
+		t.Errorf("InDir(proxy.Up) matches %s", e)
 	}
 }
 
@@ -92,8 +105,9 @@ func TestPatternString(t *testing.T) {
 		want string
 	}{
 		{Match(proxy.EventBorrowed, OnConn(3), IsReused(true)), "borrowed conn=3 reused=true"},
-		{Match(0, OnUpstream(2)), "any event up=2"},
+		{Match(0, OnUpstream(2)), "any event upstream=2"},
 		{Match(proxy.EventClosed, By(proxy.Client), InDir(proxy.Up)), "closed by=client dir=up"},
+		{Match(proxy.EventHalfClosed, InDir(faults.Down), By(faults.ByProxy)), "half-closed dir=down by=proxy"},
 	}
 	for _, tt := range tests {
 		if got := tt.p.String(); got != tt.want {

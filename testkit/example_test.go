@@ -75,8 +75,8 @@ func ExampleCheckNoWriteAfterClose() {
 	// true
 	// testkit: client wrote after the connection was closed toward it: 1 found:
 	//   - conn 3: the client wrote 14 bytes after the proxy relayed the upstream's FIN to it (14 bytes before, 28 at close)
-	//       #7 half-closed conn=3 up=3 dir=down (up=14B down=120B so far)
-	//       #9 closed conn=3 up=3 up=28B down=120B by=upstream how=RST
+	//       #7 half-closed conn=3 upstream=3 dir=down (bytes_up=14B bytes_down=120B so far)
+	//       #9 closed conn=3 upstream=3 bytes_up=28B bytes_down=120B by=upstream how=RST
 }
 
 // The cursor: each read returns only what is new.
@@ -91,8 +91,8 @@ func ExampleEventLog_Next() {
 	fmt.Print("next:\n", testkit.FormatEvents(log.Next()))
 	fmt.Println("then:", len(log.Next()), "new")
 	// Output:
-	// took: #2 dialed conn=1 up=1
+	// took: #2 dialed conn=1 upstream=1
 	// next:
-	//     #3 closed conn=1 up=1 up=0B down=0B by=client how=FIN
+	//     #3 closed conn=1 upstream=1 bytes_up=0B bytes_down=0B by=client how=FIN
 	// then: 0 new
 }

@@ -28,7 +28,7 @@ func OnConn(id uint64) Cond {
 
 // OnUpstream holds for events of the upstream connection id.
 func OnUpstream(id uint64) Cond {
-	return Where(fmt.Sprintf("up=%d", id), func(e proxy.Event) bool { return e.Upstream == id })
+	return Where(fmt.Sprintf("upstream=%d", id), func(e proxy.Event) bool { return e.Upstream == id })
 }
 
 // InDir holds for events in direction d.
@@ -42,6 +42,10 @@ func By(s proxy.Side) Cond {
 }
 
 // WithReason holds for events with reason r (discarded, retried).
+// WithReason(proxy.ReasonStale) holds for every connection a stale fault
+// made stale, whether the pool's probe caught it idle or a session was
+// handed it; proxy.ReasonUpstreamEOF and proxy.ReasonUpstreamReset are a
+// real upstream's FIN and RST only.
 func WithReason(r proxy.Reason) Cond {
 	return Where("reason="+string(r), func(e proxy.Event) bool { return e.Reason == r })
 }

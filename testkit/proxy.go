@@ -261,7 +261,7 @@ func waitingOn(be backend) string {
 		return "its goroutines (no live connection)"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d live connections:", len(cs))
+	fmt.Fprintf(&b, "%s:", plural(len(cs), "live connection"))
 	for _, c := range cs {
 		fmt.Fprintf(&b, "\n    %s", formatConn(c))
 	}
@@ -270,7 +270,7 @@ func waitingOn(be backend) string {
 
 // formatConn describes a live connection on one line.
 func formatConn(c proxy.ConnInfo) string {
-	s := fmt.Sprintf("conn=%d from %s up=%d open %s, %dB up %dB down",
+	s := fmt.Sprintf("conn=%d from %s upstream=%d open %s, %dB up %dB down",
 		c.ID, c.Client, c.Upstream, time.Since(c.Started).Round(time.Millisecond), c.BytesUp, c.BytesDown)
 	if c.Pooled {
 		s += fmt.Sprintf(" pooled reused=%t", c.Reused)

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -189,10 +190,78 @@ func TestCloseWaitsAndSaysOnWhat(t *testing.T) {
 	close(be.release)
 	wg.Wait()
 	_, _, logs := rec.recorded()
-	for _, want := range []string{"still waiting", "1 live connections", "conn=42 from 127.0.0.1:5555 up=7", "faults=stall-1"} {
+	for _, want := range []string{"still waiting", "1 live connection:", "conn=42 from 127.0.0.1:5555 upstream=7", "faults=stall-1"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("Close logged %q, want it to contain %q", logs, want)
 		}
+	}
+}
+
+// leakyBackend plays a pool that kept an upstream connection busy after
+// its session ended: it hides the released events and counts one more busy.
+type leakyBackend struct {
+	local
+	stray int // busy connections no session holds
+}
+
+func (b *leakyBackend) pool() (proxy.PoolStats, error) {
+	st, err := b.local.pool()
+	st.Busy += b.stray
+	return st, err
+}
+
+func (b *leakyBackend) subscribe(fn func(proxy.Event)) (func(), error) {
+	return b.local.subscribe(func(e proxy.Event) {
+		if e.Kind != proxy.EventReleased {
+			fn(e)
+		}
+	})
+}
+
+func TestCheckNothingOpenCountsBusyUpstreams(t *testing.T) {
+	tests := []struct {
+		name  string
+		stray int
+		want  []string
+	}{
+		{"one the log names", 1, []string{"connections left open: 1 found", "upstream 1 is busy in the pool, borrowed by conn 1, which has closed", "borrowed conn=1 upstream=1"}},
+		{"one more the log cannot name", 2, []string{"connections left open: 2 found", "upstream 1 is busy", "an upstream connection is busy in the pool with no live connection holding it"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := listenLocal(proxy.Config{Upstream: startEcho(t), Mode: proxy.ModePool})
+			if err != nil {
+				t.Fatal(err)
+			}
+			be := &leakyBackend{local: *l, stray: tt.stray}
+			px := NewUnstartedProxy(t, be.addr())
+			if err := px.attach(be); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = px.Close() })
+			c := dial(t, px.Addr())
+			roundTrip(t, c, "x")
+			_ = c.Close()
+			px.Await(proxy.EventClosed)
+			err = Within(waitTimeout, func() error {
+				if cs := px.Conns(); len(cs) > 0 {
+					return fmt.Errorf("%d still live", len(cs))
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = CheckNothingOpen(px)
+			if !errors.Is(err, ErrLeftOpen) {
+				t.Fatalf("got %v, want ErrLeftOpen", err)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+		})
 	}
 }
 
@@ -204,10 +273,16 @@ func TestCheckNothingOpenCatchesALeftOpenConnection(t *testing.T) {
 	if !errors.Is(err, ErrLeftOpen) {
 		t.Fatalf("CheckNothingOpen with a live connection: got %v, want ErrLeftOpen", err)
 	}
-	for _, want := range []string{"conn 1 was accepted and has not closed", "#1 accepted conn=1", "live: conn=1 from " + c.LocalAddr().String(), "the pool has 1 busy upstream connections"} {
+	// One connection left open, with its upstream connection busy in the
+	// pool: one found, not one per event or per line.
+	for _, want := range []string{"connections left open: 1 found", "conn 1 was accepted and has not closed; live: conn=1 from " + c.LocalAddr().String(),
+		"upstream=1", "#1 accepted conn=1"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
+	}
+	if n := strings.Count(err.Error(), "\n  - "); n != 1 {
+		t.Errorf("error %q lists %d violations, want 1", err, n)
 	}
 	_ = c.Close()
 	if err := Within(waitTimeout, func() error { return CheckNothingOpen(px) }); err != nil {

@@ -244,10 +244,10 @@
     var frag = document.createDocumentFragment();
     out.forEach(function (ae) {
       var e = ae.event;
-      var text = "#" + ae.id + " " + (ae.proxy ? ae.proxy + " " : "") + e.kind + (e.conn ? " conn=" + e.conn : "") + (e.upstream ? " up=" + e.upstream : "") +
+      var text = "#" + ae.id + " " + (ae.proxy ? ae.proxy + " " : "") + e.kind + (e.conn ? " conn=" + e.conn : "") + (e.upstream ? " upstream=" + e.upstream : "") +
         (e.reason ? " reason=" + e.reason : "") + (e.fault ? " fault=" + e.fault : "") + (e.dir ? " dir=" + e.dir : "") +
         (e.by ? " by=" + e.by : "") + (e.how ? " how=" + e.how : "") +
-        (e.kind === "closed" ? " up=" + (e.bytes_up || 0) + "B down=" + (e.bytes_down || 0) + "B" : "") + (e.err ? " err=" + e.err : "");
+        (e.kind === "closed" ? " bytes_up=" + (e.bytes_up || 0) + "B bytes_down=" + (e.bytes_down || 0) + "B" : "") + (e.err ? " err=" + e.err : "");
       var li = el("li", "k-" + e.kind, text);
       li.dataset.kind = e.kind;
       frag.appendChild(li);

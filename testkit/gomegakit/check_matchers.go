@@ -1,6 +1,7 @@
 package gomegakit
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -52,14 +53,20 @@ func (m *checkMatcher) MatchMayChangeInTheFuture(actual any) bool {
 // usageError marks an error in how a matcher was used, not a finding.
 type usageError struct{ error }
 
-// onLog adapts a check over an event log to an actual value.
+// onLog adapts a check over an event log to an actual value. A check that
+// cannot judge the log (testkit.ErrCannotJudge) fails the assertion with
+// its reason rather than pass or match.
 func onLog(name string, check func(*testkit.EventLog) error) func(any) error {
 	return func(actual any) error {
 		l, err := logOf(actual, name)
 		if err != nil {
 			return usageError{err}
 		}
-		return check(l)
+		err = check(l)
+		if errors.Is(err, testkit.ErrCannotJudge) {
+			return usageError{fmt.Errorf("%s: %w", name, err)}
+		}
+		return err
 	}
 }
 
@@ -82,7 +89,8 @@ func HaveSlowInterrupts(bound time.Duration) types.GomegaMatcher {
 
 // HaveWrittenAfterClose succeeds when the client wrote on a connection
 // after the proxy relayed a FIN to it (testkit.CheckNoWriteAfterClose;
-// dial mode). Use it negated.
+// dial mode: on a pool-mode proxy the assertion fails with
+// testkit.ErrCannotJudge). Use it negated.
 func HaveWrittenAfterClose() types.GomegaMatcher {
 	return &checkMatcher{name: "HaveWrittenAfterClose", finding: "client write after the connection was closed toward it",
 		check: onLog("HaveWrittenAfterClose", testkit.CheckNoWriteAfterClose)}
