@@ -37,7 +37,7 @@ func TestClientGivesUpOnStalledServer(t *testing.T) {
 	if err := get(client, url); err == nil {
 		t.Fatal("GET through a stall succeeded, want a timeout")
 	}
-	px.Await(proxy.EventHalfClosed, testkit.InDir(proxy.Up)) // the client closed its connection
+	px.Await(proxy.EventHalfClosed, testkit.InDir(faults.Up)) // the client closed its connection
 	if err := testkit.CheckGaveUpWithin(px.Events(), timeout, 5*time.Second); err != nil {
 		t.Error(err) // the client waited past its timeout
 	}
