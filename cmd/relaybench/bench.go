@@ -15,6 +15,8 @@ const (
 	scPing  = "ping"
 	scChurn = "churn"
 	scMem   = "mem"
+	scRPS   = "rps"
+	scRPS1k = "rps1k"
 )
 
 // upstreams are the in-process servers every relay points at.
@@ -35,6 +37,8 @@ var scenarios = []scenario{
 	{name: scPing, upstream: echoUpstream, pin: true, run: recordPing},
 	{name: scChurn, upstream: echoUpstream, run: recordChurn},
 	{name: scMem, upstream: echoUpstream, run: recordMem},
+	{name: scRPS, upstream: echoUpstream, run: recordRPS},
+	{name: scRPS1k, upstream: echoUpstream, run: recordRPS1k},
 }
 
 func bulkUpstream(u *upstreams) string { return u.bulk.Addr() }
@@ -237,12 +241,14 @@ func runScenario(ctx context.Context, cfg *config, spec relaySpec, sc scenario, 
 // notApplicable says why a scenario is not run for a row, if it is not.
 func notApplicable(cfg *config, row, scenario string) string {
 	switch {
-	case slices.Contains(faultRows, row) && (scenario == scMem || scenario == scChurn):
-		return "fault rows measure the fault path's throughput and latency only"
+	case slices.Contains(faultRows, row) && scenario != scBulk && scenario != scPing:
+		return "fault rows measure the fault path's bulk and ping only"
 	case (row == rowBarePool || row == rowEpollPool) && scenario != scChurn:
 		return "the pool reference rows measure churn only"
 	case scenario == scMem && row == rowDirect:
 		return "no relay process to measure"
+	case (scenario == scRPS || scenario == scRPS1k) && row == rowFaultlinePool && cfg.rpsConns > cfg.poolSize:
+		return fmt.Sprintf("--pool-size %d caps open upstream connections below -rps-conns %d", cfg.poolSize, cfg.rpsConns)
 	case scenario == scMem && row == rowFaultlinePool && cfg.memConns > cfg.poolSize:
 		return fmt.Sprintf("--pool-size %d caps open upstream connections below -mem-conns %d", cfg.poolSize, cfg.memConns)
 	}

@@ -29,8 +29,14 @@
 //     "run --listen 127.0.0.1:0 --upstream ADDR --mode dial|pool", with Go's
 //     default GOMAXPROCS unless -faultline-gomaxprocs N sets it (for the
 //     fault row too).
-//   - haproxy, socat: when found in PATH; otherwise the row says why it was
-//     skipped.
+//   - haproxy, toxiproxy, socat: when found in PATH (toxiproxy-server for
+//     toxiproxy); otherwise the row says why it was skipped. The toxiproxy
+//     row is toxiproxy-server with one proxy, made through its API, and no
+//     toxic.
+//   - faultline-fault, toxiproxy-fault: each tool with a latency fault of
+//     zero (faultline: 1ns, the shortest it takes; toxiproxy: a latency
+//     toxic of 0 ms on each stream), on both directions, which takes it off
+//     its fast path onto its fault-processing path; bulk and ping only.
 //
 // Every relay is a separate process (bare, bare-pool and epoll-pool are this binary re-executed with
 // hidden flags), started fresh for each scenario and stopped after it, so
@@ -61,6 +67,19 @@
 //     processes, from /proc/PID/stat) during the churn round, per
 //     connection: what a relay costs the machine it shares with the code
 //     under test. Not measured for direct.
+//   - rps req/s, rps p50/p99 µs, rps cpu/req: -rps-conns connections (50)
+//     are opened first; then each, in its own goroutine with buffers
+//     allocated once, does strictly sequential round trips: write a 64-byte
+//     request (its first 8 bytes a sequence number), read the echo in full,
+//     check it. Untimed for -rps-warmup, then timed for -rps-duration; a
+//     round trip counts if it completed in the timed part. req/s = round
+//     trips counted, over all connections / length of the timed part;
+//     p50/p99 = nearest-rank percentiles of their latency at the client
+//     (write to last byte read), from a log-linear histogram (within 1%);
+//     cpu/req = the relay's CPU time over the timed part (as for churn) /
+//     round trips, in µs. Not pinned: the relay and the harness share the
+//     machine's CPUs as a test suite and its proxy do.
+//   - rps1k: the same with 1024-byte requests and echoes.
 //   - mem KiB/conn: hold -mem-conns idle relayed connections, each after one
 //     small echo so both copy loops sit in their idle state; (VmRSS after −
 //     VmRSS before) / connections. For socat, VmRSS is summed over the
@@ -68,7 +87,8 @@
 //
 // # Reading the table
 //
-// The first block holds absolute figures. The ratio blocks divide each row's
+// The first blocks hold absolute figures: one for the scenarios on one
+// connection at a time (bulk to mem), one for the request scenarios. The ratio blocks divide each row's
 // figure by the bare row's and by haproxy's: above 1 is better for bulk and
 // churn, below 1 is better for latency, CPU and memory. The targets block checks
 // faultline's goals (PASS, FAIL, or SKIP with the reason), shows the numbers
@@ -150,6 +170,10 @@ type config struct {
 	memSettle      time.Duration
 	memOpenTimeout time.Duration
 
+	rpsConns    int
+	rpsWarmup   time.Duration
+	rpsDuration time.Duration
+
 	poolSize      int
 	flProcs       int // GOMAXPROCS for the faultline rows; 0: Go's default
 	haproxySplice bool
@@ -182,6 +206,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.memConns, "mem-conns", 2000, "mem: idle connections held")
 	fs.DurationVar(&cfg.memSettle, "mem-settle", time.Second, "mem: wait before each RSS reading")
 	fs.DurationVar(&cfg.memOpenTimeout, "mem-open-timeout", 60*time.Second, "mem: time limit for opening the connections")
+	fs.IntVar(&cfg.rpsConns, "rps-conns", 50, "rps, rps1k: concurrent connections, each doing sequential round trips")
+	fs.DurationVar(&cfg.rpsWarmup, "rps-warmup", 500*time.Millisecond, "rps, rps1k: untimed round trips first, per round")
+	fs.DurationVar(&cfg.rpsDuration, "rps-duration", 2*time.Second, "rps, rps1k: timed part of each round")
 	fs.IntVar(&cfg.poolSize, "pool-size", 64, "faultline-pool: --pool-size; bare-pool: idle connections kept")
 	fs.IntVar(&cfg.flProcs, "faultline-gomaxprocs", 0, "run the faultline rows with GOMAXPROCS set to this (0: Go's default, the CPU count)")
 	fs.BoolVar(&cfg.haproxySplice, "haproxy-splice", false, "add 'option splice-auto' to the haproxy config (off: haproxy's default)")
@@ -204,6 +231,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"churn-duration": func() { cfg.churnDuration = time.Second },
 			"mem-conns":      func() { cfg.memConns = 100 },
 			"mem-settle":     func() { cfg.memSettle = 200 * time.Millisecond },
+			"rps-conns":      func() { cfg.rpsConns = 8 },
+			"rps-warmup":     func() { cfg.rpsWarmup = 100 * time.Millisecond },
+			"rps-duration":   func() { cfg.rpsDuration = 300 * time.Millisecond },
 		}
 		for name, apply := range quick {
 			if !set[name] {
@@ -233,10 +263,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		{"-churn-count", cfg.churnCount > 0},
 		{"-churn-concurrency", cfg.churnConcurrency > 0},
 		{"-mem-conns", cfg.memConns > 0},
+		{"-rps-conns", cfg.rpsConns > 0},
+		{"-rps-warmup", cfg.rpsWarmup >= 0},
 		{"-pool-size", cfg.poolSize > 0},
 		{"-faultline-gomaxprocs", cfg.flProcs >= 0},
-		{"-bulk-timeout, -ping-timeout, -churn-duration, -mem-open-timeout, -start-timeout",
-			min(cfg.bulkTimeout, cfg.pingTimeout, cfg.churnDuration, cfg.memOpenTimeout, cfg.startTimeout) > 0},
+		{"-bulk-timeout, -ping-timeout, -churn-duration, -mem-open-timeout, -rps-duration, -start-timeout",
+			min(cfg.bulkTimeout, cfg.pingTimeout, cfg.churnDuration, cfg.memOpenTimeout, cfg.rpsDuration, cfg.startTimeout) > 0},
 	} {
 		if !c.ok {
 			return nil, fmt.Errorf("%s: value out of range", c.name)

@@ -37,6 +37,8 @@ type rowResult struct {
 	Ping    *pingResult       `json:"ping,omitempty"`
 	Churn   *churnResult      `json:"churn,omitempty"`
 	Mem     *memResult        `json:"mem,omitempty"`
+	RPS     *rpsResult        `json:"rps,omitempty"`
+	RPS1k   *rpsResult        `json:"rps1k,omitempty"`
 	Errors  map[string]string `json:"errors,omitempty"`  // by scenario
 	NotRun  map[string]string `json:"not_run,omitempty"` // by scenario: why it does not apply
 	Notes   []string          `json:"notes,omitempty"`
@@ -75,7 +77,12 @@ type metric struct {
 	higher   bool // higher is better
 	format   string
 	rounds   func(*rowResult) []float64 // one sample per round
+	block    int                        // the table block it is shown in (see blocks)
 }
+
+// blocks name the blocks of columns the table is printed in, so that no
+// line gets too wide: one connection at a time, then many requests.
+var blocks = []string{"connections", "requests (rps, rps1k: -rps-conns connections)"}
 
 var metrics = []metric{
 	{"bulk", "bulk MB/s", "MB/s", scBulk, true, "%.0f", func(r *rowResult) []float64 {
@@ -83,37 +90,55 @@ var metrics = []metric{
 			return nil
 		}
 		return r.Bulk.RoundsMBps
-	}},
+	}, 0},
 	{"p50", "ping p50 µs", "µs", scPing, false, "%.1f", func(r *rowResult) []float64 {
 		if r.Ping == nil {
 			return nil
 		}
 		return r.Ping.RoundsP50us
-	}},
+	}, 0},
 	{"p99", "ping p99 µs", "µs", scPing, false, "%.1f", func(r *rowResult) []float64 {
 		if r.Ping == nil {
 			return nil
 		}
 		return r.Ping.RoundsP99us
-	}},
+	}, 0},
 	{"churn", "churn conn/s", "conn/s", scChurn, true, "%.0f", func(r *rowResult) []float64 {
 		if r.Churn == nil {
 			return nil
 		}
 		return r.Churn.RoundsConnsPerS
-	}},
+	}, 0},
 	{"cpu", "cpu µs/conn", "µs/conn", scChurn, false, "%.0f", func(r *rowResult) []float64 {
 		if r.Churn == nil {
 			return nil
 		}
 		return r.Churn.RoundsCPUus
-	}},
+	}, 0},
 	{"mem", "mem KiB/conn", "KiB/conn", scMem, false, "%.1f", func(r *rowResult) []float64 {
 		if r.Mem == nil {
 			return nil
 		}
 		return r.Mem.RoundsKiBPerConn
-	}},
+	}, 0},
+	{"rps", "rps req/s", "req/s", scRPS, true, "%.0f", rpsRounds(func(r *rowResult) *rpsResult { return r.RPS }, func(x *rpsResult) []float64 { return x.RoundsReqPerS }), 1},
+	{"rps-p50", "rps p50 µs", "µs", scRPS, false, "%.0f", rpsRounds(func(r *rowResult) *rpsResult { return r.RPS }, func(x *rpsResult) []float64 { return x.RoundsP50us }), 1},
+	{"rps-p99", "rps p99 µs", "µs", scRPS, false, "%.0f", rpsRounds(func(r *rowResult) *rpsResult { return r.RPS }, func(x *rpsResult) []float64 { return x.RoundsP99us }), 1},
+	{"rps-cpu", "rps cpu/req", "µs/req", scRPS, false, "%.1f", rpsRounds(func(r *rowResult) *rpsResult { return r.RPS }, func(x *rpsResult) []float64 { return x.RoundsCPUus }), 1},
+	{"rps1k", "rps1k req/s", "req/s", scRPS1k, true, "%.0f", rpsRounds(func(r *rowResult) *rpsResult { return r.RPS1k }, func(x *rpsResult) []float64 { return x.RoundsReqPerS }), 1},
+	{"rps1k-p50", "rps1k p50 µs", "µs", scRPS1k, false, "%.0f", rpsRounds(func(r *rowResult) *rpsResult { return r.RPS1k }, func(x *rpsResult) []float64 { return x.RoundsP50us }), 1},
+	{"rps1k-p99", "rps1k p99 µs", "µs", scRPS1k, false, "%.0f", rpsRounds(func(r *rowResult) *rpsResult { return r.RPS1k }, func(x *rpsResult) []float64 { return x.RoundsP99us }), 1},
+	{"rps1k-cpu", "rps1k cpu/req", "µs/req", scRPS1k, false, "%.1f", rpsRounds(func(r *rowResult) *rpsResult { return r.RPS1k }, func(x *rpsResult) []float64 { return x.RoundsCPUus }), 1},
+}
+
+// rpsRounds reads one series of an rps result.
+func rpsRounds(res func(*rowResult) *rpsResult, series func(*rpsResult) []float64) func(*rowResult) []float64 {
+	return func(r *rowResult) []float64 {
+		if x := res(r); x != nil {
+			return series(x)
+		}
+		return nil
+	}
 }
 
 // value is the row's figure for m: the median over rounds. A scenario that
@@ -161,25 +186,13 @@ func (rep *report) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "relaybench  %s %s, %d CPUs (%s), kernel %s, %s, run took %s\n\n",
 		m.Go, m.Platform, m.CPUs, m.CPU, m.Kernel, m.Start.Format(time.DateTime), time.Duration(m.ElapsedS*float64(time.Second)).Round(time.Second))
 
-	fmt.Fprintf(w, "%-*s", nameW, "row")
-	for _, mt := range metrics {
-		fmt.Fprintf(w, "%*s", colW, mt.title)
+	for b := range blocks {
+		rep.writeBlock(w, b)
 	}
-	fmt.Fprintln(w)
-	for _, r := range rep.Rows {
-		fmt.Fprintf(w, "%-*s", nameW, r.Name)
-		for _, mt := range metrics {
-			if v, ok := mt.value(r); ok {
-				fmt.Fprintf(w, "%*s", colW, fmt.Sprintf(mt.format, v))
-			} else {
-				fmt.Fprintf(w, "%*s", colW, r.missing(mt))
-			}
-		}
-		fmt.Fprintln(w)
-	}
-
 	for _, ref := range []string{rowBare, rowHAProxy} {
-		rep.writeRatios(w, ref)
+		for b := range blocks {
+			rep.writeRatios(w, ref, b)
+		}
 	}
 
 	fmt.Fprintf(w, "\ntargets\n")
@@ -219,9 +232,64 @@ func (rep *report) writeTable(w io.Writer) {
 	}
 }
 
-func (rep *report) writeRatios(w io.Writer, refName string) {
+// blockMetrics are the columns of block b whose scenario was selected.
+func (rep *report) blockMetrics(b int) []metric {
+	var ms []metric
+	for _, mt := range metrics {
+		if mt.block == b && slices.Contains(rep.cfg.scenarios, mt.scenario) {
+			ms = append(ms, mt)
+		}
+	}
+	return ms
+}
+
+// blockRows are the rows with something to show in columns ms: a figure,
+// an error or a skip; not the rows for which none of them applies.
+func (rep *report) blockRows(ms []metric) []*rowResult {
+	var rows []*rowResult
+	for _, r := range rep.Rows {
+		for _, mt := range ms {
+			if _, ok := mt.value(r); ok || r.missing(mt) != "-" {
+				rows = append(rows, r)
+				break
+			}
+		}
+	}
+	return rows
+}
+
+func (rep *report) writeBlock(w io.Writer, b int) {
+	ms := rep.blockMetrics(b)
+	if len(ms) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%s\n%-*s", blocks[b], nameW, "row")
+	for _, mt := range ms {
+		fmt.Fprintf(w, "%*s", colW, mt.title)
+	}
+	fmt.Fprintln(w)
+	for _, r := range rep.blockRows(ms) {
+		fmt.Fprintf(w, "%-*s", nameW, r.Name)
+		for _, mt := range ms {
+			if v, ok := mt.value(r); ok {
+				fmt.Fprintf(w, "%*s", colW, fmt.Sprintf(mt.format, v))
+			} else {
+				fmt.Fprintf(w, "%*s", colW, r.missing(mt))
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+}
+
+func (rep *report) writeRatios(w io.Writer, refName string, b int) {
+	ms := rep.blockMetrics(b)
+	if len(ms) == 0 {
+		return
+	}
 	ref := rep.row(refName)
-	fmt.Fprintf(w, "\nratio to %s (row / %s; bulk, churn: higher is better; ping, cpu, mem: lower is better)\n", refName, refName)
+	fmt.Fprintf(w, "\nratio to %s, %s (row / %s; higher is better for bulk, churn, rps req/s; lower for latency, cpu, mem)\n",
+		refName, strings.Fields(blocks[b])[0], refName)
 	if ref == nil || ref.Skipped != "" {
 		why := "row not selected"
 		if ref != nil {
@@ -231,13 +299,13 @@ func (rep *report) writeRatios(w io.Writer, refName string) {
 		return
 	}
 	fmt.Fprintf(w, "%-*s", nameW, "row")
-	for _, mt := range metrics {
+	for _, mt := range ms {
 		fmt.Fprintf(w, "%*s", colW, mt.key)
 	}
 	fmt.Fprintln(w)
-	for _, r := range rep.Rows {
+	for _, r := range rep.blockRows(ms) {
 		fmt.Fprintf(w, "%-*s", nameW, r.Name)
-		for _, mt := range metrics {
+		for _, mt := range ms {
 			fmt.Fprintf(w, "%*s", colW, ratioCell(r, ref, mt))
 		}
 		fmt.Fprintln(w)
@@ -300,6 +368,14 @@ func (rep *report) notes() []string {
 			"For socat: sum of VmRSS of the parent and its forked children (one per connection), which counts "+
 			"shared pages once per process.", cfg.memConns, cfg.memSettle, cfg.memSettle),
 	}
+	if slices.Contains(cfg.scenarios, scRPS) || slices.Contains(cfg.scenarios, scRPS1k) {
+		n = append(n, fmt.Sprintf("rps, rps1k: %d connections opened first, then each does strictly sequential round trips "+
+			"(write a %d B (rps) or %d B (rps1k) request, read its echo in full, check it), one goroutine per connection "+
+			"with buffers allocated once; per round %v untimed, then %v timed; req/s = round trips completed in the "+
+			"timed part, over all connections / its length; p50/p99 (nearest rank, within 1%%) of those round trips' "+
+			"latency at the client; cpu/req = the relay's CPU time over the timed part (as for churn) / round trips, in µs.",
+			cfg.rpsConns, rpsSize, rps1kSize, cfg.rpsWarmup, cfg.rpsDuration))
+	}
 	if r := rep.row(rowHAProxy); r != nil && r.Skipped == "" {
 		splice := "no splice (haproxy's default)"
 		if cfg.haproxySplice {
@@ -311,6 +387,9 @@ func (rep *report) notes() []string {
 		}
 		n = append(n, "haproxy -db: mode tcp, "+maxconn+", timeouts connect 10s, client/server 1h, "+splice+
 			", one frontend and one server; no connection reuse (haproxy has no TCP pooling).")
+	}
+	if r := rep.row(rowToxiproxy); r != nil && r.Skipped == "" {
+		n = append(n, "toxiproxy: toxiproxy-server with one proxy and no toxic, made through its HTTP API before the run.")
 	}
 	if r := rep.row(rowSocat); r != nil && r.Skipped == "" {
 		n = append(n, "socat: TCP-LISTEN:PORT,bind=127.0.0.1,reuseaddr,fork TCP:UPSTREAM, default options (8 KiB buffer, one process per connection).")

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/bits"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The rps scenarios: many connections, each doing strictly sequential
+// request/response round trips through the relay to the echo upstream, as a
+// test suite's clients do (a redis command, an SQL query, an HTTP request on
+// a kept-alive connection).
+//
+// The load generator shares the machine with the relay, so it is kept cheap:
+// one goroutine per connection, buffers allocated once, a per-connection
+// histogram of fixed size for the latencies (no allocation per request), and
+// one atomic load per request to see the phase.
+
+type rpsResult struct {
+	ReqPerS       float64   `json:"req_per_s"` // median over rounds
+	P50us         float64   `json:"p50_us"`    // median over rounds
+	P99us         float64   `json:"p99_us"`    // median over rounds
+	RoundsReqPerS []float64 `json:"rounds_req_per_s"`
+	RoundsP50us   []float64 `json:"rounds_p50_us"`
+	RoundsP99us   []float64 `json:"rounds_p99_us"`
+	RoundsReqs    []int64   `json:"rounds_requests"` // timed requests per round
+	// The relay's CPU time (user and system, all its processes) per
+	// request over the timed part; none for the direct row.
+	CPUus       float64   `json:"cpu_us_per_req,omitempty"` // median over rounds
+	RoundsCPUus []float64 `json:"rounds_cpu_us_per_req,omitempty"`
+	Conns       int       `json:"conns"`
+	Size        int       `json:"size"`
+}
+
+// rpsSample is one round of an rps scenario.
+type rpsSample struct {
+	reqs     int64
+	elapsed  time.Duration // timed part
+	p50, p99 time.Duration
+	cpu      time.Duration // the relay's, over the timed part
+	hasCPU   bool
+}
+
+// Phases of an rps round, read by every connection's goroutine once per
+// request.
+const (
+	rpsWarmup int32 = iota
+	rpsTimed
+	rpsDone
+)
+
+// runRPS opens conns connections to r, then each does size-byte round trips
+// one after the other: untimed for warmup, timed for d, and the round ends
+// when every connection has finished its round trip in progress. A request
+// counts, and its latency, if it completed while the phase was timed.
+func runRPS(ctx context.Context, r *relay, conns, size int, warmup, d time.Duration) (rpsSample, error) {
+	cs := make([]net.Conn, 0, conns)
+	defer func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	}()
+	for range conns {
+		c, err := dialer.DialContext(ctx, "tcp", r.addr)
+		if err != nil {
+			return rpsSample{}, fmt.Errorf("connection %d of %d: %w", len(cs)+1, conns, err)
+		}
+		cs = append(cs, c)
+	}
+
+	var (
+		phase atomic.Int32
+		wg    sync.WaitGroup
+		errMu sync.Mutex // guards firstErr
+		first error
+	)
+	fail := func(err error) {
+		errMu.Lock()
+		if first == nil {
+			first = err
+		}
+		errMu.Unlock()
+		phase.Store(rpsDone)
+	}
+	limit := warmup + d + 2*stepTimeout
+	hists := make([]histogram, conns)
+	counts := make([]int64, conns)
+	for i, c := range cs {
+		stop := bindConn(ctx, c, limit)
+		defer stop()
+		wg.Go(func() {
+			n, err := rpsConn(c, size, &phase, &hists[i])
+			counts[i] = n
+			if err != nil {
+				fail(fmt.Errorf("connection %d: %w", i+1, err))
+			}
+		})
+	}
+
+	err := sleepCtx(ctx, warmup)
+	var s rpsSample
+	var cpu0 time.Duration
+	if err == nil {
+		cpu0, s.hasCPU, err = r.CPU()
+	}
+	t0 := time.Now()
+	if err == nil && phase.CompareAndSwap(rpsWarmup, rpsTimed) {
+		err = sleepCtx(ctx, d)
+	}
+	t1 := time.Now()
+	phase.Store(rpsDone)
+	var cpu1 time.Duration
+	if err == nil && s.hasCPU {
+		cpu1, _, err = r.CPU()
+	}
+	wg.Wait()
+	if first != nil {
+		return rpsSample{}, first
+	}
+	if err != nil {
+		return rpsSample{}, err
+	}
+
+	var all histogram
+	for i := range hists {
+		all.merge(&hists[i])
+		s.reqs += counts[i]
+	}
+	if s.reqs == 0 {
+		return rpsSample{}, fmt.Errorf("no round trip completed in %v", d)
+	}
+	s.elapsed = t1.Sub(t0)
+	s.p50, s.p99 = all.percentile(50), all.percentile(99)
+	s.cpu = cpu1 - cpu0
+	return s, nil
+}
+
+// rpsConn does round trips on c until the phase is done and returns how
+// many completed in the timed phase, whose latencies it adds to h. The
+// first 8 bytes of each request carry its sequence number, so a stale or
+// reordered echo is caught as well as a corrupted one.
+func rpsConn(c net.Conn, size int, phase *atomic.Int32, h *histogram) (int64, error) {
+	req := make([]byte, size)
+	copy(req, pattern)
+	resp := make([]byte, size)
+	var timed int64
+	for seq := uint64(0); ; seq++ {
+		if size >= 8 {
+			binary.BigEndian.PutUint64(req, seq)
+		}
+		t0 := time.Now()
+		if _, err := c.Write(req); err != nil {
+			return timed, fmt.Errorf("round trip %d: %w", seq, err)
+		}
+		if _, err := io.ReadFull(c, resp); err != nil {
+			return timed, fmt.Errorf("round trip %d: %w", seq, err)
+		}
+		lat := time.Since(t0)
+		if !bytes.Equal(req, resp) {
+			return timed, fmt.Errorf("round trip %d: %w: echo differs", seq, errCorrupt)
+		}
+		switch phase.Load() {
+		case rpsTimed:
+			h.add(lat)
+			timed++
+		case rpsDone:
+			return timed, nil
+		}
+	}
+}
+
+// histogram counts durations in log-linear buckets: 2^histSubBits buckets
+// per power of two of nanoseconds, so a percentile read from it is within
+// 1/2^histSubBits (under 1%) of the true value. Fixed size: adding never
+// allocates.
+type histogram struct {
+	counts [64 << histSubBits]int64
+	total  int64
+}
+
+const histSubBits = 7
+
+func histIndex(ns uint64) int {
+	if ns < 1<<histSubBits {
+		return int(ns)
+	}
+	exp := bits.Len64(ns) - 1 - histSubBits // >= 0
+	return (exp+1)<<histSubBits + int(ns>>exp) - 1<<histSubBits
+}
+
+// histLow is the smallest duration in bucket i.
+func histLow(i int) time.Duration {
+	if i < 1<<histSubBits {
+		return time.Duration(i)
+	}
+	exp := i>>histSubBits - 1
+	mant := uint64(i&(1<<histSubBits-1)) + 1<<histSubBits
+	return time.Duration(mant << exp)
+}
+
+func (h *histogram) add(d time.Duration) {
+	h.counts[histIndex(uint64(max(d, 0)))]++
+	h.total++
+}
+
+func (h *histogram) merge(o *histogram) {
+	for i, n := range o.counts {
+		h.counts[i] += n
+	}
+	h.total += o.total
+}
+
+// percentile is the nearest-rank percentile p, as the low end of its
+// bucket.
+func (h *histogram) percentile(p int) time.Duration {
+	if h.total == 0 {
+		return 0
+	}
+	rank := (h.total*int64(p) + 99) / 100 // ceil(n*p/100)
+	rank = max(rank, 1)
+	var seen int64
+	for i, n := range h.counts {
+		seen += n
+		if seen >= rank {
+			return histLow(i)
+		}
+	}
+	return histLow(len(h.counts) - 1)
+}
+
+// Message sizes of the rps scenarios.
+const (
+	rpsSize   = 64
+	rps1kSize = 1024
+)
+
+func recordRPS(ctx context.Context, cfg *config, r *relay, row *rowResult) (string, error) {
+	return recordRPSSize(ctx, cfg, r, rpsSize, &row.RPS)
+}
+
+func recordRPS1k(ctx context.Context, cfg *config, r *relay, row *rowResult) (string, error) {
+	return recordRPSSize(ctx, cfg, r, rps1kSize, &row.RPS1k)
+}
+
+func recordRPSSize(ctx context.Context, cfg *config, r *relay, size int, p **rpsResult) (string, error) {
+	s, err := runRPS(ctx, r, cfg.rpsConns, size, cfg.rpsWarmup, cfg.rpsDuration)
+	if err != nil {
+		return "", err
+	}
+	if *p == nil {
+		*p = &rpsResult{Conns: cfg.rpsConns, Size: size}
+	}
+	x := *p
+	rate := float64(s.reqs) / s.elapsed.Seconds()
+	x.RoundsReqPerS = append(x.RoundsReqPerS, rate)
+	x.RoundsP50us = append(x.RoundsP50us, micros(s.p50))
+	x.RoundsP99us = append(x.RoundsP99us, micros(s.p99))
+	x.RoundsReqs = append(x.RoundsReqs, s.reqs)
+	x.ReqPerS, x.P50us, x.P99us = median(x.RoundsReqPerS), median(x.RoundsP50us), median(x.RoundsP99us)
+	msg := fmt.Sprintf("%.0f req/s, p50 %.0f µs, p99 %.0f µs", rate, micros(s.p50), micros(s.p99))
+	if s.hasCPU {
+		per := micros(s.cpu) / float64(s.reqs)
+		x.RoundsCPUus = append(x.RoundsCPUus, per)
+		x.CPUus = median(x.RoundsCPUus)
+		msg += fmt.Sprintf(", relay CPU %.1f µs/req", per)
+	}
+	return msg, nil
+}
