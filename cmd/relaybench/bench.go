@@ -17,19 +17,27 @@ const (
 	scMem   = "mem"
 	scRPS   = "rps"
 	scRPS1k = "rps1k"
+	scRedis = "redis"
 )
 
 // upstreams are the in-process servers every relay points at.
 type upstreams struct {
 	echo *server
 	bulk *server
+	// The redis scenario's: a redis-server started for the run, and
+	// redis-benchmark; or why the scenario cannot run.
+	redis          *relay
+	redisBenchmark string
+	redisSkip      string
 }
 
 type scenario struct {
 	name     string
 	upstream func(*upstreams) string
 	pin      bool // harness and relay share one CPU (-ping-cpu)
-	run      func(ctx context.Context, cfg *config, r *relay, row *rowResult) (summary string, err error)
+	run      func(ctx context.Context, cfg *config, ups *upstreams, r *relay, row *rowResult) (summary string, err error)
+	// skip says why the scenario cannot run at all, if it cannot.
+	skip func(*upstreams) string
 }
 
 var scenarios = []scenario{
@@ -39,15 +47,17 @@ var scenarios = []scenario{
 	{name: scMem, upstream: echoUpstream, run: recordMem},
 	{name: scRPS, upstream: echoUpstream, run: recordRPS},
 	{name: scRPS1k, upstream: echoUpstream, run: recordRPS1k},
+	{name: scRedis, upstream: redisUpstream, run: recordRedis, skip: func(u *upstreams) string { return u.redisSkip }},
 }
 
-func bulkUpstream(u *upstreams) string { return u.bulk.Addr() }
-func echoUpstream(u *upstreams) string { return u.echo.Addr() }
+func bulkUpstream(u *upstreams) string  { return u.bulk.Addr() }
+func echoUpstream(u *upstreams) string  { return u.echo.Addr() }
+func redisUpstream(u *upstreams) string { return u.redis.addr }
 
 // The record functions run one round of a scenario against r and add its
 // sample to the row.
 
-func recordBulk(ctx context.Context, cfg *config, r *relay, row *rowResult) (string, error) {
+func recordBulk(ctx context.Context, cfg *config, _ *upstreams, r *relay, row *rowResult) (string, error) {
 	mbps, err := runBulk(ctx, cfg, r.addr)
 	if err != nil {
 		return "", err
@@ -61,7 +71,7 @@ func recordBulk(ctx context.Context, cfg *config, r *relay, row *rowResult) (str
 	return fmt.Sprintf("%.0f MB/s", mbps), nil
 }
 
-func recordPing(ctx context.Context, cfg *config, r *relay, row *rowResult) (string, error) {
+func recordPing(ctx context.Context, cfg *config, _ *upstreams, r *relay, row *rowResult) (string, error) {
 	p50, p99, err := runPing(ctx, cfg, r.addr)
 	if err != nil {
 		return "", err
@@ -76,7 +86,7 @@ func recordPing(ctx context.Context, cfg *config, r *relay, row *rowResult) (str
 	return fmt.Sprintf("p50 %.1f µs, p99 %.1f µs", micros(p50), micros(p99)), nil
 }
 
-func recordChurn(ctx context.Context, cfg *config, r *relay, row *rowResult) (string, error) {
+func recordChurn(ctx context.Context, cfg *config, _ *upstreams, r *relay, row *rowResult) (string, error) {
 	cpu0, hasCPU, err := r.CPU()
 	if err != nil {
 		return "", err
@@ -107,7 +117,7 @@ func recordChurn(ctx context.Context, cfg *config, r *relay, row *rowResult) (st
 	return msg, nil
 }
 
-func recordMem(ctx context.Context, cfg *config, r *relay, row *rowResult) (string, error) {
+func recordMem(ctx context.Context, cfg *config, _ *upstreams, r *relay, row *rowResult) (string, error) {
 	ms, err := runMem(ctx, cfg, r)
 	if err != nil {
 		return "", err
@@ -152,6 +162,22 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	defer bulk.Close()
 	ups := &upstreams{echo: echo, bulk: bulk}
+	if slices.Contains(cfg.scenarios, scRedis) {
+		var server string
+		server, ups.redisBenchmark, ups.redisSkip = findRedis()
+		if ups.redisSkip == "" {
+			if ups.redis, err = startRedis(ctx, cfg, server); err != nil {
+				return err
+			}
+			defer func() {
+				if err := ups.redis.Stop(); err != nil {
+					rep.Notes = append(rep.Notes, "stopping redis-server: "+err.Error())
+				}
+			}()
+		} else {
+			fmt.Fprintf(stderr, "redis skipped: %s\n", ups.redisSkip)
+		}
+	}
 
 	specs := relaySpecs(cfg)
 	for _, name := range cfg.rows {
@@ -165,7 +191,7 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "round %d of %d\n", round, cfg.rounds)
 		for _, sc := range scenarios {
 			for _, row := range rep.Rows {
-				if ctx.Err() != nil || !wanted(cfg, row, sc) {
+				if ctx.Err() != nil || !wanted(cfg, ups, row, sc) {
 					continue
 				}
 				runScenario(ctx, cfg, specs[row.Name], sc, ups, row, stderr)
@@ -188,10 +214,16 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 
 // wanted says whether sc runs for row in this round, and records why not
 // when it never will.
-func wanted(cfg *config, row *rowResult, sc scenario) bool {
+func wanted(cfg *config, ups *upstreams, row *rowResult, sc scenario) bool {
 	switch {
 	case row.Skipped != "", !slices.Contains(cfg.scenarios, sc.name), row.Errors[sc.name] != "":
 		return false
+	}
+	if sc.skip != nil {
+		if why := sc.skip(ups); why != "" {
+			row.setSkip(sc.name, why)
+			return false
+		}
 	}
 	if why := notApplicable(cfg, row.Name, sc.name); why != "" {
 		row.setNotRun(sc.name, why)
@@ -222,7 +254,7 @@ func runScenario(ctx context.Context, cfg *config, spec relaySpec, sc scenario, 
 		r, err = spec.start(ctx, sc.upstream(ups))
 	}
 	if err == nil {
-		summary, err = sc.run(ctx, cfg, r, row)
+		summary, err = sc.run(ctx, cfg, ups, r, row)
 		if serr := r.Stop(); serr != nil {
 			row.note(fmt.Sprintf("%s (after %s)", serr, sc.name))
 		}
@@ -249,6 +281,8 @@ func notApplicable(cfg *config, row, scenario string) string {
 		return "no relay process to measure"
 	case (scenario == scRPS || scenario == scRPS1k) && row == rowFaultlinePool && cfg.rpsConns > cfg.poolSize:
 		return fmt.Sprintf("--pool-size %d caps open upstream connections below -rps-conns %d", cfg.poolSize, cfg.rpsConns)
+	case scenario == scRedis && row == rowFaultlinePool && cfg.redisConns > cfg.poolSize:
+		return fmt.Sprintf("--pool-size %d caps open upstream connections below -redis-conns %d", cfg.poolSize, cfg.redisConns)
 	case scenario == scMem && row == rowFaultlinePool && cfg.memConns > cfg.poolSize:
 		return fmt.Sprintf("--pool-size %d caps open upstream connections below -mem-conns %d", cfg.poolSize, cfg.memConns)
 	}
@@ -260,6 +294,13 @@ func (r *rowResult) setNotRun(scenario, why string) {
 		r.NotRun = map[string]string{}
 	}
 	r.NotRun[scenario] = why
+}
+
+func (r *rowResult) setSkip(scenario, why string) {
+	if r.Skips == nil {
+		r.Skips = map[string]string{}
+	}
+	r.Skips[scenario] = why
 }
 
 func (r *rowResult) setError(scenario string, err error) {

@@ -174,6 +174,10 @@ type config struct {
 	rpsWarmup   time.Duration
 	rpsDuration time.Duration
 
+	redisConns    int
+	redisRequests int
+	redisTimeout  time.Duration
+
 	poolSize      int
 	flProcs       int // GOMAXPROCS for the faultline rows; 0: Go's default
 	haproxySplice bool
@@ -209,6 +213,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.rpsConns, "rps-conns", 50, "rps, rps1k: concurrent connections, each doing sequential round trips")
 	fs.DurationVar(&cfg.rpsWarmup, "rps-warmup", 500*time.Millisecond, "rps, rps1k: untimed round trips first, per round")
 	fs.DurationVar(&cfg.rpsDuration, "rps-duration", 2*time.Second, "rps, rps1k: timed part of each round")
+	fs.IntVar(&cfg.redisConns, "redis-conns", 50, "redis: redis-benchmark -c, concurrent connections")
+	fs.IntVar(&cfg.redisRequests, "redis-requests", 100000, "redis: redis-benchmark -n of the timed run, per round (after an untimed run of a tenth)")
+	fs.DurationVar(&cfg.redisTimeout, "redis-timeout", time.Minute, "redis: time limit per redis-benchmark run")
 	fs.IntVar(&cfg.poolSize, "pool-size", 64, "faultline-pool: --pool-size; bare-pool: idle connections kept")
 	fs.IntVar(&cfg.flProcs, "faultline-gomaxprocs", 0, "run the faultline rows with GOMAXPROCS set to this (0: Go's default, the CPU count)")
 	fs.BoolVar(&cfg.haproxySplice, "haproxy-splice", false, "add 'option splice-auto' to the haproxy config (off: haproxy's default)")
@@ -234,6 +241,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"rps-conns":      func() { cfg.rpsConns = 8 },
 			"rps-warmup":     func() { cfg.rpsWarmup = 100 * time.Millisecond },
 			"rps-duration":   func() { cfg.rpsDuration = 300 * time.Millisecond },
+			"redis-conns":    func() { cfg.redisConns = 8 },
+			"redis-requests": func() { cfg.redisRequests = 2000 },
 		}
 		for name, apply := range quick {
 			if !set[name] {
@@ -265,10 +274,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		{"-mem-conns", cfg.memConns > 0},
 		{"-rps-conns", cfg.rpsConns > 0},
 		{"-rps-warmup", cfg.rpsWarmup >= 0},
+		{"-redis-conns", cfg.redisConns > 0},
+		{"-redis-requests", cfg.redisRequests > 0},
 		{"-pool-size", cfg.poolSize > 0},
 		{"-faultline-gomaxprocs", cfg.flProcs >= 0},
-		{"-bulk-timeout, -ping-timeout, -churn-duration, -mem-open-timeout, -rps-duration, -start-timeout",
-			min(cfg.bulkTimeout, cfg.pingTimeout, cfg.churnDuration, cfg.memOpenTimeout, cfg.rpsDuration, cfg.startTimeout) > 0},
+		{"-bulk-timeout, -ping-timeout, -churn-duration, -mem-open-timeout, -rps-duration, -redis-timeout, -start-timeout",
+			min(cfg.bulkTimeout, cfg.pingTimeout, cfg.churnDuration, cfg.memOpenTimeout, cfg.rpsDuration, cfg.redisTimeout, cfg.startTimeout) > 0},
 	} {
 		if !c.ok {
 			return nil, fmt.Errorf("%s: value out of range", c.name)

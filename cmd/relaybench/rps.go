@@ -241,11 +241,11 @@ const (
 	rps1kSize = 1024
 )
 
-func recordRPS(ctx context.Context, cfg *config, r *relay, row *rowResult) (string, error) {
+func recordRPS(ctx context.Context, cfg *config, _ *upstreams, r *relay, row *rowResult) (string, error) {
 	return recordRPSSize(ctx, cfg, r, rpsSize, &row.RPS)
 }
 
-func recordRPS1k(ctx context.Context, cfg *config, r *relay, row *rowResult) (string, error) {
+func recordRPS1k(ctx context.Context, cfg *config, _ *upstreams, r *relay, row *rowResult) (string, error) {
 	return recordRPSSize(ctx, cfg, r, rps1kSize, &row.RPS1k)
 }
 

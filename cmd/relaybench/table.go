@@ -39,6 +39,8 @@ type rowResult struct {
 	Mem     *memResult        `json:"mem,omitempty"`
 	RPS     *rpsResult        `json:"rps,omitempty"`
 	RPS1k   *rpsResult        `json:"rps1k,omitempty"`
+	Redis   *redisResult      `json:"redis,omitempty"`
+	Skips   map[string]string `json:"skips,omitempty"`   // by scenario: why it could not run (a tool not installed)
 	Errors  map[string]string `json:"errors,omitempty"`  // by scenario
 	NotRun  map[string]string `json:"not_run,omitempty"` // by scenario: why it does not apply
 	Notes   []string          `json:"notes,omitempty"`
@@ -82,7 +84,7 @@ type metric struct {
 
 // blocks name the blocks of columns the table is printed in, so that no
 // line gets too wide: one connection at a time, then many requests.
-var blocks = []string{"connections", "requests (rps, rps1k: -rps-conns connections)"}
+var blocks = []string{"connections", "requests (rps, rps1k: -rps-conns connections)", "redis (redis-benchmark GET, -redis-conns connections)"}
 
 var metrics = []metric{
 	{"bulk", "bulk MB/s", "MB/s", scBulk, true, "%.0f", func(r *rowResult) []float64 {
@@ -129,6 +131,19 @@ var metrics = []metric{
 	{"rps1k-p50", "rps1k p50 µs", "µs", scRPS1k, false, "%.0f", rpsRounds(func(r *rowResult) *rpsResult { return r.RPS1k }, func(x *rpsResult) []float64 { return x.RoundsP50us }), 1},
 	{"rps1k-p99", "rps1k p99 µs", "µs", scRPS1k, false, "%.0f", rpsRounds(func(r *rowResult) *rpsResult { return r.RPS1k }, func(x *rpsResult) []float64 { return x.RoundsP99us }), 1},
 	{"rps1k-cpu", "rps1k cpu/req", "µs/req", scRPS1k, false, "%.1f", rpsRounds(func(r *rowResult) *rpsResult { return r.RPS1k }, func(x *rpsResult) []float64 { return x.RoundsCPUus }), 1},
+	{"redis", "redis req/s", "req/s", scRedis, true, "%.0f", redisRounds(func(x *redisResult) []float64 { return x.RoundsReqPerS }), 2},
+	{"redis-p50", "redis p50 µs", "µs", scRedis, false, "%.0f", redisRounds(func(x *redisResult) []float64 { return x.RoundsP50us }), 2},
+	{"redis-p99", "redis p99 µs", "µs", scRedis, false, "%.0f", redisRounds(func(x *redisResult) []float64 { return x.RoundsP99us }), 2},
+	{"redis-cpu", "redis cpu/req", "µs/req", scRedis, false, "%.1f", redisRounds(func(x *redisResult) []float64 { return x.RoundsCPUus }), 2},
+}
+
+func redisRounds(series func(*redisResult) []float64) func(*rowResult) []float64 {
+	return func(r *rowResult) []float64 {
+		if r.Redis != nil {
+			return series(r.Redis)
+		}
+		return nil
+	}
 }
 
 // rpsRounds reads one series of an rps result.
@@ -163,6 +178,8 @@ func (r *rowResult) missing(m metric) string {
 		return "skip"
 	case r.Errors[m.scenario] != "":
 		return "ERR"
+	case r.Skips[m.scenario] != "":
+		return "skip"
 	}
 	return "-"
 }
@@ -208,6 +225,11 @@ func (rep *report) writeTable(w io.Writer) {
 		for _, sc := range scenarioNames() {
 			if e := r.Errors[sc]; e != "" {
 				problems = append(problems, fmt.Sprintf("%s %s: ERROR: %s", r.Name, sc, e))
+			}
+		}
+		for _, sc := range scenarioNames() {
+			if why := r.Skips[sc]; why != "" {
+				problems = append(problems, fmt.Sprintf("%s %s: skipped: %s", r.Name, sc, why))
 			}
 		}
 		for _, sc := range scenarioNames() {
@@ -376,6 +398,13 @@ func (rep *report) notes() []string {
 			"latency at the client; cpu/req = the relay's CPU time over the timed part (as for churn) / round trips, in µs.",
 			cfg.rpsConns, rpsSize, rps1kSize, cfg.rpsWarmup, cfg.rpsDuration))
 	}
+	if slices.Contains(cfg.scenarios, scRedis) {
+		n = append(n, fmt.Sprintf("redis: relaybench starts its own redis-server (127.0.0.1, a free port, --save \"\" "+
+			"--appendonly no) for the run; per row and round, redis-benchmark -c %d -n %d -t get -q --csv runs through "+
+			"the relay after an untimed run of -n %d; req/s, p50 and p99 are redis-benchmark's; relaybench checks "+
+			"from the server's total_commands_processed that the requests reached it; cpu/req = the relay's CPU "+
+			"time over the timed run / requests, in µs.", cfg.redisConns, cfg.redisRequests, max(cfg.redisRequests/10, cfg.redisConns)))
+	}
 	if r := rep.row(rowHAProxy); r != nil && r.Skipped == "" {
 		splice := "no splice (haproxy's default)"
 		if cfg.haproxySplice {
@@ -491,6 +520,8 @@ func (rep *report) value(row string, mt metric) (float64, string) {
 		return 0, row + " skipped: " + r.Skipped
 	case r.Errors[mt.scenario] != "":
 		return 0, row + " " + mt.scenario + " failed (see errors)"
+	case r.Skips[mt.scenario] != "":
+		return 0, mt.scenario + " skipped: " + r.Skips[mt.scenario]
 	case r.NotRun[mt.scenario] != "":
 		return 0, row + " " + mt.scenario + " not measured: " + r.NotRun[mt.scenario]
 	}
