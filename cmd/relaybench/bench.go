@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"time"
 )
@@ -150,6 +151,17 @@ func scenarioNames() []string {
 // interrupted, with what it has).
 func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	rep := &report{Meta: newMeta(cfg), cfg: cfg}
+	if cfg.goBench != "" {
+		f, err := os.Open(cfg.goBench)
+		if err != nil {
+			return fmt.Errorf("-gobench: %w", err)
+		}
+		rep.GoBench, err = parseGoBench(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("-gobench %s: %w", cfg.goBench, err)
+		}
+	}
 	echo, err := startServer(echoConn)
 	if err != nil {
 		return err
