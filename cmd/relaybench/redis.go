@@ -120,8 +120,12 @@ func parseRedisCSV(out []byte) (redisBenchOut, error) {
 	for i, h := range recs[0] {
 		col[h] = i
 	}
+	test, ok := col["test"]
+	if !ok {
+		return redisBenchOut{}, errors.New("redis-benchmark output: no test column")
+	}
 	for _, rec := range recs[1:] {
-		if len(rec) == 0 || rec[0] != "GET" {
+		if test >= len(rec) || rec[test] != "GET" {
 			continue
 		}
 		var o redisBenchOut
