@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -35,8 +36,12 @@ type rpsResult struct {
 	// request over the timed part; none for the direct row.
 	CPUus       float64   `json:"cpu_us_per_req,omitempty"` // median over rounds
 	RoundsCPUus []float64 `json:"rounds_cpu_us_per_req,omitempty"`
-	Conns       int       `json:"conns"`
-	Size        int       `json:"size"`
+	// The harness's CPU time (load generator and echo upstream) per
+	// request over the timed part: what the relay shares the CPUs with.
+	HarnessCPUus       float64   `json:"harness_cpu_us_per_req"` // median over rounds
+	RoundsHarnessCPUus []float64 `json:"rounds_harness_cpu_us_per_req"`
+	Conns              int       `json:"conns"`
+	Size               int       `json:"size"`
 }
 
 // rpsSample is one round of an rps scenario.
@@ -46,6 +51,7 @@ type rpsSample struct {
 	p50, p99 time.Duration
 	cpu      time.Duration // the relay's, over the timed part
 	hasCPU   bool
+	harness  time.Duration // this process's CPU time (load generator and upstream) over the timed part
 }
 
 // Phases of an rps round, read by every connection's goroutine once per
@@ -106,9 +112,12 @@ func runRPS(ctx context.Context, r *relay, conns, size int, warmup, d time.Durat
 
 	err := sleepCtx(ctx, warmup)
 	var s rpsSample
-	var cpu0 time.Duration
+	var cpu0, self0 time.Duration
 	if err == nil {
 		cpu0, s.hasCPU, err = r.CPU()
+	}
+	if err == nil {
+		self0, err = selfCPU()
 	}
 	t0 := time.Now()
 	if err == nil && phase.CompareAndSwap(rpsWarmup, rpsTimed) {
@@ -116,7 +125,10 @@ func runRPS(ctx context.Context, r *relay, conns, size int, warmup, d time.Durat
 	}
 	t1 := time.Now()
 	phase.Store(rpsDone)
-	var cpu1 time.Duration
+	var cpu1, self1 time.Duration
+	if err == nil {
+		self1, err = selfCPU()
+	}
 	if err == nil && s.hasCPU {
 		cpu1, _, err = r.CPU()
 	}
@@ -139,7 +151,17 @@ func runRPS(ctx context.Context, r *relay, conns, size int, warmup, d time.Durat
 	s.elapsed = t1.Sub(t0)
 	s.p50, s.p99 = all.percentile(50), all.percentile(99)
 	s.cpu = cpu1 - cpu0
+	s.harness = self1 - self0
 	return s, nil
+}
+
+// selfCPU is the CPU time, user and system, this process has used so far.
+func selfCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 // rpsConn does round trips on c until the phase is done and returns how
@@ -264,7 +286,10 @@ func recordRPSSize(ctx context.Context, cfg *config, r *relay, size int, p **rps
 	x.RoundsP99us = append(x.RoundsP99us, micros(s.p99))
 	x.RoundsReqs = append(x.RoundsReqs, s.reqs)
 	x.ReqPerS, x.P50us, x.P99us = median(x.RoundsReqPerS), median(x.RoundsP50us), median(x.RoundsP99us)
-	msg := fmt.Sprintf("%.0f req/s, p50 %.0f µs, p99 %.0f µs", rate, micros(s.p50), micros(s.p99))
+	hcpu := micros(s.harness) / float64(s.reqs)
+	x.RoundsHarnessCPUus = append(x.RoundsHarnessCPUus, hcpu)
+	x.HarnessCPUus = median(x.RoundsHarnessCPUus)
+	msg := fmt.Sprintf("%.0f req/s, p50 %.0f µs, p99 %.0f µs, harness CPU %.1f µs/req", rate, micros(s.p50), micros(s.p99), hcpu)
 	if s.hasCPU {
 		per := micros(s.cpu) / float64(s.reqs)
 		x.RoundsCPUus = append(x.RoundsCPUus, per)
