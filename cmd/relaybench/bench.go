@@ -23,8 +23,9 @@ const (
 
 // upstreams are the in-process servers every relay points at.
 type upstreams struct {
-	echo *server
-	bulk *server
+	echo    *server
+	bulk    *server
+	rpsEcho *rpsEcho // the rps scenarios' echo, served by their event loop
 	// The redis scenario's: a redis-server started for the run, and
 	// redis-benchmark; or why the scenario cannot run.
 	redis          *relay
@@ -46,14 +47,15 @@ var scenarios = []scenario{
 	{name: scPing, upstream: echoUpstream, pin: true, run: recordPing},
 	{name: scChurn, upstream: echoUpstream, run: recordChurn},
 	{name: scMem, upstream: echoUpstream, run: recordMem},
-	{name: scRPS, upstream: echoUpstream, run: recordRPS},
-	{name: scRPS1k, upstream: echoUpstream, run: recordRPS1k},
+	{name: scRPS, upstream: rpsUpstream, run: recordRPS},
+	{name: scRPS1k, upstream: rpsUpstream, run: recordRPS1k},
 	{name: scRedis, upstream: redisUpstream, run: recordRedis, skip: func(u *upstreams) string { return u.redisSkip }},
 }
 
 func bulkUpstream(u *upstreams) string  { return u.bulk.Addr() }
 func echoUpstream(u *upstreams) string  { return u.echo.Addr() }
 func redisUpstream(u *upstreams) string { return u.redis.addr }
+func rpsUpstream(u *upstreams) string   { return u.rpsEcho.Addr() }
 
 // The record functions run one round of a scenario against r and add its
 // sample to the row.
@@ -173,7 +175,12 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer bulk.Close()
-	ups := &upstreams{echo: echo, bulk: bulk}
+	rpsEcho, err := startRPSEcho()
+	if err != nil {
+		return err
+	}
+	defer rpsEcho.Close()
+	ups := &upstreams{echo: echo, bulk: bulk, rpsEcho: rpsEcho}
 	if slices.Contains(cfg.scenarios, scRedis) {
 		var server string
 		server, ups.redisBenchmark, ups.redisSkip = findRedis()

@@ -548,7 +548,7 @@ func TestRPSDetectsCorruption(t *testing.T) {
 	defer srv.Close()
 	for _, up := range []bool{true, false} {
 		addr, stop := corruptingRelay(t, srv.Addr(), up, 5000)
-		_, err := runRPS(context.Background(), &relay{addr: addr}, 1, rpsSize, 0, 10*time.Second)
+		_, err := runRPS(context.Background(), &relay{addr: addr}, nil, 1, 1, rpsSize, 0, 10*time.Second)
 		stop()
 		if !errors.Is(err, errCorrupt) {
 			t.Errorf("corrupting up=%v: got %v, want errCorrupt", up, err)
@@ -556,30 +556,44 @@ func TestRPSDetectsCorruption(t *testing.T) {
 	}
 }
 
-// TestRPSNoAllocPerRequest checks that the load generator allocates
-// nothing per round trip: what a round allocates (connections, histograms,
-// goroutines) does not grow with the round trips made.
+// TestRPSNoAllocPerRequest checks that the load generator and its echo
+// allocate nothing per round trip: what a round allocates (sockets,
+// histogram, goroutines) does not grow with the round trips made.
 func TestRPSNoAllocPerRequest(t *testing.T) {
-	srv, err := startServer(echoConn)
+	echo, err := startRPSEcho()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
-	r := &relay{addr: srv.Addr()}
+	defer echo.Close()
+	r := &relay{addr: echo.Addr()}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	s, err := runRPS(context.Background(), r, 4, rpsSize, 0, 300*time.Millisecond)
+	s, err := runRPS(context.Background(), r, echo, 2, 4, rpsSize, 0, 300*time.Millisecond)
 	runtime.ReadMemStats(&after)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mallocs := after.Mallocs - before.Mallocs
-	t.Logf("%d round trips, %d mallocs in the round (harness and echo server)", s.reqs, mallocs)
+	t.Logf("%d round trips, %d mallocs in the round", s.reqs, mallocs)
 	if s.reqs < 1000 {
 		t.Skipf("only %d round trips in 300ms; too few to tell", s.reqs)
 	}
 	if per := float64(mallocs) / float64(s.reqs); per > 0.05 {
 		t.Errorf("%d mallocs for %d round trips (%.2f each), want none per round trip", mallocs, s.reqs, per)
+	}
+}
+
+// TestRPSStuckEcho checks that a round trip whose echo never comes fails
+// the round rather than lowering its figure quietly.
+func TestRPSStuckEcho(t *testing.T) {
+	srv, err := startServer(func(c net.Conn) { io.Copy(io.Discard, c) }) // reads, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	_, err = runRPS(context.Background(), &relay{addr: srv.Addr()}, nil, 2, 2, rpsSize, 0, stepTimeout+time.Second)
+	if err == nil || !strings.Contains(err.Error(), "no echo after") {
+		t.Errorf("got %v, want no echo after %v", err, stepTimeout)
 	}
 }
 

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
+	"cmp"
 	"context"
-	"encoding/binary"
+	"errors"
 	"fmt"
-	"io"
 	"math/bits"
-	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -62,57 +60,56 @@ const (
 	rpsDone
 )
 
-// runRPS opens conns connections to r, then each does size-byte round trips
-// one after the other: untimed for warmup, timed for d, and the round ends
-// when every connection has finished its round trip in progress. A request
-// counts, and its latency, if it completed while the phase was timed.
-func runRPS(ctx context.Context, r *relay, conns, size int, warmup, d time.Duration) (rpsSample, error) {
-	cs := make([]net.Conn, 0, conns)
-	defer func() {
-		for _, c := range cs {
-			c.Close()
-		}
-	}()
-	for range conns {
-		c, err := dialer.DialContext(ctx, "tcp", r.addr)
-		if err != nil {
-			return rpsSample{}, fmt.Errorf("connection %d of %d: %w", len(cs)+1, conns, err)
-		}
-		cs = append(cs, c)
-	}
-
+// runRPS runs one round of an rps scenario against r (whose upstream is
+// echo, or any echo server if echo is nil): loops event loops (rpsloop.go)
+// share conns connections and do size-byte round trips on each, one after
+// the other, untimed for warmup, then timed for d; the round ends when the
+// phase is done. A round trip counts, and its latency, if it completed
+// while the phase was timed.
+func runRPS(ctx context.Context, r *relay, echo *rpsEcho, loops, conns, size int, warmup, d time.Duration) (rpsSample, error) {
 	var (
-		phase atomic.Int32
-		wg    sync.WaitGroup
-		errMu sync.Mutex // guards firstErr
-		first error
+		phase   atomic.Int32
+		wg      sync.WaitGroup
+		mu      sync.Mutex // guards all, timed and first
+		all     histogram
+		timed   int64
+		first   error
+		failed  = make(chan struct{})
+		failOne sync.Once
 	)
-	fail := func(err error) {
-		errMu.Lock()
-		if first == nil {
-			first = err
-		}
-		errMu.Unlock()
-		phase.Store(rpsDone)
-	}
-	limit := warmup + d + 2*stepTimeout
-	hists := make([]histogram, conns)
-	counts := make([]int64, conns)
-	for i, c := range cs {
-		stop := bindConn(ctx, c, limit)
-		defer stop()
+	loops = max(min(loops, conns), 1)
+	for i := range loops {
+		n := conns/loops + min(1, max(0, conns%loops-i)) // the first conns%loops loops take one more
 		wg.Go(func() {
-			n, err := rpsConn(c, size, &phase, &hists[i])
-			counts[i] = n
+			t, h, err := runRPSLoop(ctx, r.addr, echo, n, size, &phase)
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
-				fail(fmt.Errorf("connection %d: %w", i+1, err))
+				first = cmp.Or(first, err)
+				phase.Store(rpsDone)
+				failOne.Do(func() { close(failed) })
+				return
 			}
+			all.merge(h)
+			timed += t
 		})
 	}
+	wait := func(d time.Duration) error {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-failed:
+			return errLoopEnded
+		}
+	}
 
-	err := sleepCtx(ctx, warmup)
 	var s rpsSample
-	var cpu0, self0 time.Duration
+	var cpu0, self0, cpu1, self1 time.Duration
+	err := wait(warmup)
 	if err == nil {
 		cpu0, s.hasCPU, err = r.CPU()
 	}
@@ -121,11 +118,10 @@ func runRPS(ctx context.Context, r *relay, conns, size int, warmup, d time.Durat
 	}
 	t0 := time.Now()
 	if err == nil && phase.CompareAndSwap(rpsWarmup, rpsTimed) {
-		err = sleepCtx(ctx, d)
+		err = wait(d)
 	}
 	t1 := time.Now()
 	phase.Store(rpsDone)
-	var cpu1, self1 time.Duration
 	if err == nil {
 		self1, err = selfCPU()
 	}
@@ -139,21 +135,18 @@ func runRPS(ctx context.Context, r *relay, conns, size int, warmup, d time.Durat
 	if err != nil {
 		return rpsSample{}, err
 	}
-
-	var all histogram
-	for i := range hists {
-		all.merge(&hists[i])
-		s.reqs += counts[i]
-	}
-	if s.reqs == 0 {
+	if timed == 0 {
 		return rpsSample{}, fmt.Errorf("no round trip completed in %v", d)
 	}
+	s.reqs = timed
 	s.elapsed = t1.Sub(t0)
 	s.p50, s.p99 = all.percentile(50), all.percentile(99)
 	s.cpu = cpu1 - cpu0
 	s.harness = self1 - self0
 	return s, nil
 }
+
+var errLoopEnded = errors.New("the rps loop ended early")
 
 // selfCPU is the CPU time, user and system, this process has used so far.
 func selfCPU() (time.Duration, error) {
@@ -162,40 +155,6 @@ func selfCPU() (time.Duration, error) {
 		return 0, fmt.Errorf("getrusage: %w", err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
-}
-
-// rpsConn does round trips on c until the phase is done and returns how
-// many completed in the timed phase, whose latencies it adds to h. The
-// first 8 bytes of each request carry its sequence number, so a stale or
-// reordered echo is caught as well as a corrupted one.
-func rpsConn(c net.Conn, size int, phase *atomic.Int32, h *histogram) (int64, error) {
-	req := make([]byte, size)
-	copy(req, pattern)
-	resp := make([]byte, size)
-	var timed int64
-	for seq := uint64(0); ; seq++ {
-		if size >= 8 {
-			binary.BigEndian.PutUint64(req, seq)
-		}
-		t0 := time.Now()
-		if _, err := c.Write(req); err != nil {
-			return timed, fmt.Errorf("round trip %d: %w", seq, err)
-		}
-		if _, err := io.ReadFull(c, resp); err != nil {
-			return timed, fmt.Errorf("round trip %d: %w", seq, err)
-		}
-		lat := time.Since(t0)
-		if !bytes.Equal(req, resp) {
-			return timed, fmt.Errorf("round trip %d: %w: echo differs", seq, errCorrupt)
-		}
-		switch phase.Load() {
-		case rpsTimed:
-			h.add(lat)
-			timed++
-		case rpsDone:
-			return timed, nil
-		}
-	}
 }
 
 // histogram counts durations in log-linear buckets: 2^histSubBits buckets
@@ -263,16 +222,16 @@ const (
 	rps1kSize = 1024
 )
 
-func recordRPS(ctx context.Context, cfg *config, _ *upstreams, r *relay, row *rowResult) (string, error) {
-	return recordRPSSize(ctx, cfg, r, rpsSize, &row.RPS)
+func recordRPS(ctx context.Context, cfg *config, ups *upstreams, r *relay, row *rowResult) (string, error) {
+	return recordRPSSize(ctx, cfg, ups, r, rpsSize, &row.RPS)
 }
 
-func recordRPS1k(ctx context.Context, cfg *config, _ *upstreams, r *relay, row *rowResult) (string, error) {
-	return recordRPSSize(ctx, cfg, r, rps1kSize, &row.RPS1k)
+func recordRPS1k(ctx context.Context, cfg *config, ups *upstreams, r *relay, row *rowResult) (string, error) {
+	return recordRPSSize(ctx, cfg, ups, r, rps1kSize, &row.RPS1k)
 }
 
-func recordRPSSize(ctx context.Context, cfg *config, r *relay, size int, p **rpsResult) (string, error) {
-	s, err := runRPS(ctx, r, cfg.rpsConns, size, cfg.rpsWarmup, cfg.rpsDuration)
+func recordRPSSize(ctx context.Context, cfg *config, ups *upstreams, r *relay, size int, p **rpsResult) (string, error) {
+	s, err := runRPS(ctx, r, ups.rpsEcho, cfg.rpsLoops, cfg.rpsConns, size, cfg.rpsWarmup, cfg.rpsDuration)
 	if err != nil {
 		return "", err
 	}

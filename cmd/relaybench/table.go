@@ -408,11 +408,12 @@ func (rep *report) notes() []string {
 	}
 	if slices.Contains(cfg.scenarios, scRPS) || slices.Contains(cfg.scenarios, scRPS1k) {
 		n = append(n, fmt.Sprintf("rps, rps1k: %d connections opened first, then each does strictly sequential round trips "+
-			"(write a %d B (rps) or %d B (rps1k) request, read its echo in full, check it), one goroutine per connection "+
-			"with buffers allocated once; per round %v untimed, then %v timed; req/s = round trips completed in the "+
-			"timed part, over all connections / its length; p50/p99 (nearest rank, within 1%%) of those round trips' "+
-			"latency at the client; cpu/req = the relay's CPU time over the timed part (as for churn) / round trips, in µs.",
-			cfg.rpsConns, rpsSize, rps1kSize, cfg.rpsWarmup, cfg.rpsDuration))
+			"(write a %d B (rps) or %d B (rps1k) request, read its echo in full, check it); load generator and echo "+
+			"upstream are %d epoll event loop(s) on locked OS threads in the harness, no allocation per round trip; "+
+			"per round %v untimed, then %v timed; req/s = round trips completed in the timed part, over all "+
+			"connections / its length; p50/p99 (nearest rank, within 1%%) of those round trips' latency at the "+
+			"client; cpu/req = the relay's CPU time over the timed part (as for churn) / round trips, in µs.",
+			cfg.rpsConns, rpsSize, rps1kSize, cfg.rpsLoops, cfg.rpsWarmup, cfg.rpsDuration))
 	}
 	if slices.Contains(cfg.scenarios, scRedis) {
 		n = append(n, fmt.Sprintf("redis: relaybench starts its own redis-server (127.0.0.1, a free port, --save \"\" "+
