@@ -85,7 +85,18 @@ type metric struct {
 
 // blocks name the blocks of columns the table is printed in, so that no
 // line gets too wide: one connection at a time, then many requests.
-var blocks = []string{"connections", "requests (rps, rps1k: -rps-conns connections)", "redis (redis-benchmark GET, -redis-conns connections)"}
+var blocks = []string{"connections", "requests", "redis"}
+
+// blockTitle heads block b of the table.
+func (rep *report) blockTitle(b int) string {
+	switch blocks[b] {
+	case "requests":
+		return fmt.Sprintf("requests: rps (64 B), rps1k (1 KiB), %d connections of sequential round trips", rep.cfg.rpsConns)
+	case "redis":
+		return fmt.Sprintf("redis: redis-benchmark GET, %d connections", rep.cfg.redisConns)
+	}
+	return "connections: bulk, ping, churn, mem"
+}
 
 var metrics = []metric{
 	{"bulk", "bulk MB/s", "MB/s", scBulk, true, "%.0f", func(r *rowResult) []float64 {
@@ -300,7 +311,7 @@ func (rep *report) writeBlock(w io.Writer, b int) {
 	if len(ms) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "%s\n%-*s", blocks[b], nameW, "row")
+	fmt.Fprintf(w, "%s\n%-*s", rep.blockTitle(b), nameW, "row")
 	for _, mt := range ms {
 		fmt.Fprintf(w, "%*s", colW, mt.title)
 	}
@@ -325,8 +336,8 @@ func (rep *report) writeRatios(w io.Writer, refName string, b int) {
 		return
 	}
 	ref := rep.row(refName)
-	fmt.Fprintf(w, "\nratio to %s, %s (row / %s; higher is better for bulk, churn, rps req/s; lower for latency, cpu, mem)\n",
-		refName, strings.Fields(blocks[b])[0], refName)
+	fmt.Fprintf(w, "\nratio to %s, %s (row / %s; higher is better for MB/s, conn/s, req/s; lower for latency, cpu, mem)\n",
+		refName, blocks[b], refName)
 	if ref == nil || ref.Skipped != "" {
 		why := "row not selected"
 		if ref != nil {
@@ -414,6 +425,9 @@ func (rep *report) notes() []string {
 			"connections / its length; p50/p99 (nearest rank, within 1%%) of those round trips' latency at the "+
 			"client; cpu/req = the relay's CPU time over the timed part (as for churn) / round trips, in µs.",
 			cfg.rpsConns, rpsSize, rps1kSize, cfg.rpsLoops, cfg.rpsWarmup, cfg.rpsDuration))
+	}
+	if h := rep.harnessNote(); h != "" {
+		n = append(n, h)
 	}
 	if slices.Contains(cfg.scenarios, scRedis) {
 		n = append(n, fmt.Sprintf("redis: relaybench starts its own redis-server (127.0.0.1, a free port, --save \"\" "+
@@ -610,4 +624,40 @@ func (rep *report) roundRatios(row, ref string, mt metric) string {
 		return ""
 	}
 	return fmt.Sprintf("; by round %.2f-%.2fx", slices.Min(q), slices.Max(q))
+}
+
+// harnessNote says what the rps harness reached alone (the direct row) and
+// what CPU it used per request in the relay rows: the share of the machine
+// the relay competes with.
+func (rep *report) harnessNote() string {
+	var direct string
+	var lo, hi float64
+	for _, r := range rep.Rows {
+		x := r.RPS
+		if x == nil || len(x.RoundsHarnessCPUus) == 0 || r.Errors[scRPS] != "" {
+			continue
+		}
+		if r.Name == rowDirect {
+			direct = fmt.Sprintf("the direct row made %.0f req/s with %.1f µs of harness CPU per request", x.ReqPerS, x.HarnessCPUus)
+			continue
+		}
+		if lo == 0 || x.HarnessCPUus < lo {
+			lo = x.HarnessCPUus
+		}
+		hi = max(hi, x.HarnessCPUus)
+	}
+	if direct == "" && hi == 0 {
+		return ""
+	}
+	s := "harness (rps, medians): "
+	if direct != "" {
+		s += direct
+		if hi > 0 {
+			s += "; "
+		}
+	}
+	if hi > 0 {
+		s += fmt.Sprintf("through the relays it used %.1f-%.1f µs of CPU per request, which the relay's CPU adds to on the same CPUs", lo, hi)
+	}
+	return s + "."
 }
