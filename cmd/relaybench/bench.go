@@ -189,8 +189,8 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 				return err
 			}
 			defer func() {
-				if err := ups.redis.Stop(); err != nil {
-					rep.Notes = append(rep.Notes, "stopping redis-server: "+err.Error())
+				if err := ups.redis.Stop(); err != nil { // after the table: say it on stderr
+					fmt.Fprintf(stderr, "stopping redis-server: %v\n", err)
 				}
 			}()
 		} else {

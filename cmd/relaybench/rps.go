@@ -62,9 +62,9 @@ const (
 
 // runRPS runs one round of an rps scenario against r (whose upstream is
 // echo, or any echo server if echo is nil): loops event loops (rpsloop.go)
-// share conns connections and do size-byte round trips on each, one after
-// the other, untimed for warmup, then timed for d; the round ends when the
-// phase is done. A round trip counts, and its latency, if it completed
+// share conns connections and, once all are open, do size-byte round trips
+// on each, one after the other, untimed for warmup, then timed for d; the
+// round ends when the phase is done. A round trip counts, and its latency, if it completed
 // while the phase was timed.
 func runRPS(ctx context.Context, r *relay, echo *rpsEcho, loops, conns, size int, warmup, d time.Duration) (rpsSample, error) {
 	var (
@@ -78,10 +78,12 @@ func runRPS(ctx context.Context, r *relay, echo *rpsEcho, loops, conns, size int
 		failOne sync.Once
 	)
 	loops = max(min(loops, conns), 1)
+	var dialed sync.WaitGroup
+	dialed.Add(loops)
 	for i := range loops {
 		n := conns/loops + min(1, max(0, conns%loops-i)) // the first conns%loops loops take one more
 		wg.Go(func() {
-			t, h, err := runRPSLoop(ctx, r.addr, echo, n, size, &phase)
+			t, h, err := runRPSLoop(ctx, r.addr, echo, n, size, &phase, dialed.Done)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -107,9 +109,26 @@ func runRPS(ctx context.Context, r *relay, echo *rpsEcho, loops, conns, size int
 		}
 	}
 
+	// The clock starts once every connection is open.
+	ready := make(chan struct{})
+	go func() {
+		dialed.Wait()
+		close(ready)
+	}()
+	var err error
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-failed:
+		err = errLoopEnded
+	}
+
 	var s rpsSample
 	var cpu0, self0, cpu1, self1 time.Duration
-	err := wait(warmup)
+	if err == nil {
+		err = wait(warmup)
+	}
 	if err == nil {
 		cpu0, s.hasCPU, err = r.CPU()
 	}

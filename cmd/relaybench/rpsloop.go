@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,13 +73,20 @@ type rpsCli struct {
 	resp []byte
 }
 
-// dialBlocking connects a non-blocking socket to ap, waiting for the
-// connect to complete (loopback: at once).
+// dialBlocking connects a socket to ap, waiting for the connect to
+// complete for up to dialTimeout, and makes it non-blocking.
 func dialBlocking(ap netip.AddrPort) (int, error) {
 	sa := sockaddr(ap)
 	fd, err := unix.Socket(sockFamily(sa), unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("socket: %w", err)
+	}
+	// A connect blocked on a full accept queue (socat's is 5) waits for the
+	// SYN's retransmission; SO_SNDTIMEO bounds it.
+	tv := unix.NsecToTimeval(dialTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("setsockopt SO_SNDTIMEO: %w", err)
 	}
 	if err := unix.Connect(fd, sa); err != nil {
 		unix.Close(fd)
@@ -92,11 +100,14 @@ func dialBlocking(ap netip.AddrPort) (int, error) {
 	return fd, nil
 }
 
-// runRPSLoop opens conns connections to addr and runs round trips on all of
-// them, serving echo's connections too if echo is not nil, until the phase
-// is done or ctx is. It returns the round trips completed in the timed
-// phase and their latencies.
-func runRPSLoop(ctx context.Context, addr string, echo *rpsEcho, conns, size int, phase *atomic.Int32) (int64, *histogram, error) {
+// runRPSLoop opens conns connections to addr, calls dialed (also when it
+// fails before), and runs round trips on all of them, serving echo's
+// connections too if echo is not nil, until the phase is done or ctx is.
+// It returns the round trips completed in the timed phase and their
+// latencies.
+func runRPSLoop(ctx context.Context, addr string, echo *rpsEcho, conns, size int, phase *atomic.Int32, dialed func()) (int64, *histogram, error) {
+	var once sync.Once
+	defer once.Do(dialed)
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		return 0, nil, err
@@ -132,6 +143,7 @@ func runRPSLoop(ctx context.Context, addr string, echo *rpsEcho, conns, size int
 			return 0, nil, err
 		}
 	}
+	once.Do(dialed)
 	for _, c := range l.clients {
 		if err := l.send(c); err != nil {
 			return 0, nil, err
