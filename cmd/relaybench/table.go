@@ -258,10 +258,19 @@ func (rep *report) writeTable(w io.Writer) {
 				problems = append(problems, fmt.Sprintf("%s %s: skipped: %s", r.Name, sc, why))
 			}
 		}
+		// One line per row and reason: "bare-pool bulk, ping, mem: not measured: ...".
+		var reasons []string
+		byReason := map[string][]string{}
 		for _, sc := range scenarioNames() {
 			if why := r.NotRun[sc]; why != "" && r.Name != rowDirect {
-				problems = append(problems, fmt.Sprintf("%s %s: not measured: %s", r.Name, sc, why))
+				if byReason[why] == nil {
+					reasons = append(reasons, why)
+				}
+				byReason[why] = append(byReason[why], sc)
 			}
+		}
+		for _, why := range reasons {
+			problems = append(problems, fmt.Sprintf("%s %s: not measured: %s", r.Name, strings.Join(byReason[why], ", "), why))
 		}
 		for _, n := range r.Notes {
 			problems = append(problems, fmt.Sprintf("%s: %s", r.Name, n))
