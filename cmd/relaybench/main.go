@@ -15,8 +15,11 @@
 //   - direct: no relay; what loopback and the harness alone reach.
 //   - bare: a relay written here (bare.go): per connection, dial the
 //     upstream, io.Copy both ways (the session goroutine and one more), close both sides when
-//     either copy ends. The ceiling a Go relay can reach, and the
-//     reference for faultline-dial's targets.
+//     either copy ends. The ceiling a Go relay can reach for bulk, and the
+//     reference for faultline's targets. Between two *net.TCPConn, io.Copy
+//     splices (TCPConn.ReadFrom: splice through a pipe), for small
+//     messages too: bare is not a relay that does one read and one write
+//     per message.
 //   - bare-pool: the bare relay with a pool (-pool-size idle upstream
 //     connections, LIFO; one goes back when the client's EOF ended the
 //     session and a read deadline in the past stopped the other copy; no
