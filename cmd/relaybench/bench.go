@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"time"
 )
@@ -15,19 +16,30 @@ const (
 	scPing  = "ping"
 	scChurn = "churn"
 	scMem   = "mem"
+	scRPS   = "rps"
+	scRPS1k = "rps1k"
+	scRedis = "redis"
 )
 
 // upstreams are the in-process servers every relay points at.
 type upstreams struct {
-	echo *server
-	bulk *server
+	echo    *server
+	bulk    *server
+	rpsEcho *rpsEcho // the rps scenarios' echo, served by their event loop
+	// The redis scenario's: a redis-server started for the run, and
+	// redis-benchmark; or why the scenario cannot run.
+	redis          *relay
+	redisBenchmark string
+	redisSkip      string
 }
 
 type scenario struct {
 	name     string
 	upstream func(*upstreams) string
 	pin      bool // harness and relay share one CPU (-ping-cpu)
-	run      func(ctx context.Context, cfg *config, r *relay, row *rowResult) (summary string, err error)
+	run      func(ctx context.Context, cfg *config, ups *upstreams, r *relay, row *rowResult) (summary string, err error)
+	// skip says why the scenario cannot run at all, if it cannot.
+	skip func(*upstreams) string
 }
 
 var scenarios = []scenario{
@@ -35,15 +47,20 @@ var scenarios = []scenario{
 	{name: scPing, upstream: echoUpstream, pin: true, run: recordPing},
 	{name: scChurn, upstream: echoUpstream, run: recordChurn},
 	{name: scMem, upstream: echoUpstream, run: recordMem},
+	{name: scRPS, upstream: rpsUpstream, run: recordRPS},
+	{name: scRPS1k, upstream: rpsUpstream, run: recordRPS1k},
+	{name: scRedis, upstream: redisUpstream, run: recordRedis, skip: func(u *upstreams) string { return u.redisSkip }},
 }
 
-func bulkUpstream(u *upstreams) string { return u.bulk.Addr() }
-func echoUpstream(u *upstreams) string { return u.echo.Addr() }
+func bulkUpstream(u *upstreams) string  { return u.bulk.Addr() }
+func echoUpstream(u *upstreams) string  { return u.echo.Addr() }
+func redisUpstream(u *upstreams) string { return u.redis.addr }
+func rpsUpstream(u *upstreams) string   { return u.rpsEcho.Addr() }
 
 // The record functions run one round of a scenario against r and add its
 // sample to the row.
 
-func recordBulk(ctx context.Context, cfg *config, r *relay, row *rowResult) (string, error) {
+func recordBulk(ctx context.Context, cfg *config, _ *upstreams, r *relay, row *rowResult) (string, error) {
 	mbps, err := runBulk(ctx, cfg, r.addr)
 	if err != nil {
 		return "", err
@@ -57,7 +74,7 @@ func recordBulk(ctx context.Context, cfg *config, r *relay, row *rowResult) (str
 	return fmt.Sprintf("%.0f MB/s", mbps), nil
 }
 
-func recordPing(ctx context.Context, cfg *config, r *relay, row *rowResult) (string, error) {
+func recordPing(ctx context.Context, cfg *config, _ *upstreams, r *relay, row *rowResult) (string, error) {
 	p50, p99, err := runPing(ctx, cfg, r.addr)
 	if err != nil {
 		return "", err
@@ -72,7 +89,7 @@ func recordPing(ctx context.Context, cfg *config, r *relay, row *rowResult) (str
 	return fmt.Sprintf("p50 %.1f µs, p99 %.1f µs", micros(p50), micros(p99)), nil
 }
 
-func recordChurn(ctx context.Context, cfg *config, r *relay, row *rowResult) (string, error) {
+func recordChurn(ctx context.Context, cfg *config, _ *upstreams, r *relay, row *rowResult) (string, error) {
 	cpu0, hasCPU, err := r.CPU()
 	if err != nil {
 		return "", err
@@ -103,7 +120,7 @@ func recordChurn(ctx context.Context, cfg *config, r *relay, row *rowResult) (st
 	return msg, nil
 }
 
-func recordMem(ctx context.Context, cfg *config, r *relay, row *rowResult) (string, error) {
+func recordMem(ctx context.Context, cfg *config, _ *upstreams, r *relay, row *rowResult) (string, error) {
 	ms, err := runMem(ctx, cfg, r)
 	if err != nil {
 		return "", err
@@ -136,6 +153,17 @@ func scenarioNames() []string {
 // interrupted, with what it has).
 func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	rep := &report{Meta: newMeta(cfg), cfg: cfg}
+	if cfg.goBench != "" {
+		f, err := os.Open(cfg.goBench)
+		if err != nil {
+			return fmt.Errorf("-gobench: %w", err)
+		}
+		rep.GoBench, err = parseGoBench(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("-gobench %s: %w", cfg.goBench, err)
+		}
+	}
 	echo, err := startServer(echoConn)
 	if err != nil {
 		return err
@@ -147,7 +175,28 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer bulk.Close()
-	ups := &upstreams{echo: echo, bulk: bulk}
+	rpsEcho, err := startRPSEcho()
+	if err != nil {
+		return err
+	}
+	defer rpsEcho.Close()
+	ups := &upstreams{echo: echo, bulk: bulk, rpsEcho: rpsEcho}
+	if slices.Contains(cfg.scenarios, scRedis) {
+		var server string
+		server, ups.redisBenchmark, ups.redisSkip = findRedis()
+		if ups.redisSkip == "" {
+			if ups.redis, err = startRedis(ctx, cfg, server); err != nil {
+				return err
+			}
+			defer func() {
+				if err := ups.redis.Stop(); err != nil { // after the table: say it on stderr
+					fmt.Fprintf(stderr, "stopping redis-server: %v\n", err)
+				}
+			}()
+		} else {
+			fmt.Fprintf(stderr, "redis skipped: %s\n", ups.redisSkip)
+		}
+	}
 
 	specs := relaySpecs(cfg)
 	for _, name := range cfg.rows {
@@ -161,7 +210,7 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "round %d of %d\n", round, cfg.rounds)
 		for _, sc := range scenarios {
 			for _, row := range rep.Rows {
-				if ctx.Err() != nil || !wanted(cfg, row, sc) {
+				if ctx.Err() != nil || !wanted(cfg, ups, row, sc) {
 					continue
 				}
 				runScenario(ctx, cfg, specs[row.Name], sc, ups, row, stderr)
@@ -184,10 +233,16 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 
 // wanted says whether sc runs for row in this round, and records why not
 // when it never will.
-func wanted(cfg *config, row *rowResult, sc scenario) bool {
+func wanted(cfg *config, ups *upstreams, row *rowResult, sc scenario) bool {
 	switch {
 	case row.Skipped != "", !slices.Contains(cfg.scenarios, sc.name), row.Errors[sc.name] != "":
 		return false
+	}
+	if sc.skip != nil {
+		if why := sc.skip(ups); why != "" {
+			row.setSkip(sc.name, why)
+			return false
+		}
 	}
 	if why := notApplicable(cfg, row.Name, sc.name); why != "" {
 		row.setNotRun(sc.name, why)
@@ -218,7 +273,7 @@ func runScenario(ctx context.Context, cfg *config, spec relaySpec, sc scenario, 
 		r, err = spec.start(ctx, sc.upstream(ups))
 	}
 	if err == nil {
-		summary, err = sc.run(ctx, cfg, r, row)
+		summary, err = sc.run(ctx, cfg, ups, r, row)
 		if serr := r.Stop(); serr != nil {
 			row.note(fmt.Sprintf("%s (after %s)", serr, sc.name))
 		}
@@ -237,12 +292,16 @@ func runScenario(ctx context.Context, cfg *config, spec relaySpec, sc scenario, 
 // notApplicable says why a scenario is not run for a row, if it is not.
 func notApplicable(cfg *config, row, scenario string) string {
 	switch {
-	case slices.Contains(faultRows, row) && (scenario == scMem || scenario == scChurn):
-		return "fault rows measure the fault path's throughput and latency only"
+	case slices.Contains(faultRows, row) && scenario != scBulk && scenario != scPing:
+		return "fault rows measure the fault path's bulk and ping only"
 	case (row == rowBarePool || row == rowEpollPool) && scenario != scChurn:
 		return "the pool reference rows measure churn only"
 	case scenario == scMem && row == rowDirect:
 		return "no relay process to measure"
+	case (scenario == scRPS || scenario == scRPS1k) && row == rowFaultlinePool && cfg.rpsConns > cfg.poolSize:
+		return fmt.Sprintf("--pool-size %d caps open upstream connections below -rps-conns %d", cfg.poolSize, cfg.rpsConns)
+	case scenario == scRedis && row == rowFaultlinePool && cfg.redisConns > cfg.poolSize:
+		return fmt.Sprintf("--pool-size %d caps open upstream connections below -redis-conns %d", cfg.poolSize, cfg.redisConns)
 	case scenario == scMem && row == rowFaultlinePool && cfg.memConns > cfg.poolSize:
 		return fmt.Sprintf("--pool-size %d caps open upstream connections below -mem-conns %d", cfg.poolSize, cfg.memConns)
 	}
@@ -254,6 +313,13 @@ func (r *rowResult) setNotRun(scenario, why string) {
 		r.NotRun = map[string]string{}
 	}
 	r.NotRun[scenario] = why
+}
+
+func (r *rowResult) setSkip(scenario, why string) {
+	if r.Skips == nil {
+		r.Skips = map[string]string{}
+	}
+	r.Skips[scenario] = why
 }
 
 func (r *rowResult) setError(scenario string, err error) {

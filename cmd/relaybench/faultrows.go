@@ -37,11 +37,12 @@ func startFaultlineFault(ctx context.Context, cfg *config, up string) (*relay, e
 	return r, nil
 }
 
-// startToxiproxyFault starts toxiproxy-server on a free API port, creates a
-// proxy on another free port and adds a 0 ms latency toxic to each stream
-// (upstream and downstream), the same as faultline's fault on both
-// directions.
-func startToxiproxyFault(ctx context.Context, cfg *config, path, up string) (*relay, error) {
+// startToxiproxy starts toxiproxy-server on a free API port and creates a
+// proxy on another free port. With toxic (the toxiproxy-fault row) it adds
+// a 0 ms latency toxic to each stream (upstream and downstream), the same
+// as faultline's fault on both directions; without (the toxiproxy row) the
+// proxy has no toxic.
+func startToxiproxy(ctx context.Context, cfg *config, name, path, up string, toxic bool) (*relay, error) {
 	apiPort, err := freePort()
 	if err != nil {
 		return nil, err
@@ -50,7 +51,7 @@ func startToxiproxyFault(ctx context.Context, cfg *config, path, up string) (*re
 	if err != nil {
 		return nil, err
 	}
-	r, err := launch(rowToxiproxyFault, []string{path, "-host", "127.0.0.1", "-port", strconv.Itoa(apiPort)}, nil, "")
+	r, err := launch(name, []string{path, "-host", "127.0.0.1", "-port", strconv.Itoa(apiPort)}, nil, "")
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +62,7 @@ func startToxiproxyFault(ctx context.Context, cfg *config, path, up string) (*re
 		err = postJSON(ctx, base+"/proxies", fmt.Sprintf(`{"name":"bench","listen":%q,"upstream":%q,"enabled":true}`, r.addr, up))
 	}
 	for _, stream := range []string{"upstream", "downstream"} {
-		if err == nil {
+		if err == nil && toxic {
 			err = postJSON(ctx, base+"/proxies/bench/toxics",
 				fmt.Sprintf(`{"name":"zero_%s","type":"latency","stream":%q,"attributes":{"latency":0,"jitter":0}}`, stream, stream))
 		}
@@ -71,7 +72,7 @@ func startToxiproxyFault(ctx context.Context, cfg *config, path, up string) (*re
 	}
 	if err != nil {
 		r.Stop()
-		return nil, fmt.Errorf("%s: %w%s", rowToxiproxyFault, err, r.outputTail())
+		return nil, fmt.Errorf("%s: %w%s", name, err, r.outputTail())
 	}
 	return r, nil
 }

@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -433,4 +437,282 @@ func testPoolRowReuses(t *testing.T, row string) {
 
 	closeFirst <- struct{}{}
 	echo(sessions, true)
+}
+
+// TestQuickRequests runs the request scenarios in quick mode on the rows
+// that need nothing installed (redis: when installed; else its cells must
+// say skip) and checks their figures are there and consistent.
+func TestQuickRequests(t *testing.T) {
+	jsonPath := filepath.Join(t.TempDir(), "out.json")
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := run(ctx, []string{"-quick", "-rows", "direct,bare,bare-pool", "-scenarios", "rps,rps1k,redis", "-json", jsonPath}, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, &stderr)
+	}
+	t.Logf("table:\n%s", &stdout)
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	_, _, redisSkip := findRedis()
+	for _, r := range rep.Rows[:2] {
+		if r.Skipped != "" || len(r.Errors) > 0 || len(r.Notes) > 0 {
+			t.Errorf("%s: skipped %q, errors %v, notes %v", r.Name, r.Skipped, r.Errors, r.Notes)
+			continue
+		}
+		for _, x := range []struct {
+			name string
+			res  *rpsResult
+			size int
+		}{{"rps", r.RPS, rpsSize}, {"rps1k", r.RPS1k, rps1kSize}} {
+			switch res := x.res; {
+			case res == nil:
+				t.Errorf("%s %s: no result", r.Name, x.name)
+			case res.ReqPerS <= 0 || len(res.RoundsReqs) != 1 || res.RoundsReqs[0] <= 0:
+				t.Errorf("%s %s: %+v, want positive req/s and requests", r.Name, x.name, *res)
+			case res.P50us <= 0 || res.P99us < res.P50us:
+				t.Errorf("%s %s: p50 %v, p99 %v, want 0 < p50 <= p99", r.Name, x.name, res.P50us, res.P99us)
+			case res.Conns != 8 || res.Size != x.size:
+				t.Errorf("%s %s: %d conns of %d B, want 8 of %d", r.Name, x.name, res.Conns, res.Size, x.size)
+			case (r.Name == rowBare) != (len(res.RoundsCPUus) == 1):
+				t.Errorf("%s %s: relay CPU per request %v, want one for bare, none for direct", r.Name, x.name, res.RoundsCPUus)
+			}
+		}
+		if redisSkip != "" {
+			if r.Redis != nil || r.Skips[scRedis] != redisSkip {
+				t.Errorf("%s redis: result %v, skip %q; want none and skip %q", r.Name, r.Redis, r.Skips[scRedis], redisSkip)
+			}
+			continue
+		}
+		if x := r.Redis; x == nil || x.ReqPerS <= 0 || x.P99us < x.P50us || x.Requests != 2000 || x.Conns != 8 {
+			t.Errorf("%s redis: %+v, want positive req/s over 2000 requests on 8 conns", r.Name, x)
+		}
+	}
+	if pool := rep.Rows[2]; pool.RPS != nil || pool.NotRun[scRPS] == "" {
+		t.Errorf("bare-pool rps: %+v, not run %q; want not measured (churn only)", pool.RPS, pool.NotRun[scRPS])
+	}
+	for _, want := range []string{"rps req/s", "rps1k p99 µs", "redis req/s", "targets: ", "stretch goals"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	if strings.Contains(stdout.String(), "bulk MB/s") {
+		t.Errorf("table shows the bulk column, which was not selected")
+	}
+	if kids := childPIDs(t); len(kids) > 0 {
+		t.Errorf("child processes left behind (redis-server?): %v", kids)
+	}
+}
+
+// TestRedisNotInstalled checks that without redis-server and
+// redis-benchmark in PATH the redis cells say skip and the table says why.
+func TestRedisNotInstalled(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"-quick", "-rows", "direct", "-scenarios", "redis"}, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, &stderr)
+	}
+	out := stdout.String()
+	const why = "redis-server and redis-benchmark not found in PATH"
+	for _, want := range []string{
+		"direct redis: skipped: " + why,
+		"SKIP  faultline-dial redis >= 1.1x bare",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	var cells []string
+	for line := range strings.Lines(out) {
+		if f := strings.Fields(line); len(f) == 5 && f[0] == rowDirect {
+			cells = f[1:]
+		}
+	}
+	if !slices.Equal(cells, []string{"skip", "skip", "skip", "skip"}) {
+		t.Errorf("direct's redis cells %q, want skip in each", cells)
+	}
+}
+
+// TestRPSDetectsCorruption checks that an rps round trip whose echo a relay
+// changed is caught, either way.
+func TestRPSDetectsCorruption(t *testing.T) {
+	srv, err := startServer(echoConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for _, up := range []bool{true, false} {
+		addr, stop := corruptingRelay(t, srv.Addr(), up, 5000)
+		_, err := runRPS(context.Background(), &relay{addr: addr}, nil, 1, 1, rpsSize, 0, 10*time.Second)
+		stop()
+		if !errors.Is(err, errCorrupt) {
+			t.Errorf("corrupting up=%v: got %v, want errCorrupt", up, err)
+		}
+	}
+}
+
+// TestRPSNoAllocPerRequest checks that the load generator and its echo
+// allocate nothing per round trip: what a round allocates (sockets,
+// histogram, goroutines) does not grow with the round trips made.
+func TestRPSNoAllocPerRequest(t *testing.T) {
+	echo, err := startRPSEcho()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	r := &relay{addr: echo.Addr()}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	s, err := runRPS(context.Background(), r, echo, 2, 4, rpsSize, 0, 300*time.Millisecond)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mallocs := after.Mallocs - before.Mallocs
+	t.Logf("%d round trips, %d mallocs in the round", s.reqs, mallocs)
+	if s.reqs < 1000 {
+		t.Skipf("only %d round trips in 300ms; too few to tell", s.reqs)
+	}
+	if per := float64(mallocs) / float64(s.reqs); per > 0.05 {
+		t.Errorf("%d mallocs for %d round trips (%.2f each), want none per round trip", mallocs, s.reqs, per)
+	}
+}
+
+// TestRPSStuckEcho checks that a round trip whose echo never comes fails
+// the round rather than lowering its figure quietly.
+func TestRPSStuckEcho(t *testing.T) {
+	srv, err := startServer(func(c net.Conn) { io.Copy(io.Discard, c) }) // reads, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	_, err = runRPS(context.Background(), &relay{addr: srv.Addr()}, nil, 2, 2, rpsSize, 0, stepTimeout+time.Second)
+	if err == nil || !strings.Contains(err.Error(), "no echo after") {
+		t.Errorf("got %v, want no echo after %v", err, stepTimeout)
+	}
+}
+
+// TestHistogram checks the histogram's percentiles against the exact
+// nearest-rank ones of the same durations: never above, and within 1%.
+func TestHistogram(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var h histogram
+	d := make([]time.Duration, 0, 100000)
+	for range cap(d) {
+		// from 10ns to about 1s, log-uniform
+		v := time.Duration(math.Exp(rng.Float64()*math.Log(1e8)) * 10)
+		d = append(d, v)
+		h.add(v)
+	}
+	slices.Sort(d)
+	for _, p := range []int{1, 50, 90, 99, 100} {
+		exact, got := percentile(d, p), h.percentile(p)
+		if got > exact || float64(exact-got) > 0.01*float64(exact) {
+			t.Errorf("p%d: histogram %v, exact %v; want within 1%% below", p, got, exact)
+		}
+	}
+	for _, v := range []time.Duration{0, 1, 127, 128, 129, 255, 256, 1<<40 + 12345, math.MaxInt64} {
+		// (the bucket after MaxInt64's would start past it: it overflows)
+		if i := histIndex(uint64(v)); histLow(i) > v || v != math.MaxInt64 && histLow(i+1) <= v {
+			t.Errorf("%d: bucket %d is [%d, %d)", v, i, histLow(i), histLow(i+1))
+		}
+	}
+}
+
+func TestParseRedisCSV(t *testing.T) {
+	const head = `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"` + "\n"
+	tests := []struct {
+		name string
+		out  string
+		want redisBenchOut
+		err  string
+	}{
+		{"redis 7", head + `"GET","42016.80","0.759","0.160","0.583","0.943","1.607","93.503"` + "\n", redisBenchOut{42016.80, 0.583, 1.607}, ""},
+		{"columns moved", `"p99_latency_ms","test","p50_latency_ms","rps"` + "\n" + `"2","GET","1","10"` + "\n", redisBenchOut{10, 1, 2}, ""},
+		{"no GET line", head + `"SET","1","1","1","1","1","1","1"` + "\n", redisBenchOut{}, "no GET line"},
+		{"no p99", `"test","rps","p50_latency_ms"` + "\n" + `"GET","1","1"` + "\n", redisBenchOut{}, "no p99_latency_ms column"},
+		{"bad number", head + `"GET","x","1","1","1","1","1","1"` + "\n", redisBenchOut{}, "rps"},
+		{"zero rps", head + `"GET","0","1","1","1","1","1","1"` + "\n", redisBenchOut{}, "rps 0"},
+		{"empty", "", redisBenchOut{}, "0 CSV lines"},
+	}
+	for _, tt := range tests {
+		got, err := parseRedisCSV([]byte(tt.out))
+		if tt.err == "" && (err != nil || got != tt.want) || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("%s: got %+v, %v; want %+v, error containing %q", tt.name, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+// TestAddFaultTarget checks the AddFault target read from go test -bench
+// output: the worst p99 over the variants decides.
+func TestAddFaultTarget(t *testing.T) {
+	const out = `goos: linux
+BenchmarkAddFault1000/latency-2              300   43734240 ns/op   440.0 p50-µs/add   158.0 p50-µs/remove   768.0 p99-µs/add   572.0 p99-µs/remove
+BenchmarkAddFault1000/stall-2                300   43463004 ns/op   455.0 p50-µs/add   157.0 p50-µs/remove   %s p99-µs/add   393.0 p99-µs/remove
+BenchmarkBulk-2        28664   129168 ns/op   2029.49 MB/s
+PASS
+`
+	tests := []struct {
+		name, file, status, detail string
+	}{
+		{"under", fmt.Sprintf(out, "617.0"), "PASS", "768 <= 5000 µs (worst of latency 768, stall 617 µs; 300 adds each"},
+		{"over", fmt.Sprintf(out, "5001.0"), "FAIL", "5001 > 5000 µs"},
+		{"absent", "BenchmarkBulk-2   28664   129168 ns/op\n", "SKIP", "no BenchmarkAddFault1000 line"},
+		{"not given", "", "SKIP", "-gobench FILE not given"},
+	}
+	for _, tt := range tests {
+		rep := &report{cfg: &config{}}
+		if tt.file != "" {
+			rep.cfg.goBench = "bench.txt"
+			var err error
+			if rep.GoBench, err = parseGoBench(strings.NewReader(tt.file)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := rep.checkAddFault()
+		if got.Status != tt.status || !strings.Contains(got.Detail, tt.detail) {
+			t.Errorf("%s: %s %q, want %s and %q", tt.name, got.Status, got.Detail, tt.status, tt.detail)
+		}
+	}
+}
+
+// TestStretchNeverFails checks that a missed stretch goal is reported as
+// missed, not FAIL, while the target on the same figures still decides.
+func TestStretchNeverFails(t *testing.T) {
+	rps := func(v ...float64) *rpsResult { return &rpsResult{RoundsReqPerS: v} }
+	rep := &report{cfg: &config{scenarios: []string{scRPS}}, Rows: []*rowResult{
+		{Name: rowBare, RPS: rps(100, 100, 100)},
+		{Name: rowFaultlineDial, RPS: rps(120, 110, 130)},
+		{Name: rowHAProxy, RPS: rps(200, 200, 200)},
+	}}
+	rep.evaluate()
+	want := map[string]string{
+		"faultline-dial rps >= 1.1x bare":      "PASS",
+		"faultline-dial rps >= 0.9x haproxy":   "missed",
+		"faultline-dial rps >= 1.2x toxiproxy": "SKIP",
+	}
+	for _, tr := range rep.Targets {
+		if w, ok := want[tr.Target]; ok {
+			if tr.Status != w || tr.Stretch != (w == "missed") {
+				t.Errorf("%s: %s (stretch %v), want %s", tr.Target, tr.Status, tr.Stretch, w)
+			}
+			delete(want, tr.Target)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("targets missing: %v", want)
+	}
+	var b bytes.Buffer
+	rep.writeTable(&b)
+	if !strings.Contains(b.String(), "targets: 1 PASS, 0 FAIL, ") {
+		t.Errorf("table's target count wrong:\n%s", &b)
+	}
+	if !strings.Contains(b.String(), "by round 1.10-1.30x") {
+		t.Errorf("target detail lacks the by-round range 1.10-1.30x:\n%s", &b)
+	}
 }

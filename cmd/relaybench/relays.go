@@ -25,6 +25,7 @@ const (
 	rowFaultlineDial = "faultline-dial"
 	rowFaultlinePool = "faultline-pool"
 	rowHAProxy       = "haproxy"
+	rowToxiproxy     = "toxiproxy" // toxiproxy-server, a proxy with no toxic
 	rowSocat         = "socat"
 	// The fault rows relay with a zero-delay latency fault on both
 	// directions, which takes each tool off its fast path onto its
@@ -33,7 +34,7 @@ const (
 	rowToxiproxyFault = "toxiproxy-fault"
 )
 
-var allRows = []string{rowDirect, rowBare, rowBarePool, rowEpollPool, rowFaultlineDial, rowFaultlinePool, rowHAProxy, rowSocat, rowFaultlineFault, rowToxiproxyFault}
+var allRows = []string{rowDirect, rowBare, rowBarePool, rowEpollPool, rowFaultlineDial, rowFaultlinePool, rowHAProxy, rowToxiproxy, rowSocat, rowFaultlineFault, rowToxiproxyFault}
 
 // faultRows are the rows that only make sense for throughput and latency.
 var faultRows = []string{rowFaultlineFault, rowToxiproxyFault}
@@ -93,12 +94,14 @@ func relaySpecs(cfg *config) map[string]relaySpec {
 	specs[rowFaultlineFault] = relaySpec{name: rowFaultlineFault, skip: flSkip, start: func(ctx context.Context, up string) (*relay, error) {
 		return startFaultlineFault(ctx, cfg, up)
 	}}
-	if path, err := exec.LookPath("toxiproxy-server"); err != nil {
-		specs[rowToxiproxyFault] = relaySpec{name: rowToxiproxyFault, skip: "toxiproxy-server not found in PATH"}
-	} else {
-		specs[rowToxiproxyFault] = relaySpec{name: rowToxiproxyFault, start: func(ctx context.Context, up string) (*relay, error) {
-			return startToxiproxyFault(ctx, cfg, path, up)
-		}}
+	for _, row := range []string{rowToxiproxy, rowToxiproxyFault} {
+		if path, err := exec.LookPath("toxiproxy-server"); err != nil {
+			specs[row] = relaySpec{name: row, skip: "toxiproxy-server not found in PATH"}
+		} else {
+			specs[row] = relaySpec{name: row, start: func(ctx context.Context, up string) (*relay, error) {
+				return startToxiproxy(ctx, cfg, row, path, up, row == rowToxiproxyFault)
+			}}
+		}
 	}
 
 	if path, err := exec.LookPath("haproxy"); err != nil {
