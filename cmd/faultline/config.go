@@ -20,7 +20,7 @@ import (
 // file's content.
 var ErrBadConfig = errors.New("invalid config")
 
-// config is a config file (see README, "Config file"):
+// config is a config file (see README, "Config file", and testdata/faultline.yaml):
 //
 //	control: 127.0.0.1:8470
 //	token: s3cret

@@ -167,7 +167,7 @@ func demoHints(t *testing.T, p *process) (hints, addr, ctl string) {
 	return strings.Join(lines, "\n"), addr, ctl
 }
 
-// sampleConfig is the config file shown in the README.
+// sampleConfig is a config file like the README's sample.
 const sampleConfig = "testdata/faultline.yaml"
 
 func TestConfigSample(t *testing.T) {

@@ -4,8 +4,8 @@
 // control/client) both use them.
 //
 // All endpoints live under /api/v1 (Prefix). Durations are Go duration
-// strings ("150ms"). Errors are a JSON body {"error": "...", "code": "..."}
-// with the HTTP status of the matching Error. Request bodies (and
+// strings ("150ms"). Errors are a JSON body {"error": "...", "code": "...",
+// "status": N} with N the HTTP status of the response (see Error). Request bodies (and
 // websocket requests) are decoded strictly: an unknown key, a key in the
 // wrong case ("KIND" for "kind") and a key given twice are refused with
 // 400, as is any value past its bound (docs/limits.md); a proxy holds at
@@ -55,7 +55,8 @@ type Version struct {
 }
 
 // PoolSpec is a proxy's pool configuration (see proxy.PoolConfig). Zero
-// fields take the proxy's defaults; a negative number means no limit, and
+// fields take the proxy's defaults. A negative number means no limit for
+// size and the durations, and no idle connection kept for max_idle; it
 // reads back as set (not as the 0 the proxy runs it as), so that what GET
 // returns means the same when sent back. Durations are at most
 // proxy.MaxTimeout, sizes at most proxy.MaxPoolSize.
