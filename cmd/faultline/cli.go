@@ -31,7 +31,7 @@ type clientFlags struct {
 }
 
 func (cf *clientFlags) register(fs *flag.FlagSet, jsonFlag bool) {
-	fs.StringVar(&cf.url, "control", envOr(envURL, defaultURL), "URL of the faultline control API (default $"+envURL+", else "+defaultURL+")")
+	fs.StringVar(&cf.url, "control", envOr(envURL, defaultURL), "URL of the faultline control API ($"+envURL+" sets the default)")
 	fs.StringVar(&cf.token, "token", os.Getenv(envToken), "bearer token for the control API (default $"+envToken+")")
 	if jsonFlag {
 		fs.BoolVar(&cf.json, "json", false, "print JSON instead of a table")

@@ -29,8 +29,18 @@ func faultLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return listCommand(ctx, "fault ls", args, stdout, stderr, (*client.Client).Faults,
 		"NAME\tKIND\tDIR\tTARGET\tPARAMETERS",
 		func(f faults.Fault) string {
-			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", f.Name, f.Kind, f.Dir, targetText(f.Target), paramsText(f))
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", f.Name, f.Kind, dirText(f), targetText(f.Target), paramsText(f))
 		})
+}
+
+// dirText is a fault's direction, or "-" for a kind that acts on whole
+// connections or on the proxy (reset, drop-on-accept, connect-delay,
+// refuse, idle-close, stale), where the API still reports the default.
+func dirText(f faults.Fault) string {
+	if f.Kind.OneShot() || f.Kind.ProxyLevel() || f.Kind.AtConnect() {
+		return "-"
+	}
+	return string(f.Dir)
 }
 
 // targetText describes a target in a few words: "all", "ids 3,4 count 1".
