@@ -28,7 +28,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(pos) > 0 {
 		return usageError(fs, stdout, stderr, fmt.Errorf("unexpected argument %q", pos[0]))
 	}
-	if err := sf.checkHosts(); err != nil {
+	if err := sf.check(fs); err != nil {
 		return usageError(fs, stdout, stderr, err)
 	}
 	pf.name = "demo"

@@ -27,15 +27,17 @@ const usage = `usage:
                 [--pool-size N] [--pool-max-idle N] [--pool-idle-timeout D]
                 [--pool-max-lifetime D] [--dial-timeout D] [--seed N]
                 [--config FILE] [--control ADDR] [--token TOKEN] [--allow-origin URL]...
-                [--allow-host HOST]... [--insecure-control] [--toxiproxy ADDR]
-  faultline demo [--listen ADDR] [--mode dial|pool] [--control ADDR] [--token TOKEN]
-  faultline toxiproxy-server [-host HOST] [-port PORT] [-config FILE] [-seed N]
+                [--allow-host HOST]... [--insecure-control] [--toxiproxy ADDR] [--procs N]
+  faultline demo [--listen ADDR] [--mode dial|pool] [--control ADDR] [--token TOKEN] [--procs N]
+  faultline toxiproxy-server [-host HOST] [-port PORT] [-config FILE] [-seed N] [-procs N]
 
   With --config FILE (YAML), --listen and --upstream are needed only for one
   more proxy. --control defaults to 127.0.0.1:8470 (port 0 picks a free one);
   --token defaults to $FAULTLINE_TOKEN. Beyond loopback the control API needs
   a token unless --insecure-control; it answers only to loopback Host names
-  and addresses, its own address and each --allow-host.
+  and addresses, its own address and each --allow-host. The proxies run on
+  one Go processor (--procs 1, the cheapest for a test's small messages;
+  --procs 0 is Go's default, one per CPU; $GOMAXPROCS wins if --procs is not given).
 
 Against a running faultline:
   faultline proxy ls [--json]

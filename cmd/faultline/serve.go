@@ -66,6 +66,7 @@ type serverFlags struct {
 	origins  stringsFlag
 	hosts    stringsFlag
 	insecure bool
+	procs    int
 }
 
 func (sf *serverFlags) register(fs *flag.FlagSet) {
@@ -74,6 +75,16 @@ func (sf *serverFlags) register(fs *flag.FlagSet) {
 	fs.Var(&sf.origins, "allow-origin", "a browser origin allowed on the control API besides its own host, such as http://localhost:3000 (repeatable)")
 	fs.Var(&sf.hosts, "allow-host", "a Host the control API answers to besides loopback names and addresses, such as ci-runner.internal or ci-runner.internal:8470 (repeatable)")
 	fs.BoolVar(&sf.insecure, "insecure-control", false, "let the control API listen beyond loopback without a token")
+	registerProcs(fs, &sf.procs, "--")
+}
+
+// check reports a flag value the server cannot take: an --allow-host that
+// is not a host, a --procs out of range. It sets GOMAXPROCS from --procs.
+func (sf *serverFlags) check(fs *flag.FlagSet) error {
+	if err := sf.checkHosts(); err != nil {
+		return err
+	}
+	return applyProcs(fs, sf.procs, "--")
 }
 
 // checkHosts reports an --allow-host value that is not a host.
@@ -150,7 +161,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if len(pos) > 0 {
 		return usageError(fs, stdout, stderr, fmt.Errorf("unexpected argument %q", pos[0]))
 	}
-	if err := sf.checkHosts(); err != nil {
+	if err := sf.check(fs); err != nil {
 		return usageError(fs, stdout, stderr, err)
 	}
 	set := map[string]bool{}

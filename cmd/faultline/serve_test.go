@@ -19,7 +19,9 @@ import (
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "FAULTLINE_") {
+		// $GOMAXPROCS would override the binary's --procs default
+		// (TestProcs sets it where it means to).
+		if !strings.HasPrefix(kv, "FAULTLINE_") && !strings.HasPrefix(kv, "GOMAXPROCS=") {
 			env = append(env, kv)
 		}
 	}

@@ -39,6 +39,7 @@ func runToxiproxy(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		printVersion         bool
 		proxyMet, runtimeMet bool
 		hosts, origins       stringsFlag
+		procs                int
 	)
 	fs.StringVar(&host, "host", "localhost", "host for the API to listen on")
 	fs.StringVar(&port, "port", "8474", "port for the API to listen on")
@@ -49,6 +50,7 @@ func runToxiproxy(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.BoolVar(&runtimeMet, "runtime-metrics", false, "accepted for toxiproxy's sake: /metrics is always served")
 	fs.Var(&hosts, "allow-host", "a Host the API answers to besides loopback names and addresses and its own address (repeatable)")
 	fs.Var(&origins, "allow-origin", "a browser origin allowed besides the API's own (repeatable)")
+	registerProcs(fs, &procs, "-")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stdout, "%s\nflags:\n", toxiproxyUsage)
@@ -66,6 +68,10 @@ func runToxiproxy(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			fmt.Fprintf(stderr, "faultline toxiproxy-server: -allow-host %q: %v\n", h, err)
 			return exitUsage
 		}
+	}
+	if err := applyProcs(fs, procs, "-"); err != nil {
+		fmt.Fprintf(stderr, "faultline toxiproxy-server: %v\n", err)
+		return exitUsage
 	}
 	if printVersion {
 		fmt.Fprintf(stdout, "toxiproxy-server version %s (faultline %s)\n", toxiproxy.Version, versionString())

@@ -31,9 +31,10 @@
 //     ceiling for the design faultline has (two goroutines per session, Go's
 //     netpoller, a deadline to interrupt); churn only.
 //   - faultline-dial, faultline-pool: the -faultline binary, run as
-//     "run --listen 127.0.0.1:0 --upstream ADDR --mode dial|pool", with Go's
-//     default GOMAXPROCS unless -faultline-gomaxprocs N sets it (for the
-//     fault row too).
+//     "run --listen 127.0.0.1:0 --upstream ADDR --mode dial|pool", with the
+//     binary's own GOMAXPROCS (faultline run's --procs, default 1) unless
+//     -faultline-gomaxprocs N sets $GOMAXPROCS for them (for the fault row
+//     too); the other Go rows run with Go's default.
 //   - haproxy, toxiproxy, socat: when found in PATH (toxiproxy-server for
 //     toxiproxy); otherwise the row says why it was skipped. The toxiproxy
 //     row is toxiproxy-server with one proxy, made through its API, and no
@@ -216,7 +217,7 @@ type config struct {
 	redisTimeout  time.Duration
 
 	poolSize      int
-	flProcs       int // GOMAXPROCS for the faultline rows; 0: Go's default
+	flProcs       int // $GOMAXPROCS for the faultline rows; 0: the binary's own choice
 	haproxySplice bool
 	startTimeout  time.Duration
 }
@@ -256,7 +257,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.redisRequests, "redis-requests", 100000, "redis: redis-benchmark -n of the timed run, per round (after an untimed run of a tenth)")
 	fs.DurationVar(&cfg.redisTimeout, "redis-timeout", time.Minute, "redis: time limit per redis-benchmark run")
 	fs.IntVar(&cfg.poolSize, "pool-size", 64, "faultline-pool: --pool-size; bare-pool: idle connections kept")
-	fs.IntVar(&cfg.flProcs, "faultline-gomaxprocs", 0, "run the faultline rows with GOMAXPROCS set to this (0: Go's default, the CPU count)")
+	fs.IntVar(&cfg.flProcs, "faultline-gomaxprocs", 0, "run the faultline rows with $GOMAXPROCS set to this (0: unset, the binary's own choice: faultline run's --procs, default 1)")
 	fs.BoolVar(&cfg.haproxySplice, "haproxy-splice", false, "add 'option splice-auto' to the haproxy config (off: haproxy's default)")
 	fs.DurationVar(&cfg.startTimeout, "start-timeout", 10*time.Second, "time limit for a relay to start listening")
 	if err := fs.Parse(args); err != nil {

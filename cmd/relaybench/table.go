@@ -477,7 +477,9 @@ func (rep *report) notes() []string {
 		n = append(n, fmt.Sprintf("faultline-pool: --pool-size %d.", cfg.poolSize))
 	}
 	if cfg.flProcs > 0 {
-		n = append(n, fmt.Sprintf("faultline rows: GOMAXPROCS=%d (-faultline-gomaxprocs), where the other rows run with Go's default.", cfg.flProcs))
+		n = append(n, fmt.Sprintf("faultline rows: GOMAXPROCS=%d (-faultline-gomaxprocs), where the other Go rows run with Go's default.", cfg.flProcs))
+	} else if cfg.faultline != "" {
+		n = append(n, "faultline rows: the binary's own GOMAXPROCS (faultline run --procs, default 1), where the other Go rows run with Go's default (one per CPU).")
 	}
 	return n
 }
