@@ -88,7 +88,18 @@ func dialBlocking(ap netip.AddrPort) (int, error) {
 		unix.Close(fd)
 		return -1, fmt.Errorf("setsockopt SO_SNDTIMEO: %w", err)
 	}
-	if err := unix.Connect(fd, sa); err != nil {
+	// A signal (the Go runtime preempts with SIGURG) interrupts a blocked
+	// connect with EINTR while the kernel goes on connecting: ask again,
+	// which answers EALREADY until it is done, then EISCONN.
+	for deadline := time.Now().Add(dialTimeout); ; {
+		err := unix.Connect(fd, sa)
+		if err == nil || err == unix.EISCONN {
+			break
+		}
+		if (err == unix.EINTR || err == unix.EALREADY) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+			continue
+		}
 		unix.Close(fd)
 		return -1, fmt.Errorf("connect %s: %w", ap, err)
 	}
