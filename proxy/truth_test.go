@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -22,12 +23,7 @@ import (
 // bytes down) unless the row says otherwise; a drive waits for the events
 // that order what it does next, so that the whole log is determined.
 func TestEventTruth(t *testing.T) {
-	tests := []struct {
-		name  string
-		mode  Mode
-		drive func(t *testing.T, x *truthRun)
-		want  []string
-	}{
+	tests := []truthCase{
 		// Dial mode: a FIN is relayed as a FIN, an RST as an RST.
 		{
 			name: "client FIN", mode: ModeDial,
@@ -522,56 +518,8 @@ func TestEventTruth(t *testing.T) {
 				"closed by=client how=FIN bytes_up=0 bytes_down=0",
 			},
 		},
-		{
-			// A stale fault with no target makes the idle pool stale:
-			// the next session's borrow probes the idle connection,
-			// finds what the fault did to it, discards it as stale and
-			// dials; the client never sees it.
-			name: "stale eof fault on an idle connection", mode: ModePool,
-			drive: func(t *testing.T, x *truthRun) {
-				x.start(t)
-				closeConn(t, x.c)
-				x.wait(t, EventClosed)
-				x.add(t, faults.Stale(faults.StaleEOF))
-				x.start(t)
-				closeConn(t, x.c)
-				x.ev.waitKind(t, EventClosed, 2)
-			},
-			want: []string{
-				"accepted", "dialed", "borrowed reused=false",
-				"interrupted", "released",
-				"closed by=client how=FIN bytes_up=5 bytes_down=6",
-				"fault-fired stale",
-				"accepted", "discarded reason=stale", "dialed", "borrowed reused=false",
-				"interrupted", "released",
-				"closed by=client how=FIN bytes_up=5 bytes_down=6",
-			},
-		},
-		{
-			// A stale fault with no target makes the idle pool stale:
-			// the next session's borrow probes the idle connection,
-			// finds what the fault did to it, discards it as stale and
-			// dials; the client never sees it.
-			name: "stale reset fault on an idle connection", mode: ModePool,
-			drive: func(t *testing.T, x *truthRun) {
-				x.start(t)
-				closeConn(t, x.c)
-				x.wait(t, EventClosed)
-				x.add(t, faults.Stale(faults.StaleReset))
-				x.start(t)
-				closeConn(t, x.c)
-				x.ev.waitKind(t, EventClosed, 2)
-			},
-			want: []string{
-				"accepted", "dialed", "borrowed reused=false",
-				"interrupted", "released",
-				"closed by=client how=FIN bytes_up=5 bytes_down=6",
-				"fault-fired stale",
-				"accepted", "discarded reason=stale", "dialed", "borrowed reused=false",
-				"interrupted", "released",
-				"closed by=client how=FIN bytes_up=5 bytes_down=6",
-			},
-		},
+		staleIdleRow(faults.StaleEOF),
+		staleIdleRow(faults.StaleReset),
 		{
 			name: "drop-on-accept fault", mode: ModePool,
 			drive: func(t *testing.T, x *truthRun) {
@@ -865,5 +813,42 @@ func closeConn(t *testing.T, c *net.TCPConn) {
 	t.Helper()
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
+	}
+}
+
+// truthCase is a row of TestEventTruth: a drive of a fresh proxy in mode
+// and the events it must produce.
+type truthCase struct {
+	name  string
+	mode  Mode
+	drive func(t *testing.T, x *truthRun)
+	want  []string
+}
+
+// staleIdleRow is the truth table's row for a stale fault of mode with no
+// target: it makes the idle pool stale, and the next session's borrow
+// probes the idle connection, finds what the fault did to it, discards it
+// as stale and dials; the client never sees it.
+func staleIdleRow(mode faults.StaleMode) truthCase {
+	return truthCase{
+		name: fmt.Sprintf("stale %s fault on an idle connection", mode), mode: ModePool,
+		drive: func(t *testing.T, x *truthRun) {
+			x.start(t)
+			closeConn(t, x.c)
+			x.wait(t, EventClosed)
+			x.add(t, faults.Stale(mode))
+			x.start(t)
+			closeConn(t, x.c)
+			x.ev.waitKind(t, EventClosed, 2)
+		},
+		want: []string{
+			"accepted", "dialed", "borrowed reused=false",
+			"interrupted", "released",
+			"closed by=client how=FIN bytes_up=5 bytes_down=6",
+			"fault-fired stale",
+			"accepted", "discarded reason=stale", "dialed", "borrowed reused=false",
+			"interrupted", "released",
+			"closed by=client how=FIN bytes_up=5 bytes_down=6",
+		},
 	}
 }

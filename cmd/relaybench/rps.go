@@ -96,18 +96,7 @@ func runRPS(ctx context.Context, r *relay, echo *rpsEcho, loops, conns, size int
 			timed += t
 		})
 	}
-	wait := func(d time.Duration) error {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-failed:
-			return errLoopEnded
-		}
-	}
+	wait := func(d time.Duration) error { return sleepOr(ctx, d, failed) }
 
 	// The clock starts once every connection is open.
 	ready := make(chan struct{})

@@ -284,7 +284,11 @@ func runMem(ctx context.Context, cfg *config, r *relay) (memSample, error) {
 	return ms, err
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+func sleepCtx(ctx context.Context, d time.Duration) error { return sleepOr(ctx, d, nil) }
+
+// sleepOr waits d, or until ctx is done (its error) or failed is closed
+// (errLoopEnded; nil: never).
+func sleepOr(ctx context.Context, d time.Duration, failed <-chan struct{}) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -292,6 +296,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-failed:
+		return errLoopEnded
 	}
 }
 
