@@ -25,8 +25,10 @@ bench: build
 
 ## soak: the chaos soak at full size, 1 to 1.5 minutes on 2 CPUs (make test runs a 2,000-connection one); SOAKFLAGS=-seed 7 etc.
 SOAKFLAGS ?=
+# (its whole report is also kept in bin/soak-last.txt, so a failure's details survive a filtered terminal)
+soak: SHELL := /bin/bash
 soak: build
-	$(GO) run ./cmd/soak -faultline ./$(BIN) $(SOAKFLAGS)
+	set -o pipefail; $(GO) run ./cmd/soak -faultline ./$(BIN) $(SOAKFLAGS) 2>&1 | tee bin/soak-last.txt
 
 ## matrix: run the client matrix against the real servers (.ci/servers) and rewrite docs/clients.md's table from it
 matrix:
