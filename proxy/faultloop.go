@@ -811,12 +811,7 @@ func (s *session) relayQueued(l *loop, pub *chain, chunk int) error {
 		n, err = io.ReadFull(l.src, (*bp)[:q])
 	}
 	if n > 0 {
-		s.noteExchange(l)
-		mv := s.beforeMove()
-		w, werr := l.dst.Write((*bp)[:n])
-		l.n.Add(int64(w))
-		l.afterMove(mv, int64(w))
-		if werr != nil {
+		if werr := s.write(l, (*bp)[:n]); werr != nil {
 			err = werr
 		}
 	}
@@ -876,16 +871,11 @@ func (s *session) writeOut(l *loop, c *chain, b []byte) error {
 			piece = c.slice.pieceSize()
 		}
 		k := min(piece, len(b))
-		s.noteExchange(l)
-		mv := s.beforeMove()
-		w, err := l.dst.Write(b[:k])
-		l.n.Add(int64(w))
-		l.afterMove(mv, int64(w))
-		if err != nil {
+		if err := s.write(l, b[:k]); err != nil {
 			return err
 		}
 		b = b[k:]
-		if err := s.pace(l, c, int64(w)); err != nil {
+		if err := s.pace(l, c, int64(k)); err != nil { // all k written: write returned no error
 			return err
 		}
 		if c.slice != nil && c.slice.f.Delay > 0 && len(b) > 0 {
@@ -903,6 +893,17 @@ func (s *session) writeOut(l *loop, c *chain, b []byte) error {
 // write began, so it is numbered after the request; and a request the
 // client sends once it has read a reply is numbered after that reply.
 // Only pool mode keeps the order.
+// write writes b to l's destination, counts what it wrote, and stamps
+// the write for the pool's judge and the exchange count.
+func (s *session) write(l *loop, b []byte) error {
+	s.noteExchange(l)
+	mv := s.beforeMove()
+	w, err := l.dst.Write(b)
+	l.n.Add(int64(w))
+	l.afterMove(mv, int64(w))
+	return err
+}
+
 func (s *session) beforeMove() uint64 {
 	if s.p.pool == nil {
 		return 0
