@@ -887,23 +887,30 @@ func (s *session) writeOut(l *loop, c *chain, b []byte) error {
 	return nil
 }
 
+// write writes b to l's destination, counts what it wrote, and stamps
+// the write for the pool's judge and the exchange count.
+func (s *session) write(l *loop, b []byte) error {
+	s.noteExchange(l)
+	mv := s.beforeMove()
+	if l.w == nil {
+		rw, err := newRawWriter(l.dst)
+		if err != nil {
+			return err
+		}
+		l.w = rw
+	}
+	w, err := l.w.write(b)
+	l.n.Add(int64(w))
+	l.afterMove(mv, int64(w))
+	return err
+}
+
 // beforeMove and afterMove stamp a write of w bytes by l with its place in
 // the session's order of writes (see loop.lastMove). Each loop takes its
 // number before it writes: a reply can only be read after the request's
 // write began, so it is numbered after the request; and a request the
 // client sends once it has read a reply is numbered after that reply.
 // Only pool mode keeps the order.
-// write writes b to l's destination, counts what it wrote, and stamps
-// the write for the pool's judge and the exchange count.
-func (s *session) write(l *loop, b []byte) error {
-	s.noteExchange(l)
-	mv := s.beforeMove()
-	w, err := l.dst.Write(b)
-	l.n.Add(int64(w))
-	l.afterMove(mv, int64(w))
-	return err
-}
-
 func (s *session) beforeMove() uint64 {
 	if s.p.pool == nil {
 		return 0

@@ -89,6 +89,7 @@ type loop struct {
 	finSent    atomic.Bool            // the proxy sent FIN on dst (relayed, or a half-close fault's); see blame
 	early      error                  // an error recheck saw, which the loop ends with; owned by the loop's goroutine
 	checking   bool                   // the loop checks its chain under mu before it notes a byte (spliceChunk); guarded by the session's mu
+	w          *rawWriter             // writes to dst (session.write); owned by the loop
 	noter      *queueNoter            // waits for src's bytes and counts them; owned by the loop
 	lr         io.LimitedReader       // what spliceChunk hands to ReadFrom, kept so that it does not allocate; owned by the loop
 	bulk       bool                   // the no-fault path's last take filled its buffer: count and splice (see relayQueued); owned by the loop

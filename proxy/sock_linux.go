@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net"
+	"os"
 	"syscall"
 	"time"
 	"unsafe"
@@ -193,6 +195,15 @@ func waitReadable(c *net.TCPConn) (waited bool, err error) {
 	return calls > 1, err
 }
 
+// The calls below, and rawWriter's, are raw syscalls (RawSyscall: the
+// scheduler is not told): each is on a non-blocking socket and returns in
+// microseconds. Telling the scheduler (Syscall) costs more than such a call
+// does and, with one Go processor (faultline run's default), lets sysmon
+// hand the processor to another thread whenever the kernel deschedules
+// this one inside the call: on a machine whose CPUs are all busy, two
+// threads then took turns running the relay, each handover a futex wake
+// and a context switch (docs/benchmarks.md).
+
 // peekQueued returns how many bytes wait unread in the socket fd, without
 // consuming or copying them and without blocking, in one syscall: recv(2)
 // with MSG_PEEK|MSG_TRUNC|MSG_DONTWAIT, which on TCP counts the bytes it
@@ -200,7 +211,7 @@ func waitReadable(c *net.TCPConn) (waited bool, err error) {
 // EAGAIN that nothing is queued; a socket error such as ECONNRESET is
 // returned, and cleared by the call.
 func peekQueued(fd uintptr) (int, error) {
-	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, 0, 1<<30,
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, fd, 0, 1<<30,
 		unix.MSG_PEEK|unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
 	if errno != 0 {
 		return 0, errno
@@ -212,7 +223,7 @@ func peekQueued(fd uintptr) (int, error) {
 // MSG_DONTWAIT). Unlike unix.Recvfrom it asks for no source address, so
 // it allocates nothing: it runs on every chunk of a fault loop.
 func peek(fd uintptr, b []byte) (int, error) {
-	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
 		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
 	if errno != 0 {
 		return 0, errno
@@ -303,10 +314,71 @@ func idleFor(c *net.TCPConn) time.Duration {
 // (recv(2) with MSG_DONTWAIT): 0 means EOF, EAGAIN that nothing is queued.
 // Like peek, it asks for no source address, so it allocates nothing.
 func recvNow(fd uintptr, b []byte) (int, error) {
-	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
 		unix.MSG_DONTWAIT, 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
 	return int(n), nil
+}
+
+// rawWriter writes to one socket the way (*net.TCPConn).Write does (all of
+// b, waiting for room in the send buffer while honouring the write
+// deadline, errors of the same shape: a *net.OpError with Op "write"), but
+// with raw write(2) calls (see peekQueued). A loop keeps one for its
+// destination; it allocates nothing per write.
+type rawWriter struct {
+	c   *net.TCPConn
+	rc  syscall.RawConn
+	b   []byte // what is left to write
+	n   int    // written so far
+	err error  // the write(2) error that ended the write
+	fn  func(fd uintptr) bool
+}
+
+func newRawWriter(c *net.TCPConn) (*rawWriter, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	w := &rawWriter{c: c, rc: rc}
+	w.fn = func(fd uintptr) bool {
+		for len(w.b) > 0 {
+			n, _, errno := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&w.b[0])), uintptr(len(w.b)))
+			switch {
+			case errno == unix.EINTR:
+			case errno == unix.EAGAIN:
+				return false // wait until writable, then call again
+			case errno != 0:
+				w.err = os.NewSyscallError("write", errno)
+				return true
+			case n == 0:
+				w.err = io.ErrUnexpectedEOF // as internal/poll says of a write of nothing
+				return true
+			default:
+				w.n += int(n)
+				w.b = w.b[n:]
+			}
+		}
+		return true
+	}
+	return w, nil
+}
+
+// write writes all of b, or returns why not with how much was written.
+func (w *rawWriter) write(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	w.b, w.n, w.err = b, 0, nil
+	err := w.rc.Write(w.fn)
+	n := w.n
+	w.b = nil
+	switch op, ok := errors.AsType[*net.OpError](err); {
+	case ok:
+		op.Op = "write" // a deadline or a close, met while waiting: "raw-write" to net
+	case err == nil && w.err != nil:
+		err = &net.OpError{Op: "write", Net: "tcp", Source: w.c.LocalAddr(), Addr: w.c.RemoteAddr(), Err: w.err}
+	}
+	return n, err
 }
