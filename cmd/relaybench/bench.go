@@ -37,6 +37,7 @@ type scenario struct {
 	name     string
 	upstream func(*upstreams) string
 	pin      bool // harness and relay share one CPU (-ping-cpu)
+	passes   bool // runs -passes times per round, each 1/passes as long (passCfg)
 	run      func(ctx context.Context, cfg *config, ups *upstreams, r *relay, row *rowResult) (summary string, err error)
 	// skip says why the scenario cannot run at all, if it cannot.
 	skip func(*upstreams) string
@@ -47,9 +48,9 @@ var scenarios = []scenario{
 	{name: scPing, upstream: echoUpstream, pin: true, run: recordPing},
 	{name: scChurn, upstream: echoUpstream, run: recordChurn},
 	{name: scMem, upstream: echoUpstream, run: recordMem},
-	{name: scRPS, upstream: rpsUpstream, run: recordRPS},
-	{name: scRPS1k, upstream: rpsUpstream, run: recordRPS1k},
-	{name: scRedis, upstream: redisUpstream, run: recordRedis, skip: func(u *upstreams) string { return u.redisSkip }},
+	{name: scRPS, upstream: rpsUpstream, passes: true, run: recordRPS},
+	{name: scRPS1k, upstream: rpsUpstream, passes: true, run: recordRPS1k},
+	{name: scRedis, upstream: redisUpstream, passes: true, run: recordRedis, skip: func(u *upstreams) string { return u.redisSkip }},
 }
 
 func bulkUpstream(u *upstreams) string  { return u.bulk.Addr() }
@@ -209,11 +210,17 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	for round := 1; round <= cfg.rounds && ctx.Err() == nil; round++ {
 		fmt.Fprintf(stderr, "round %d of %d\n", round, cfg.rounds)
 		for _, sc := range scenarios {
-			for _, row := range rep.Rows {
-				if ctx.Err() != nil || !wanted(cfg, ups, row, sc) {
-					continue
+			scfg, passes := cfg, 1
+			if sc.passes {
+				scfg, passes = passCfg(cfg), cfg.passes
+			}
+			for range passes {
+				for _, row := range rep.Rows {
+					if ctx.Err() != nil || !wanted(cfg, ups, row, sc) {
+						continue
+					}
+					runScenario(ctx, scfg, specs[row.Name], sc, ups, row, stderr)
 				}
-				runScenario(ctx, cfg, specs[row.Name], sc, ups, row, stderr)
 			}
 		}
 	}
@@ -229,6 +236,20 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("interrupted: %w", context.Cause(ctx))
 	}
 	return nil
+}
+
+// passCfg is cfg for one pass of a request scenario: its timed part
+// (-rps-duration, -redis-requests) divided by -passes. Each pass is one
+// sample of the scenario, as a round is of the others: the rows of a pass
+// run a few seconds apart, where over a whole round they ran tens of
+// seconds apart, and this machine's speed was seen to drift by a quarter
+// within a round (the harness's own CPU per request, the same work in
+// every row, went from 20 to 32 µs).
+func passCfg(cfg *config) *config {
+	c := *cfg
+	c.rpsDuration = cfg.rpsDuration / time.Duration(cfg.passes)
+	c.redisRequests = cfg.redisRequests / cfg.passes
+	return &c
 }
 
 // wanted says whether sc runs for row in this round, and records why not
@@ -334,3 +355,6 @@ func (r *rowResult) note(s string) {
 		r.Notes = append(r.Notes, s)
 	}
 }
+
+// passCount is -passes, or 1 for a config built without flags.
+func (c *config) passCount() int { return max(c.passes, 1) }

@@ -52,8 +52,13 @@
 // relay share the machine's CPUs alike in every row.
 //
 // The run is made of -rounds rounds; each round runs every scenario once for
-// every row, rows interleaved, and the table shows the median over rounds.
-// Drift of the machine during the run thus spreads over all rows.
+// every row, rows interleaved, and the request scenarios (rps, rps1k,
+// redis) -passes times (3), each pass over all rows with a third of the
+// timed part (-rps-duration, -redis-requests); the table shows the median
+// over runs. Drift of the machine during the run thus spreads over all
+// rows, and the rows of one pass run seconds apart, not tens of seconds:
+// on a shared 2-CPU VM the machine's speed was seen to move by a quarter
+// within one round.
 //
 // # Scenarios (columns)
 //
@@ -216,6 +221,10 @@ type config struct {
 	redisRequests int
 	redisTimeout  time.Duration
 
+	// passes: the request scenarios (rps, rps1k, redis) run this many
+	// times per round, rows interleaved, each 1/passes as long.
+	passes int
+
 	poolSize      int
 	flProcs       int // $GOMAXPROCS for the faultline rows; 0: the binary's own choice
 	haproxySplice bool
@@ -256,6 +265,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.redisConns, "redis-conns", 50, "redis: redis-benchmark -c, concurrent connections")
 	fs.IntVar(&cfg.redisRequests, "redis-requests", 100000, "redis: redis-benchmark -n of the timed run, per round (after an untimed run of a tenth)")
 	fs.DurationVar(&cfg.redisTimeout, "redis-timeout", time.Minute, "redis: time limit per redis-benchmark run")
+	fs.IntVar(&cfg.passes, "passes", 3, "rps, rps1k, redis: passes over the rows per round, each with 1/passes of -rps-duration or -redis-requests (rows closer in time: less drift of the machine between them)")
 	fs.IntVar(&cfg.poolSize, "pool-size", 64, "faultline-pool: --pool-size; bare-pool: idle connections kept")
 	fs.IntVar(&cfg.flProcs, "faultline-gomaxprocs", 0, "run the faultline rows with $GOMAXPROCS set to this (0: unset, the binary's own choice: faultline run's --procs, default 1)")
 	fs.BoolVar(&cfg.haproxySplice, "haproxy-splice", false, "add 'option splice-auto' to the haproxy config (off: haproxy's default)")
@@ -283,6 +293,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"rps-duration":   func() { cfg.rpsDuration = 300 * time.Millisecond },
 			"redis-conns":    func() { cfg.redisConns = 8 },
 			"redis-requests": func() { cfg.redisRequests = 2000 },
+			"passes":         func() { cfg.passes = 1 },
 		}
 		for name, apply := range quick {
 			if !set[name] {
@@ -317,6 +328,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		{"-rps-warmup", cfg.rpsWarmup >= 0},
 		{"-redis-conns", cfg.redisConns > 0},
 		{"-redis-requests", cfg.redisRequests > 0},
+		{"-passes", cfg.passes > 0 && cfg.redisRequests/cfg.passes > 0},
 		{"-pool-size", cfg.poolSize > 0},
 		{"-faultline-gomaxprocs", cfg.flProcs >= 0},
 		{"-bulk-timeout, -ping-timeout, -churn-duration, -mem-open-timeout, -rps-duration, -redis-timeout, -start-timeout",

@@ -441,13 +441,14 @@ func testPoolRowReuses(t *testing.T, row string) {
 
 // TestQuickRequests runs the request scenarios in quick mode on the rows
 // that need nothing installed (redis: when installed; else its cells must
-// say skip) and checks their figures are there and consistent.
+// say skip) and checks their figures are there and consistent, with two
+// passes per round: a sample from each.
 func TestQuickRequests(t *testing.T) {
 	jsonPath := filepath.Join(t.TempDir(), "out.json")
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := run(ctx, []string{"-quick", "-rows", "direct,bare,bare-pool", "-scenarios", "rps,rps1k,redis", "-json", jsonPath}, &stdout, &stderr); err != nil {
+	if err := run(ctx, []string{"-quick", "-passes", "2", "-rows", "direct,bare,bare-pool", "-scenarios", "rps,rps1k,redis", "-json", jsonPath}, &stdout, &stderr); err != nil {
 		t.Fatalf("run: %v\nstderr:\n%s", err, &stderr)
 	}
 	t.Logf("table:\n%s", &stdout)
@@ -473,14 +474,14 @@ func TestQuickRequests(t *testing.T) {
 			switch res := x.res; {
 			case res == nil:
 				t.Errorf("%s %s: no result", r.Name, x.name)
-			case res.ReqPerS <= 0 || len(res.RoundsReqs) != 1 || res.RoundsReqs[0] <= 0:
+			case res.ReqPerS <= 0 || len(res.RoundsReqs) != 2 || slices.Min(res.RoundsReqs) <= 0:
 				t.Errorf("%s %s: %+v, want positive req/s and requests", r.Name, x.name, *res)
 			case res.P50us <= 0 || res.P99us < res.P50us:
 				t.Errorf("%s %s: p50 %v, p99 %v, want 0 < p50 <= p99", r.Name, x.name, res.P50us, res.P99us)
 			case res.Conns != 8 || res.Size != x.size:
 				t.Errorf("%s %s: %d conns of %d B, want 8 of %d", r.Name, x.name, res.Conns, res.Size, x.size)
-			case (r.Name == rowBare) != (len(res.RoundsCPUus) == 1):
-				t.Errorf("%s %s: relay CPU per request %v, want one for bare, none for direct", r.Name, x.name, res.RoundsCPUus)
+			case (r.Name == rowBare) != (len(res.RoundsCPUus) == 2):
+				t.Errorf("%s %s: relay CPU per request %v, want one per pass for bare, none for direct", r.Name, x.name, res.RoundsCPUus)
 			}
 		}
 		if redisSkip != "" {
@@ -489,8 +490,8 @@ func TestQuickRequests(t *testing.T) {
 			}
 			continue
 		}
-		if x := r.Redis; x == nil || x.ReqPerS <= 0 || x.P99us < x.P50us || x.Requests != 2000 || x.Conns != 8 {
-			t.Errorf("%s redis: %+v, want positive req/s over 2000 requests on 8 conns", r.Name, x)
+		if x := r.Redis; x == nil || x.ReqPerS <= 0 || x.P99us < x.P50us || x.Requests != 1000 || len(x.RoundsReqPerS) != 2 || x.Conns != 8 {
+			t.Errorf("%s redis: %+v, want positive req/s over two passes of 1000 requests on 8 conns", r.Name, x)
 		}
 	}
 	if pool := rep.Rows[2]; pool.RPS != nil || pool.NotRun[scRPS] == "" {
@@ -712,7 +713,7 @@ func TestStretchNeverFails(t *testing.T) {
 	if !strings.Contains(b.String(), "targets: 1 PASS, 0 FAIL, ") {
 		t.Errorf("table's target count wrong:\n%s", &b)
 	}
-	if !strings.Contains(b.String(), "by round 1.10-1.30x") {
+	if !strings.Contains(b.String(), "by run 1.10-1.30x") {
 		t.Errorf("target detail lacks the by-round range 1.10-1.30x:\n%s", &b)
 	}
 }

@@ -408,9 +408,12 @@ func (rep *report) notes() []string {
 	}
 	n := []string{
 		fmt.Sprintf("Rounds: %d. Each round runs every scenario once for every row, rows interleaved, in a fresh "+
-			"relay process each time; the table shows the median over rounds (per-round figures are in -json). "+
-			"The load generator and the upstream servers (echo; bulk source/sink) run "+
-			"inside the harness process, so harness and relay share the machine's CPUs in every row.", cfg.rounds),
+			"relay process each time, and the request scenarios (rps, rps1k, redis) %d times (passes), each pass "+
+			"1/%d as long; the table shows the median over runs (%d per row for bulk to mem, %d for the request "+
+			"scenarios; per-run figures are in -json), and \"by run\" the range of a row's ratio to the reference "+
+			"over runs made side by side. The load generator and the upstream servers (echo; bulk source/sink) run "+
+			"inside the harness process, so harness and relay share the machine's CPUs in every row.",
+			cfg.rounds, cfg.passCount(), cfg.passCount(), cfg.rounds, cfg.rounds*cfg.passCount()),
 		fmt.Sprintf("bulk: one connection, %d MiB client->upstream and %d MiB upstream->client at the same time; "+
 			"MB/s = bytes of both directions / wall time (1 MB = 10^6 B); one timed run per round after an untimed "+
 			"warm-up; byte count and CRC-32C checked at both ends.", cfg.bulkBytes>>20, cfg.bulkBytes>>20),
@@ -430,20 +433,20 @@ func (rep *report) notes() []string {
 		n = append(n, fmt.Sprintf("rps, rps1k: %d connections opened first, then each does strictly sequential round trips "+
 			"(write a %d B (rps) or %d B (rps1k) request, read its echo in full, check it); load generator and echo "+
 			"upstream are %d epoll event loop(s) on locked OS threads in the harness, no allocation per round trip; "+
-			"per round %v untimed, then %v timed; req/s = round trips completed in the timed part, over all "+
+			"per run %v untimed, then %v timed; req/s = round trips completed in the timed part, over all "+
 			"connections / its length; p50/p99 (nearest rank, within 1%%) of those round trips' latency at the "+
 			"client; cpu/req = the relay's CPU time over the timed part (as for churn) / round trips, in µs.",
-			cfg.rpsConns, rpsSize, rps1kSize, cfg.rpsLoops, cfg.rpsWarmup, cfg.rpsDuration))
+			cfg.rpsConns, rpsSize, rps1kSize, cfg.rpsLoops, cfg.rpsWarmup, cfg.rpsDuration/time.Duration(cfg.passCount())))
 	}
 	if h := rep.harnessNote(); h != "" {
 		n = append(n, h)
 	}
 	if slices.Contains(cfg.scenarios, scRedis) {
 		n = append(n, fmt.Sprintf("redis: relaybench starts its own redis-server (127.0.0.1, a free port, --save \"\" "+
-			"--appendonly no) for the run; per row and round, redis-benchmark -c %d -n %d -t get -q --csv runs through "+
+			"--appendonly no) for the run; per row and run, redis-benchmark -c %d -n %d -t get -q --csv runs through "+
 			"the relay after an untimed run of -n %d; req/s, p50 and p99 are redis-benchmark's; relaybench checks "+
 			"from the server's total_commands_processed that the requests reached it; cpu/req = the relay's CPU "+
-			"time over the timed run / requests, in µs.", cfg.redisConns, cfg.redisRequests, max(cfg.redisRequests/10, cfg.redisConns)))
+			"time over the timed run / requests, in µs.", cfg.redisConns, cfg.redisRequests/cfg.passCount(), max(cfg.redisRequests/cfg.passCount()/10, cfg.redisConns)))
 	}
 	if r := rep.row(rowHAProxy); r != nil && r.Skipped == "" {
 		splice := "no splice (haproxy's default)"
@@ -618,8 +621,9 @@ func wrap(s string, width int, indent string) string {
 	return b.String()
 }
 
-// roundRatios describes the spread of row/ref over rounds, pairing the
-// samples of the same round, as a hint of how much noise the ratio has.
+// roundRatios describes the spread of row/ref over runs, pairing the
+// samples of the same round (or pass), as a hint of how much noise the
+// ratio has.
 func (rep *report) roundRatios(row, ref string, mt metric) string {
 	a, b := mt.rounds(rep.row(row)), mt.rounds(rep.row(ref))
 	if len(a) < 2 || len(a) != len(b) {
@@ -634,7 +638,7 @@ func (rep *report) roundRatios(row, ref string, mt metric) string {
 	if len(q) < 2 {
 		return ""
 	}
-	return fmt.Sprintf("; by round %.2f-%.2fx", slices.Min(q), slices.Max(q))
+	return fmt.Sprintf("; by run %.2f-%.2fx", slices.Min(q), slices.Max(q))
 }
 
 // harnessNote says what the rps harness reached alone (the direct row) and
