@@ -717,3 +717,21 @@ func TestStretchNeverFails(t *testing.T) {
 		t.Errorf("target detail lacks the by-round range 1.10-1.30x:\n%s", &b)
 	}
 }
+
+// TestHarnessNoteDrift: the harness's CPU per request is the same work in
+// every run, so the note gives its range over all runs as the machine's
+// drift.
+func TestHarnessNoteDrift(t *testing.T) {
+	x := func(med float64, runs ...float64) *rpsResult {
+		return &rpsResult{ReqPerS: 1, HarnessCPUus: med, RoundsHarnessCPUus: runs}
+	}
+	rep := &report{cfg: &config{}, Rows: []*rowResult{
+		{Name: rowDirect, RPS: x(10, 10, 10)},
+		{Name: rowBare, RPS: x(20, 18, 20, 36)},
+		{Name: rowFaultlineDial, RPS: x(19, 19, 24, 17)},
+	}}
+	got := rep.harnessNote()
+	if want := "run by run it used 17.0-36.0 µs (2.12x)"; !strings.Contains(got, want) {
+		t.Errorf("note %q lacks %q", got, want)
+	}
+}

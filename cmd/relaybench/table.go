@@ -647,6 +647,7 @@ func (rep *report) roundRatios(row, ref string, mt metric) string {
 func (rep *report) harnessNote() string {
 	var direct string
 	var lo, hi float64
+	var runs []float64 // every run's, of every relay row
 	for _, r := range rep.Rows {
 		x := r.RPS
 		if x == nil || len(x.RoundsHarnessCPUus) == 0 || r.Errors[scRPS] != "" {
@@ -660,6 +661,7 @@ func (rep *report) harnessNote() string {
 			lo = x.HarnessCPUus
 		}
 		hi = max(hi, x.HarnessCPUus)
+		runs = append(runs, x.RoundsHarnessCPUus...)
 	}
 	if direct == "" && hi == 0 {
 		return ""
@@ -673,6 +675,12 @@ func (rep *report) harnessNote() string {
 	}
 	if hi > 0 {
 		s += fmt.Sprintf("through the relays it used %.1f-%.1f µs of CPU per request, which the relay's CPU adds to on the same CPUs", lo, hi)
+	}
+	if len(runs) > 1 && slices.Min(runs) > 0 {
+		// The harness does the same work per request in every run: how
+		// far its cost moves is how far the machine's speed did.
+		s += fmt.Sprintf("; run by run it used %.1f-%.1f µs (%.2fx): the machine's own drift, which the \"by run\" ranges carry",
+			slices.Min(runs), slices.Max(runs), slices.Max(runs)/slices.Min(runs))
 	}
 	return s + "."
 }
