@@ -247,7 +247,7 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 // every row, went from 20 to 32 µs).
 func passCfg(cfg *config) *config {
 	c := *cfg
-	c.rpsDuration = cfg.rpsDuration / time.Duration(cfg.passes)
+	c.rpsDuration = cfg.passDuration()
 	c.redisRequests = cfg.redisRequests / cfg.passes
 	return &c
 }
@@ -358,3 +358,8 @@ func (r *rowResult) note(s string) {
 
 // passCount is -passes, or 1 for a config built without flags.
 func (c *config) passCount() int { return max(c.passes, 1) }
+
+// passDuration is the timed part of one pass of rps or rps1k.
+func (c *config) passDuration() time.Duration {
+	return (c.rpsDuration / time.Duration(c.passCount())).Round(time.Millisecond)
+}

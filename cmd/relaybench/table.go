@@ -436,7 +436,7 @@ func (rep *report) notes() []string {
 			"per run %v untimed, then %v timed; req/s = round trips completed in the timed part, over all "+
 			"connections / its length; p50/p99 (nearest rank, within 1%%) of those round trips' latency at the "+
 			"client; cpu/req = the relay's CPU time over the timed part (as for churn) / round trips, in µs.",
-			cfg.rpsConns, rpsSize, rps1kSize, cfg.rpsLoops, cfg.rpsWarmup, cfg.rpsDuration/time.Duration(cfg.passCount())))
+			cfg.rpsConns, rpsSize, rps1kSize, cfg.rpsLoops, cfg.rpsWarmup, cfg.passDuration()))
 	}
 	if h := rep.harnessNote(); h != "" {
 		n = append(n, h)
