@@ -1,6 +1,6 @@
 // Command relaybench measures faultline's relay against a bare Go relay,
 // haproxy, toxiproxy and socat, on loopback, in one run that ends by itself
-// (about six to seven minutes with the defaults and every row on 2 CPUs).
+// (about nine and a half minutes with the defaults and every row on 2 CPUs).
 //
 //	go build -o /tmp/faultline ./cmd/faultline
 //	go run ./cmd/relaybench -faultline /tmp/faultline [-json out.json]
