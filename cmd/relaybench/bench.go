@@ -210,6 +210,16 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	for round := 1; round <= cfg.rounds && ctx.Err() == nil; round++ {
 		fmt.Fprintf(stderr, "round %d of %d\n", round, cfg.rounds)
 		for _, sc := range scenarios {
+			if (sc.name == scRPS || sc.name == scRPS1k) && cfg.rpsSlice > 0 {
+				var rows []*rowResult
+				for _, row := range rep.Rows {
+					if ctx.Err() == nil && wanted(cfg, ups, row, sc) {
+						rows = append(rows, row)
+					}
+				}
+				runInterleaved(ctx, cfg, specs, sc, rows, stderr)
+				continue
+			}
 			scfg, passes := cfg, 1
 			if sc.passes {
 				scfg, passes = passCfg(cfg), cfg.passes

@@ -58,7 +58,13 @@
 // over runs. Drift of the machine during the run thus spreads over all
 // rows, and the rows of one pass run seconds apart, not tens of seconds:
 // on a shared 2-CPU VM the machine's speed was seen to move by a quarter
-// within one round.
+// within one round. rps and rps1k go further (-rps-slice, 200ms; 0: in
+// passes like redis): every row's relay is started at once, each with its
+// own echo upstream and event loop, and the rows take turns of 200 ms
+// until each had its -rps-duration, so rows are compared a fraction of a
+// second apart (interleave.go). In one run on that VM this narrowed
+// faultline-dial's rps ratio to the bare relay from 1.06-1.51x by run
+// (passes) to 1.16-1.26x.
 //
 // # Scenarios (columns)
 //
@@ -216,6 +222,7 @@ type config struct {
 	rpsLoops    int
 	rpsWarmup   time.Duration
 	rpsDuration time.Duration
+	rpsSlice    time.Duration // 0: rows one after the other (and -passes); else interleaved turns
 
 	redisConns    int
 	redisRequests int
@@ -262,6 +269,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.rpsLoops, "rps-loops", 1, "rps, rps1k: event loops (OS threads) of the load generator and its echo, sharing the connections")
 	fs.DurationVar(&cfg.rpsWarmup, "rps-warmup", 500*time.Millisecond, "rps, rps1k: untimed round trips first, per round")
 	fs.DurationVar(&cfg.rpsDuration, "rps-duration", 2*time.Second, "rps, rps1k: timed part of each round")
+	fs.DurationVar(&cfg.rpsSlice, "rps-slice", 200*time.Millisecond, "rps, rps1k: all rows' relays run at once and take turns this long until each had -rps-duration (0: one row after the other, in -passes)")
 	fs.IntVar(&cfg.redisConns, "redis-conns", 50, "redis: redis-benchmark -c, concurrent connections")
 	fs.IntVar(&cfg.redisRequests, "redis-requests", 100000, "redis: redis-benchmark -n of the timed run, per round (after an untimed run of a tenth)")
 	fs.DurationVar(&cfg.redisTimeout, "redis-timeout", time.Minute, "redis: time limit per redis-benchmark run")
@@ -291,6 +299,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"rps-conns":      func() { cfg.rpsConns = 8 },
 			"rps-warmup":     func() { cfg.rpsWarmup = 100 * time.Millisecond },
 			"rps-duration":   func() { cfg.rpsDuration = 300 * time.Millisecond },
+			"rps-slice":      func() { cfg.rpsSlice = 50 * time.Millisecond },
 			"redis-conns":    func() { cfg.redisConns = 8 },
 			"redis-requests": func() { cfg.redisRequests = 2000 },
 			"passes":         func() { cfg.passes = 1 },
@@ -326,6 +335,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		{"-rps-conns", cfg.rpsConns > 0},
 		{"-rps-loops", cfg.rpsLoops > 0},
 		{"-rps-warmup", cfg.rpsWarmup >= 0},
+		{"-rps-slice", cfg.rpsSlice >= 0},
 		{"-redis-conns", cfg.redisConns > 0},
 		{"-redis-requests", cfg.redisRequests > 0},
 		{"-passes", cfg.passes > 0 && cfg.redisRequests/cfg.passes > 0},

@@ -441,8 +441,9 @@ func testPoolRowReuses(t *testing.T, row string) {
 
 // TestQuickRequests runs the request scenarios in quick mode on the rows
 // that need nothing installed (redis: when installed; else its cells must
-// say skip) and checks their figures are there and consistent, with two
-// passes per round: a sample from each.
+// say skip) and checks their figures are there and consistent: rps and
+// rps1k with the rows taking turns (one sample per round, quick mode's
+// -rps-slice), redis in two passes (a sample from each).
 func TestQuickRequests(t *testing.T) {
 	jsonPath := filepath.Join(t.TempDir(), "out.json")
 	var stdout, stderr bytes.Buffer
@@ -474,14 +475,14 @@ func TestQuickRequests(t *testing.T) {
 			switch res := x.res; {
 			case res == nil:
 				t.Errorf("%s %s: no result", r.Name, x.name)
-			case res.ReqPerS <= 0 || len(res.RoundsReqs) != 2 || slices.Min(res.RoundsReqs) <= 0:
+			case res.ReqPerS <= 0 || len(res.RoundsReqs) != 1 || res.RoundsReqs[0] <= 0:
 				t.Errorf("%s %s: %+v, want positive req/s and requests", r.Name, x.name, *res)
 			case res.P50us <= 0 || res.P99us < res.P50us:
 				t.Errorf("%s %s: p50 %v, p99 %v, want 0 < p50 <= p99", r.Name, x.name, res.P50us, res.P99us)
 			case res.Conns != 8 || res.Size != x.size:
 				t.Errorf("%s %s: %d conns of %d B, want 8 of %d", r.Name, x.name, res.Conns, res.Size, x.size)
-			case (r.Name == rowBare) != (len(res.RoundsCPUus) == 2):
-				t.Errorf("%s %s: relay CPU per request %v, want one per pass for bare, none for direct", r.Name, x.name, res.RoundsCPUus)
+			case (r.Name == rowBare) != (len(res.RoundsCPUus) == 1):
+				t.Errorf("%s %s: relay CPU per request %v, want one for bare, none for direct", r.Name, x.name, res.RoundsCPUus)
 			}
 		}
 		if redisSkip != "" {
@@ -733,5 +734,42 @@ func TestHarnessNoteDrift(t *testing.T) {
 	got := rep.harnessNote()
 	if want := "run by run it used 17.0-36.0 µs (2.12x)"; !strings.Contains(got, want) {
 		t.Errorf("note %q lacks %q", got, want)
+	}
+}
+
+// TestRPSInterleavedTurns: relays taking turns each get their timed share
+// (no more than a turn over) and count round trips; with the rows one
+// after the other (-rps-slice 0) the request scenarios run in -passes.
+func TestRPSInterleavedTurns(t *testing.T) {
+	var rs []*relay
+	var echos []*rpsEcho
+	for i := range 2 {
+		e, err := startRPSEcho()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		echos = append(echos, e)
+		rs = append(rs, &relay{name: fmt.Sprintf("direct-%d", i), addr: e.Addr()})
+	}
+	const d, slice = 300 * time.Millisecond, 50 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := runRPSInterleaved(ctx, rs, echos, 4, rpsSize, 50*time.Millisecond, d, slice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range out {
+		if s.elapsed < d || s.elapsed > d+slice+100*time.Millisecond || s.reqs <= 0 || s.p50 <= 0 || s.harness != 0 {
+			t.Errorf("relay %d: %+v, want %v to %v timed, round trips, no harness CPU", i, s, d, d+slice)
+		}
+	}
+
+	var stdout, stderr bytes.Buffer
+	if err := run(ctx, []string{"-quick", "-rps-slice", "0", "-passes", "2", "-rows", "direct,bare", "-scenarios", "rps"}, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, &stderr)
+	}
+	if got := strings.Count(stderr.String(), "  bare            rps "); got != 2 {
+		t.Errorf("-rps-slice 0 -passes 2: %d bare rps runs, want 2:\n%s", got, &stderr)
 	}
 }

@@ -58,6 +58,7 @@ const (
 	rpsWarmup int32 = iota
 	rpsTimed
 	rpsDone
+	rpsPaused // runRPSInterleaved: another relay's turn
 )
 
 // runRPS runs one round of an rps scenario against r (whose upstream is
@@ -83,7 +84,7 @@ func runRPS(ctx context.Context, r *relay, echo *rpsEcho, loops, conns, size int
 	for i := range loops {
 		n := conns/loops + min(1, max(0, conns%loops-i)) // the first conns%loops loops take one more
 		wg.Go(func() {
-			t, h, err := runRPSLoop(ctx, r.addr, echo, n, size, &phase, dialed.Done)
+			t, h, err := runRPSLoop(ctx, r.addr, echo, n, size, &phase, dialed.Done, -1)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -243,6 +244,13 @@ func recordRPSSize(ctx context.Context, cfg *config, ups *upstreams, r *relay, s
 	if err != nil {
 		return "", err
 	}
+	return addRPSSample(cfg, s, size, p), nil
+}
+
+// addRPSSample adds one run's figures to *p (made if nil) and describes
+// them. A sample with no harness CPU (runRPSInterleaved: the harness served
+// every relay at once) adds none.
+func addRPSSample(cfg *config, s rpsSample, size int, p **rpsResult) string {
 	if *p == nil {
 		*p = &rpsResult{Conns: cfg.rpsConns, Size: size}
 	}
@@ -253,15 +261,18 @@ func recordRPSSize(ctx context.Context, cfg *config, ups *upstreams, r *relay, s
 	x.RoundsP99us = append(x.RoundsP99us, micros(s.p99))
 	x.RoundsReqs = append(x.RoundsReqs, s.reqs)
 	x.ReqPerS, x.P50us, x.P99us = median(x.RoundsReqPerS), median(x.RoundsP50us), median(x.RoundsP99us)
-	hcpu := micros(s.harness) / float64(s.reqs)
-	x.RoundsHarnessCPUus = append(x.RoundsHarnessCPUus, hcpu)
-	x.HarnessCPUus = median(x.RoundsHarnessCPUus)
-	msg := fmt.Sprintf("%.0f req/s, p50 %.0f µs, p99 %.0f µs, harness CPU %.1f µs/req", rate, micros(s.p50), micros(s.p99), hcpu)
+	msg := fmt.Sprintf("%.0f req/s, p50 %.0f µs, p99 %.0f µs", rate, micros(s.p50), micros(s.p99))
+	if s.harness > 0 {
+		hcpu := micros(s.harness) / float64(s.reqs)
+		x.RoundsHarnessCPUus = append(x.RoundsHarnessCPUus, hcpu)
+		x.HarnessCPUus = median(x.RoundsHarnessCPUus)
+		msg += fmt.Sprintf(", harness CPU %.1f µs/req", hcpu)
+	}
 	if s.hasCPU {
 		per := micros(s.cpu) / float64(s.reqs)
 		x.RoundsCPUus = append(x.RoundsCPUus, per)
 		x.CPUus = median(x.RoundsCPUus)
 		msg += fmt.Sprintf(", relay CPU %.1f µs/req", per)
 	}
-	return msg, nil
+	return msg
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,7 @@ type rpsLoop struct {
 	req     []byte          // the request, its first 8 bytes a sequence number
 	hist    histogram
 	timed   int64
+	idle    []*rpsCli // connections with no request out, waiting for the phase to allow one
 }
 
 // rpsCli is one client connection: at most one request outstanding.
@@ -116,7 +118,13 @@ func dialBlocking(ap netip.AddrPort) (int, error) {
 // connections too if echo is not nil, until the phase is done or ctx is.
 // It returns the round trips completed in the timed phase and their
 // latencies.
-func runRPSLoop(ctx context.Context, addr string, echo *rpsEcho, conns, size int, phase *atomic.Int32, dialed func()) (int64, *histogram, error) {
+//
+// wake is -1, or an eventfd the caller writes to after changing the phase
+// (runRPSInterleaved): in phase rpsPaused the loop sends no request after
+// an echo completes and leaves the connection idle, still echoing for the
+// upstream; it sends again on every idle connection once the phase is
+// rpsWarmup or rpsTimed.
+func runRPSLoop(ctx context.Context, addr string, echo *rpsEcho, conns, size int, phase *atomic.Int32, dialed func(), wake int) (int64, *histogram, error) {
 	var once sync.Once
 	defer once.Do(dialed)
 	ap, err := netip.ParseAddrPort(addr)
@@ -138,6 +146,11 @@ func runRPSLoop(ctx context.Context, addr string, echo *rpsEcho, conns, size int
 			return 0, nil, err
 		}
 	}
+	if wake >= 0 {
+		if err := l.watch(wake); err != nil {
+			return 0, nil, err
+		}
+	}
 	for i := range conns {
 		// The relay may connect to the echo upstream as the client
 		// connects: accept meanwhile, or the relay's connect waits.
@@ -156,14 +169,20 @@ func runRPSLoop(ctx context.Context, addr string, echo *rpsEcho, conns, size int
 	}
 	once.Do(dialed)
 	for _, c := range l.clients {
-		if err := l.send(c); err != nil {
-			return 0, nil, err
-		}
+		l.idle = append(l.idle, c)
 	}
 	evs := make([]unix.EpollEvent, 256)
 	for phase.Load() != rpsDone {
 		if err := ctx.Err(); err != nil {
 			return 0, nil, err
+		}
+		if p := phase.Load(); len(l.idle) > 0 && (p == rpsWarmup || p == rpsTimed) {
+			for _, c := range l.idle {
+				if err := l.send(c); err != nil {
+					return 0, nil, err
+				}
+			}
+			l.idle = l.idle[:0]
 		}
 		n, err := unix.EpollWait(l.ep, evs, 50)
 		if errors.Is(err, unix.EINTR) {
@@ -182,6 +201,9 @@ func runRPSLoop(ctx context.Context, addr string, echo *rpsEcho, conns, size int
 			switch {
 			case echo != nil && fd == echo.fd:
 				l.accept()
+			case fd == wake:
+				var b [8]byte
+				unix.Read(wake, b[:]) // the phase changed: the loop looks at it above
 			case l.served[fd]:
 				l.serve(fd)
 			default:
@@ -208,7 +230,7 @@ func runRPSLoop(ctx context.Context, addr string, echo *rpsEcho, conns, size int
 // stuck fails if a round trip has waited for its echo for stepTimeout.
 func (l *rpsLoop) stuck() error {
 	for _, c := range l.clients {
-		if d := time.Since(c.sent); d > stepTimeout {
+		if d := time.Since(c.sent); d > stepTimeout && !slices.Contains(l.idle, c) {
 			return fmt.Errorf("round trip %d: no echo after %v (%d bytes of %d)", c.seq, d.Round(time.Millisecond), c.got, l.size)
 		}
 	}
@@ -303,6 +325,10 @@ func (l *rpsLoop) receive(c *rpsCli) error {
 		l.hist.add(lat)
 		l.timed++
 	case rpsDone:
+		return nil
+	case rpsPaused:
+		c.seq++
+		l.idle = append(l.idle, c)
 		return nil
 	}
 	c.seq++

@@ -407,13 +407,7 @@ func (rep *report) notes() []string {
 			"machine make a round trip flip between two modes far apart)", cfg.pingCPU)
 	}
 	n := []string{
-		fmt.Sprintf("Rounds: %d. Each round runs every scenario once for every row, rows interleaved, in a fresh "+
-			"relay process each time, and the request scenarios (rps, rps1k, redis) %d times (passes), each pass "+
-			"1/%d as long; the table shows the median over runs (%d per row for bulk to mem, %d for the request "+
-			"scenarios; per-run figures are in -json), and \"by run\" the range of a row's ratio to the reference "+
-			"over runs made side by side. The load generator and the upstream servers (echo; bulk source/sink) run "+
-			"inside the harness process, so harness and relay share the machine's CPUs in every row.",
-			cfg.rounds, cfg.passCount(), cfg.passCount(), cfg.rounds, cfg.rounds*cfg.passCount()),
+		roundsNote(cfg),
 		fmt.Sprintf("bulk: one connection, %d MiB client->upstream and %d MiB upstream->client at the same time; "+
 			"MB/s = bytes of both directions / wall time (1 MB = 10^6 B); one timed run per round after an untimed "+
 			"warm-up; byte count and CRC-32C checked at both ends.", cfg.bulkBytes>>20, cfg.bulkBytes>>20),
@@ -433,10 +427,10 @@ func (rep *report) notes() []string {
 		n = append(n, fmt.Sprintf("rps, rps1k: %d connections opened first, then each does strictly sequential round trips "+
 			"(write a %d B (rps) or %d B (rps1k) request, read its echo in full, check it); load generator and echo "+
 			"upstream are %d epoll event loop(s) on locked OS threads in the harness, no allocation per round trip; "+
-			"per run %v untimed, then %v timed; req/s = round trips completed in the timed part, over all "+
+			"%s; req/s = round trips completed in the timed part, over all "+
 			"connections / its length; p50/p99 (nearest rank, within 1%%) of those round trips' latency at the "+
 			"client; cpu/req = the relay's CPU time over the timed part (as for churn) / round trips, in µs.",
-			cfg.rpsConns, rpsSize, rps1kSize, cfg.rpsLoops, cfg.rpsWarmup, cfg.passDuration()))
+			cfg.rpsConns, rpsSize, rps1kSize, cfg.rpsLoops, rpsTiming(cfg)))
 	}
 	if h := rep.harnessNote(); h != "" {
 		n = append(n, h)
@@ -621,6 +615,22 @@ func wrap(s string, width int, indent string) string {
 	return b.String()
 }
 
+// roundsNote is the first note: how rounds, passes and turns make the
+// runs each figure is the median of.
+func roundsNote(cfg *config) string {
+	p := cfg.passCount()
+	req := fmt.Sprintf("the request scenarios (rps, rps1k, redis) %d times (passes), each pass 1/%d as long", p, p)
+	if cfg.rpsSlice > 0 {
+		req = fmt.Sprintf("redis %d times (passes), each pass 1/%d as long; rps and rps1k run once per round "+
+			"with every row's relay up at once, taking turns of %v (see rps, rps1k)", p, p, cfg.rpsSlice)
+	}
+	return fmt.Sprintf("Rounds: %d. Each round runs every scenario once for every row, rows interleaved, in a fresh "+
+		"relay process each time, and %s; the table shows the median over runs (per-run figures are in -json), "+
+		"and \"by run\" the range of a row's ratio to the reference over runs made side by side. The load "+
+		"generator and the upstream servers (echo; bulk source/sink) run inside the harness process, so harness "+
+		"and relay share the machine's CPUs in every row.", cfg.rounds, req)
+}
+
 // roundRatios describes the spread of row/ref over runs, pairing the
 // samples of the same round (or pass), as a hint of how much noise the
 // ratio has.
@@ -683,4 +693,18 @@ func (rep *report) harnessNote() string {
 			slices.Min(runs), slices.Max(runs), slices.Max(runs)/slices.Min(runs))
 	}
 	return s + "."
+}
+
+// rpsTiming says how an rps run is timed.
+func rpsTiming(cfg *config) string {
+	if cfg.rpsSlice > 0 {
+		return fmt.Sprintf("per round every row's relay is started, each with its own echo upstream and its own "+
+			"event loop, and the rows take turns of %v (one row's connections doing round trips, the others' idle) "+
+			"until each had %v untimed and then %v timed, so rows are compared a fraction of a second apart and "+
+			"the machine's drift falls on all alike; round trips still out when a turn ends are not counted "+
+			"(at most one per connection per turn); the relay's CPU is read over the whole timed part, in which "+
+			"it idles through the others' turns; the harness's CPU cannot be told apart per row", cfg.rpsSlice,
+			cfg.rpsWarmup, cfg.rpsDuration)
+	}
+	return fmt.Sprintf("per run %v untimed, then %v timed", cfg.rpsWarmup, cfg.passDuration())
 }
