@@ -96,19 +96,7 @@ func runRPSInterleaved(ctx context.Context, rs []*relay, echos []*rpsEcho, conns
 	}
 	wait := func(d time.Duration) error { return sleepOr(ctx, d, failed) }
 
-	ready := make(chan struct{})
-	go func() {
-		dialed.Wait()
-		close(ready)
-	}()
-	var err error
-	select {
-	case <-ready:
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-failed:
-		err = errLoopEnded
-	}
+	err := waitDialed(ctx, &dialed, failed)
 	// Untimed, in turns too: every relay warms up the same way.
 	for i := 0; err == nil && i < n; i++ {
 		set(i, rpsWarmup)

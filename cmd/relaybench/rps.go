@@ -100,19 +100,7 @@ func runRPS(ctx context.Context, r *relay, echo *rpsEcho, loops, conns, size int
 	wait := func(d time.Duration) error { return sleepOr(ctx, d, failed) }
 
 	// The clock starts once every connection is open.
-	ready := make(chan struct{})
-	go func() {
-		dialed.Wait()
-		close(ready)
-	}()
-	var err error
-	select {
-	case <-ready:
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-failed:
-		err = errLoopEnded
-	}
+	err := waitDialed(ctx, &dialed, failed)
 
 	var s rpsSample
 	var cpu0, self0, cpu1, self1 time.Duration
@@ -156,6 +144,24 @@ func runRPS(ctx context.Context, r *relay, echo *rpsEcho, loops, conns, size int
 }
 
 var errLoopEnded = errors.New("the rps loop ended early")
+
+// waitDialed waits until every loop has opened its connections (dialed),
+// one has failed, or ctx is done.
+func waitDialed(ctx context.Context, dialed *sync.WaitGroup, failed <-chan struct{}) error {
+	ready := make(chan struct{})
+	go func() {
+		dialed.Wait()
+		close(ready)
+	}()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-failed:
+		return errLoopEnded
+	}
+}
 
 // selfCPU is the CPU time, user and system, this process has used so far.
 func selfCPU() (time.Duration, error) {
