@@ -130,3 +130,41 @@ func TestRawWriterWaitsForRoom(t *testing.T) {
 		t.Fatal("reader did not get the bytes")
 	}
 }
+
+// TestBytesThenResetRelayed: an upstream that writes a reply and resets
+// at once often delivers both before the relay's loop wakes, so that one
+// wake-up carries both. The loop must not take the bytes and then wait for
+// another wake-up: none comes. It reads again and finds the reset, which
+// the client must get. (A loop that skipped that read on the strength of
+// TCP_INQ's hint, which an RST does not set, let this client wait for
+// ever: docs/benchmarks.md, "Tried and dropped".)
+func TestBytesThenResetRelayed(t *testing.T) {
+	for _, mode := range []Mode{ModeDial, ModePool} {
+		t.Run(mode.String(), func(t *testing.T) {
+			up := startServer(t, func(c *net.TCPConn) {
+				buf := make([]byte, 16)
+				if _, err := io.ReadFull(c, buf[:4]); err != nil {
+					return
+				}
+				_, _ = c.Write([]byte("reply"))
+				resetClose(c)
+			})
+			p := startProxy(t, Config{Upstream: up.addr(), Mode: mode})
+			for i := range 300 {
+				c := dial(t, p.Addr().String())
+				if _, err := c.Write([]byte("ping")); err != nil {
+					t.Fatal(err)
+				}
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				got, err := io.ReadAll(c)
+				c.Close()
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("connection %d: read %q, then nothing for 5 s: the upstream's reset was not relayed", i, got)
+				}
+				if string(got) != "reply" || !isReset(err) {
+					t.Fatalf("connection %d: read %q, %v; want the reply, then a reset", i, got, err)
+				}
+			}
+		})
+	}
+}
