@@ -374,11 +374,14 @@ func (w *rawWriter) write(b []byte) (int, error) {
 	err := w.rc.Write(w.fn)
 	n := w.n
 	w.b = nil
-	switch op, ok := errors.AsType[*net.OpError](err); {
-	case ok:
-		op.Op = "write" // a deadline or a close, met while waiting: "raw-write" to net
-	case err == nil && w.err != nil:
-		err = &net.OpError{Op: "write", Net: "tcp", Source: w.c.LocalAddr(), Addr: w.c.RemoteAddr(), Err: w.err}
+	if err != nil {
+		if op, ok := errors.AsType[*net.OpError](err); ok {
+			op.Op = "write" // a deadline or a close, met while waiting: "raw-write" to net
+		}
+		return n, err
 	}
-	return n, err
+	if w.err != nil {
+		return n, &net.OpError{Op: "write", Net: "tcp", Source: w.c.LocalAddr(), Addr: w.c.RemoteAddr(), Err: w.err}
+	}
+	return n, nil
 }
