@@ -58,6 +58,9 @@ func runRPSInterleaved(ctx context.Context, rs []*relay, echos []*rpsEcho, conns
 	set := func(i int, p int32) {
 		phases[i].Store(p)
 		poke(i)
+		if onTurn != nil {
+			onTurn(phases)
+		}
 	}
 	var (
 		wg      sync.WaitGroup
@@ -142,6 +145,9 @@ func runRPSInterleaved(ctx context.Context, rs []*relay, echos []*rpsEcho, conns
 	}
 	return out, nil
 }
+
+// onTurn, if set (by tests), sees every relay's phase after each change.
+var onTurn func(phases []atomic.Int32)
 
 // runInterleaved runs one round of the rps scenario sc for every row that
 // wants it, all relays up at once and taking turns (runRPSInterleaved), and

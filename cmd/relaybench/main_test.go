@@ -36,23 +36,7 @@ func TestMain(m *testing.M) {
 // nothing installed and checks the figures are there and positive. No
 // timing assertions.
 func TestQuickRun(t *testing.T) {
-	jsonPath := filepath.Join(t.TempDir(), "out.json")
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := run(ctx, []string{"-quick", "-rows", "direct,bare", "-json", jsonPath}, &stdout, &stderr); err != nil {
-		t.Fatalf("run: %v\nstderr:\n%s", err, &stderr)
-	}
-	t.Logf("table:\n%s", &stdout)
-
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep, stdout := runQuick(t, "-quick", "-rows", "direct,bare")
 	if got := len(rep.Rows); got != 2 {
 		t.Fatalf("got %d rows, want 2", got)
 	}
@@ -445,22 +429,7 @@ func testPoolRowReuses(t *testing.T, row string) {
 // rps1k with the rows taking turns (one sample per round, quick mode's
 // -rps-slice), redis in two passes (a sample from each).
 func TestQuickRequests(t *testing.T) {
-	jsonPath := filepath.Join(t.TempDir(), "out.json")
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := run(ctx, []string{"-quick", "-passes", "2", "-rows", "direct,bare,bare-pool", "-scenarios", "rps,rps1k,redis", "-json", jsonPath}, &stdout, &stderr); err != nil {
-		t.Fatalf("run: %v\nstderr:\n%s", err, &stderr)
-	}
-	t.Logf("table:\n%s", &stdout)
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep, stdout := runQuick(t, "-quick", "-passes", "2", "-rows", "direct,bare,bare-pool", "-scenarios", "rps,rps1k,redis")
 	_, _, redisSkip := findRedis()
 	for _, r := range rep.Rows[:2] {
 		if r.Skipped != "" || len(r.Errors) > 0 || len(r.Notes) > 0 {
@@ -755,9 +724,26 @@ func TestRPSInterleavedTurns(t *testing.T) {
 	const d, slice = 300 * time.Millisecond, 50 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	var changes, overlaps int // only the loop driving this test's goroutine calls onTurn
+	onTurn = func(phases []atomic.Int32) {
+		changes++
+		active := 0
+		for i := range phases {
+			if p := phases[i].Load(); p == rpsWarmup || p == rpsTimed {
+				active++
+			}
+		}
+		if active > 1 {
+			overlaps++
+		}
+	}
+	defer func() { onTurn = nil }()
 	out, err := runRPSInterleaved(ctx, rs, echos, 4, rpsSize, 50*time.Millisecond, d, slice)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if changes == 0 || overlaps > 0 {
+		t.Errorf("%d phase changes, %d with more than one relay's turn at once; want turns one at a time", changes, overlaps)
 	}
 	for i, s := range out {
 		if s.elapsed < d || s.elapsed > d+slice+100*time.Millisecond || s.reqs <= 0 || s.p50 <= 0 || s.harness != 0 {
@@ -772,4 +758,27 @@ func TestRPSInterleavedTurns(t *testing.T) {
 	if got := strings.Count(stderr.String(), "  bare            rps "); got != 2 {
 		t.Errorf("-rps-slice 0 -passes 2: %d bare rps runs, want 2:\n%s", got, &stderr)
 	}
+}
+
+// runQuick runs relaybench with args (within a minute), logs its table,
+// and returns the report it wrote as -json and its table.
+func runQuick(t *testing.T, args ...string) (report, *bytes.Buffer) {
+	t.Helper()
+	jsonPath := filepath.Join(t.TempDir(), "out.json")
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := run(ctx, append(args, "-json", jsonPath), &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, &stderr)
+	}
+	t.Logf("table:\n%s", &stdout)
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep, &stdout
 }
