@@ -110,7 +110,10 @@ func (p *Proxy) PoolStats() PoolStats {
 	return p.pool.statsSnapshot()
 }
 
-// ActiveConns returns how many downstream connections are open.
+// ActiveConns returns how many downstream connections are open. A
+// connection stops counting once its sockets are closed, a moment before
+// its EventClosed is recorded: to know that the record is there, wait for
+// the event, not for this count.
 func (p *Proxy) ActiveConns() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -107,7 +107,7 @@ type Proxy struct {
 	Pool        PoolSpec        `json:"pool,omitzero"` // pool mode only
 	Seed        uint64          `json:"seed"`
 	Enabled     bool            `json:"enabled"`
-	Conns       int             `json:"conns"`  // live connections
+	Conns       int             `json:"conns"`  // live connections (one ends here a moment before its "closed" event is logged)
 	Faults      int             `json:"faults"` // faults added
 }
 
