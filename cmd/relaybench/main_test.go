@@ -706,6 +706,26 @@ func TestHarnessNoteDrift(t *testing.T) {
 	}
 }
 
+// TestYardstickNote: the note puts 1.2x toxiproxy's req/s in terms of the
+// bare relay's and haproxy's, per request scenario measured.
+func TestYardstickNote(t *testing.T) {
+	x := func(reqs float64) *rpsResult { return &rpsResult{RoundsReqPerS: []float64{reqs}} }
+	rep := &report{cfg: &config{}, Rows: []*rowResult{
+		{Name: rowBare, RPS: x(1000), RPS1k: x(1000)},
+		{Name: rowToxiproxy, RPS: x(1000), RPS1k: x(830)},
+		{Name: rowHAProxy, RPS: x(1200)},
+	}}
+	got := rep.yardstickNote()
+	for _, want := range []string{"1.2x toxiproxy was rps 1.20x bare and 1.00x haproxy; rps1k 1.00x bare;", "1.1x bare", "0.9x haproxy"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("note %q lacks %q", got, want)
+		}
+	}
+	if (&report{cfg: &config{}}).yardstickNote() != "" {
+		t.Error("a note with no rows measured")
+	}
+}
+
 // TestRPSInterleavedTurns: relays taking turns each get their timed share
 // (no more than a turn over) and count round trips; with the rows one
 // after the other (-rps-slice 0) the request scenarios run in -passes.
