@@ -99,6 +99,20 @@ func recordChurn(ctx context.Context, cfg *config, _ *upstreams, r *relay, row *
 	if err != nil {
 		return "", err
 	}
+	var cpu time.Duration
+	if hasCPU {
+		cpu1, _, err := r.CPU()
+		if err != nil {
+			return "", err
+		}
+		cpu = cpu1 - cpu0
+	}
+	return addChurnSample(cfg, row, n, d, cpu, hasCPU), nil
+}
+
+// addChurnSample adds a round's churn to row: n connections in d, for cpu
+// of the relay's CPU time (if hasCPU). It returns the line to log.
+func addChurnSample(cfg *config, row *rowResult, n int64, d, cpu time.Duration, hasCPU bool) string {
 	if row.Churn == nil {
 		row.Churn = &churnResult{Concurrency: cfg.churnConcurrency}
 	}
@@ -109,16 +123,12 @@ func recordChurn(ctx context.Context, cfg *config, _ *upstreams, r *relay, row *
 	c.ConnsPerS = median(c.RoundsConnsPerS)
 	msg := fmt.Sprintf("%.0f conn/s (%d in %.2fs)", rate, n, d.Seconds())
 	if hasCPU && n > 0 {
-		cpu1, _, err := r.CPU()
-		if err != nil {
-			return "", err
-		}
-		per := micros(cpu1-cpu0) / float64(n)
+		per := micros(cpu) / float64(n)
 		c.RoundsCPUus = append(c.RoundsCPUus, per)
 		c.CPUus = median(c.RoundsCPUus)
 		msg += fmt.Sprintf(", relay CPU %.0f µs/conn", per)
 	}
-	return msg, nil
+	return msg
 }
 
 func recordMem(ctx context.Context, cfg *config, _ *upstreams, r *relay, row *rowResult) (string, error) {
@@ -218,6 +228,16 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 					}
 				}
 				runInterleaved(ctx, cfg, specs, sc, rows, stderr)
+				continue
+			}
+			if sc.name == scChurn && cfg.churnSlice > 0 {
+				var rows []*rowResult
+				for _, row := range rep.Rows {
+					if ctx.Err() == nil && wanted(cfg, ups, row, sc) {
+						rows = append(rows, row)
+					}
+				}
+				runChurnInterleaved(ctx, cfg, specs, sc, ups, rows, stderr)
 				continue
 			}
 			scfg, passes := cfg, 1

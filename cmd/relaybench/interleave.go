@@ -205,3 +205,83 @@ func runInterleaved(ctx context.Context, cfg *config, specs map[string]relaySpec
 		fmt.Fprintf(log, "  %-15s %-6s %-62s %5.1fs\n", row.Name, sc.name, msg, time.Since(t0).Seconds())
 	}
 }
+
+// onChurnTurn, if set (by tests), sees each churn turn: the row and how
+// long its turn took.
+var onChurnTurn func(row string, d time.Duration)
+
+// runChurnInterleaved runs one round of churn for every row of rows, all
+// relays up at once in front of the echo upstream (a goroutine per
+// connection, so sharing it costs no relay another's work), taking turns:
+// each relay in turn gets -churn-slice of sequential connections, until
+// each has had -churn-duration or made -churn-count connections. As with
+// rps, rows are compared a fraction of a second apart, so the machine's
+// drift falls on all alike. The relay's CPU is read over all the turns,
+// its idle time in the others' turns included.
+func runChurnInterleaved(ctx context.Context, cfg *config, specs map[string]relaySpec, sc scenario, ups *upstreams, rows []*rowResult, log io.Writer) {
+	type turns struct {
+		row    *rowResult
+		r      *relay
+		cpu0   time.Duration
+		hasCPU bool
+		n      int64
+		d      time.Duration
+		err    error
+	}
+	var ts []*turns
+	defer func() {
+		for _, t := range ts {
+			if err := t.r.Stop(); err != nil {
+				t.row.note(fmt.Sprintf("%s (after %s)", err, sc.name))
+			}
+		}
+	}()
+	for _, row := range rows {
+		r, err := specs[row.Name].start(ctx, sc.upstream(ups))
+		if err != nil {
+			row.setError(sc.name, err)
+			fmt.Fprintf(log, "  %-15s %-6s ERROR starting: %v\n", row.Name, sc.name, err)
+			continue
+		}
+		ts = append(ts, &turns{row: row, r: r})
+	}
+	for _, t := range ts {
+		t.cpu0, t.hasCPU, t.err = t.r.CPU()
+	}
+	t0 := time.Now()
+	for more := true; more && ctx.Err() == nil; {
+		more = false
+		for _, t := range ts {
+			if t.err != nil || t.d >= cfg.churnDuration || t.n >= int64(cfg.churnCount) || ctx.Err() != nil {
+				continue
+			}
+			turn := *cfg
+			turn.churnDuration = min(cfg.churnSlice, cfg.churnDuration-t.d)
+			turn.churnCount = cfg.churnCount - int(t.n)
+			n, d, err := runChurn(ctx, &turn, t.r.addr)
+			t.n, t.d, t.err = t.n+n, t.d+d, err
+			if onChurnTurn != nil {
+				onChurnTurn(t.row.Name, d)
+			}
+			more = true
+		}
+	}
+	for _, t := range ts {
+		var cpu time.Duration
+		if t.err == nil && t.hasCPU {
+			var cpu1 time.Duration
+			cpu1, _, t.err = t.r.CPU()
+			cpu = cpu1 - t.cpu0
+		}
+		if t.err == nil && ctx.Err() != nil {
+			t.err = fmt.Errorf("interrupted: %w", context.Cause(ctx))
+		}
+		if t.err != nil {
+			t.row.setError(sc.name, t.err)
+			fmt.Fprintf(log, "  %-15s %-6s ERROR after %.1fs: %v\n", t.row.Name, sc.name, time.Since(t0).Seconds(), t.err)
+			continue
+		}
+		msg := addChurnSample(cfg, t.row, t.n, t.d, cpu, t.hasCPU)
+		fmt.Fprintf(log, "  %-15s %-6s %-62s %5.1fs\n", t.row.Name, sc.name, msg, time.Since(t0).Seconds())
+	}
+}

@@ -64,7 +64,10 @@
 // until each had its -rps-duration, so rows are compared a fraction of a
 // second apart (interleave.go). In one run on that VM this narrowed
 // faultline-dial's rps ratio to the bare relay from 1.06-1.51x by run
-// (passes) to 1.16-1.26x.
+// (passes) to 1.16-1.26x. churn takes turns too (-churn-slice, 200ms; 0:
+// rows one after the other): every row's relay is started at once in front
+// of the echo upstream, and the rows take turns of sequential connections
+// until each had its -churn-duration (or -churn-count).
 //
 // # Scenarios (columns)
 //
@@ -213,6 +216,7 @@ type config struct {
 	churnCount       int
 	churnDuration    time.Duration
 	churnConcurrency int
+	churnSlice       time.Duration // 0: rows one after the other; else interleaved turns
 
 	memConns       int
 	memSettle      time.Duration
@@ -262,6 +266,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.churnCount, "churn-count", 20000, "churn: at most this many connections per round")
 	fs.DurationVar(&cfg.churnDuration, "churn-duration", 2*time.Second, "churn: at most this long per round")
 	fs.IntVar(&cfg.churnConcurrency, "churn-concurrency", 1, "churn: concurrent workers (1: sequential)")
+	fs.DurationVar(&cfg.churnSlice, "churn-slice", 200*time.Millisecond, "churn: all rows' relays run at once and take turns this long until each had -churn-duration or -churn-count (0: one row after the other)")
 	fs.IntVar(&cfg.memConns, "mem-conns", 2000, "mem: idle connections held")
 	fs.DurationVar(&cfg.memSettle, "mem-settle", time.Second, "mem: wait before each RSS reading")
 	fs.DurationVar(&cfg.memOpenTimeout, "mem-open-timeout", 60*time.Second, "mem: time limit for opening the connections")
@@ -294,6 +299,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"ping-count":     func() { cfg.pingCount = 1000 },
 			"churn-count":    func() { cfg.churnCount = 300 },
 			"churn-duration": func() { cfg.churnDuration = time.Second },
+			"churn-slice":    func() { cfg.churnSlice = 50 * time.Millisecond },
 			"mem-conns":      func() { cfg.memConns = 100 },
 			"mem-settle":     func() { cfg.memSettle = 200 * time.Millisecond },
 			"rps-conns":      func() { cfg.rpsConns = 8 },
@@ -331,6 +337,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		{"-churn-size", cfg.churnSize > 0 && cfg.churnSize <= patternLen},
 		{"-churn-count", cfg.churnCount > 0},
 		{"-churn-concurrency", cfg.churnConcurrency > 0},
+		{"-churn-slice", cfg.churnSlice >= 0},
 		{"-mem-conns", cfg.memConns > 0},
 		{"-rps-conns", cfg.rpsConns > 0},
 		{"-rps-loops", cfg.rpsLoops > 0},

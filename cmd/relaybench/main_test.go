@@ -726,6 +726,48 @@ func TestYardstickNote(t *testing.T) {
 	}
 }
 
+// TestChurnInterleavedTurns: with -churn-slice, churn's rows take turns
+// (each row's turns alternate with the other's) until each has had
+// -churn-duration; with -churn-slice 0 they run one after the other.
+func TestChurnInterleavedTurns(t *testing.T) {
+	var order []string
+	total := map[string]time.Duration{}
+	onChurnTurn = func(row string, d time.Duration) {
+		order = append(order, row)
+		total[row] += d
+	}
+	defer func() { onChurnTurn = nil }()
+	const dur, slice = 400 * time.Millisecond, 50 * time.Millisecond
+	rep, _ := runQuick(t, "-quick", "-rows", "direct,bare", "-scenarios", "churn",
+		"-churn-count", "1000000", "-churn-duration", dur.String(), "-churn-slice", slice.String())
+	if len(order) < 2*int(dur/slice) {
+		t.Errorf("%d turns, want at least %d", len(order), 2*int(dur/slice))
+	}
+	for i := 1; i < len(order); i++ {
+		if order[i] == order[i-1] {
+			t.Fatalf("turn %d went to %s again: %v", i, order[i], order)
+		}
+	}
+	for _, row := range []string{rowDirect, rowBare} {
+		if total[row] < dur || total[row] > dur+slice {
+			t.Errorf("%s: turns took %v in all, want %v to %v", row, total[row], dur, dur+slice)
+		}
+		r := rep.row(row)
+		if r == nil || r.Churn == nil || len(r.Churn.RoundsConns) != 1 || r.Churn.RoundsConns[0] <= 0 {
+			t.Errorf("%s: churn %+v, want one round with connections", row, r)
+		}
+	}
+
+	order = nil
+	rep, _ = runQuick(t, "-quick", "-rows", "direct,bare", "-scenarios", "churn", "-churn-slice", "0")
+	if len(order) != 0 {
+		t.Errorf("-churn-slice 0: %d turns, want rows one after the other", len(order))
+	}
+	if r := rep.row(rowBare); r == nil || r.Churn == nil || len(r.Churn.RoundsConns) != 1 {
+		t.Errorf("-churn-slice 0: bare churn %+v, want one round", r)
+	}
+}
+
 // TestRPSInterleavedTurns: relays taking turns each get their timed share
 // (no more than a turn over) and count round trips; with the rows one
 // after the other (-rps-slice 0) the request scenarios run in -passes.

@@ -414,10 +414,10 @@ func (rep *report) notes() []string {
 		fmt.Sprintf("ping: one connection, %d B request, %d B echo, sequential; per round %d untimed then %d timed "+
 			"round trips, p50/p99 by nearest rank; %s.", cfg.pingSize, cfg.pingSize, cfg.pingWarmup, cfg.pingCount, pin),
 		fmt.Sprintf("churn: %d worker(s) (1 = sequential): connect, one %d B echo, close (FIN, no SO_LINGER); "+
-			"per round, stops at %d connections or %v, whichever is first; conn/s = connections / elapsed; "+
+			"per round, stops at %d connections or %v, whichever is first%s; conn/s = connections / elapsed; "+
 			"cpu µs/conn = the relay's CPU time over the round (user + system, every process of the relay, "+
 			"from /proc/PID/stat in 10 ms ticks) / connections.",
-			cfg.churnConcurrency, cfg.churnSize, cfg.churnCount, cfg.churnDuration),
+			cfg.churnConcurrency, cfg.churnSize, cfg.churnCount, cfg.churnDuration, churnTiming(cfg)),
 		fmt.Sprintf("mem: (VmRSS after - VmRSS before) / %d idle relayed connections, each after one 16 B echo; "+
 			"readings %v after a warm-up connection and %v after the last connection opened. "+
 			"For socat: sum of VmRSS of the parent and its forked children (one per connection), which counts "+
@@ -655,6 +655,17 @@ func wrap(s string, width int, indent string) string {
 		line += len(word)
 	}
 	return b.String()
+}
+
+// churnTiming says how churn's rows share the round: in turns, or one
+// after the other.
+func churnTiming(cfg *config) string {
+	if cfg.churnSlice <= 0 {
+		return ", rows one after the other"
+	}
+	return fmt.Sprintf(", every row's relay up at once in front of the echo upstream and the rows taking "+
+		"turns of %v until each had its share (elapsed counts its turns only; its CPU is read over all turns, "+
+		"in which it idles through the others')", cfg.churnSlice)
 }
 
 // roundsNote is the first note: how rounds, passes and turns make the
