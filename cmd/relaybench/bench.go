@@ -221,23 +221,11 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "round %d of %d\n", round, cfg.rounds)
 		for _, sc := range scenarios {
 			if (sc.name == scRPS || sc.name == scRPS1k) && cfg.rpsSlice > 0 {
-				var rows []*rowResult
-				for _, row := range rep.Rows {
-					if ctx.Err() == nil && wanted(cfg, ups, row, sc) {
-						rows = append(rows, row)
-					}
-				}
-				runInterleaved(ctx, cfg, specs, sc, rows, stderr)
+				runInterleaved(ctx, cfg, specs, sc, wantedRows(ctx, cfg, ups, rep.Rows, sc), stderr)
 				continue
 			}
 			if sc.name == scChurn && cfg.churnSlice > 0 {
-				var rows []*rowResult
-				for _, row := range rep.Rows {
-					if ctx.Err() == nil && wanted(cfg, ups, row, sc) {
-						rows = append(rows, row)
-					}
-				}
-				runChurnInterleaved(ctx, cfg, specs, sc, ups, rows, stderr)
+				runChurnInterleaved(ctx, cfg, specs, sc, ups, wantedRows(ctx, cfg, ups, rep.Rows, sc), stderr)
 				continue
 			}
 			scfg, passes := cfg, 1
@@ -300,6 +288,18 @@ func wanted(cfg *config, ups *upstreams, row *rowResult, sc scenario) bool {
 		return false
 	}
 	return true
+}
+
+// wantedRows are the rows of rows that sc runs for in this round (see
+// wanted), for the scenarios whose rows take turns.
+func wantedRows(ctx context.Context, cfg *config, ups *upstreams, rows []*rowResult, sc scenario) []*rowResult {
+	var out []*rowResult
+	for _, row := range rows {
+		if ctx.Err() == nil && wanted(cfg, ups, row, sc) {
+			out = append(out, row)
+		}
+	}
+	return out
 }
 
 func runScenario(ctx context.Context, cfg *config, spec relaySpec, sc scenario, ups *upstreams, row *rowResult, log io.Writer) {
