@@ -374,3 +374,64 @@ func TestIsPartialTail(t *testing.T) {
 		}
 	}
 }
+
+// A client that read a reply's header and then left records where it
+// stopped, even at payload byte 0, so that the rest of that reply reaching
+// another client is told apart as a partial-reply tail; one that read no
+// byte of the header records nothing (a whole reply elsewhere is a foreign
+// reply). Before the fix, a stop at byte 0 was not recorded, and such a
+// tail counted as foreign-bytes.
+func TestPartialReadRecorded(t *testing.T) {
+	const id = uint64(1)<<32 | 9
+	want := frame(magicReply, id, 1, replyPayload(5, id, 1))
+	tests := []struct {
+		name   string
+		sent   int // bytes of want the server sends before it goes quiet
+		stored bool
+	}{
+		{name: "nothing", sent: 0},
+		{name: "part of the header", sent: headerLen - 1},
+		{name: "the header", sent: headerLen, stored: true},
+		{name: "the header and 10 bytes", sent: headerLen + 10, stored: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				_, _ = c.Write(want[:tt.sent])
+				_, _ = io.Copy(io.Discard, c) // quiet until the client leaves
+			}()
+			defer func() { <-done }()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			l := &load{label: "test", partials: &sync.Map{}, fates: &sync.Map{}, viol: newViolations(), limits: newViolations()}
+			cl := &clientConn{l: l, id: id, st: newLoadStats(), c: c.(*net.TCPConn)}
+			_ = cl.c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if cl.readReply(1, want) {
+				t.Fatal("readReply reported a whole reply")
+			}
+			if n := l.viol.total(); n != 0 {
+				t.Fatalf("violations %v, want none", l.viol.details)
+			}
+			at := max(tt.sent-headerLen, 0)
+			o := owner{conn: id, seq: 1, reply: true, offset: at}
+			if got := l.isPartialTail(o); got != tt.stored {
+				t.Errorf("isPartialTail(%+v) = %v, want %v", o, got, tt.stored)
+			}
+		})
+	}
+}

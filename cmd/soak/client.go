@@ -254,17 +254,18 @@ func (cl *clientConn) readReply(seq uint32, want []byte) bool {
 		return false
 	}
 	if err != nil {
-		if n > 0 {
-			cl.l.partials.Store(cl.id, partialRead{seq: seq, reply: h.magic == magicReply, n: n})
-		}
+		// Its header read, the reply's payload is partly read even at n
+		// 0: should the rest reach another client, it starts at byte 0.
+		cl.l.partials.Store(cl.id, partialRead{seq: seq, reply: h.magic == magicReply, n: n})
 		cl.fail("read", err)
 		return false
 	}
 	return true
 }
 
-// partialRead is where a client stopped reading a reply: n bytes into the
-// payload of exchange seq.
+// partialRead is where a client stopped reading a reply, once it had read
+// the reply's header: n bytes (0 or more) into the payload of exchange
+// seq.
 type partialRead struct {
 	seq   uint32
 	reply bool
