@@ -136,30 +136,38 @@ func (r *runner) callTimed(d time.Duration) (time.Duration, error) {
 	return time.Since(start), err
 }
 
-// accepted counts the connections the proxy accepted so far.
-func (r *runner) accepted() int {
-	n := 0
+// lastAccepted returns the highest ID of a connection the proxy is known
+// to have accepted: of its live connections, asked of the proxy, and of
+// the accepted events in the log. The proxy numbers connections in the
+// order it accepts them. The events come over the event stream, after the
+// fact: counting them alone took a connection whose accepted event was
+// still on its way when the call began (the first call's) for a new one.
+func (r *runner) lastAccepted() uint64 {
+	var last uint64
+	for _, ci := range r.px.Conns() {
+		last = max(last, ci.ID)
+	}
 	for _, e := range r.px.Events().All() {
 		if e.Kind == proxy.EventAccepted {
-			n++
+			last = max(last, e.Conn)
 		}
 	}
-	return n
+	return last
 }
 
 // faulted makes the call the fault meets and fills in what the client saw
 // and how long it took; a new connection the client opened meanwhile is a
 // retry (or a reconnect).
 func (r *runner) faulted(c *cell) {
-	before := r.accepted()
+	before := r.lastAccepted()
 	d := matrixDeadline
 	if r.mc.ownDeadline {
 		d *= 2
 	}
 	took, err := r.callTimed(d)
-	time.Sleep(100 * time.Millisecond) // let the accept events of a retry arrive
+	time.Sleep(100 * time.Millisecond) // let the accept events of a retry that has closed arrive
 	c.saw, c.took = errorKind(err), took
-	if n := r.accepted() - before; n > 0 && err == nil {
+	if r.lastAccepted() > before && err == nil {
 		c.saw += ", on a new connection"
 	}
 }
